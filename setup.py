@@ -1,0 +1,42 @@
+"""Installation script for sklearn-crtcl."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"',
+                    (HERE / "sklearn_crtcl" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="sklearn-crtcl",
+    version=VERSION,
+    description=("Critic Loss for Image Classification (CrtCl) and deep active learning "
+                 "for scikit-learn, skorch and modAL"),
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="BSD-3-Clause",
+    packages=find_packages(include=["sklearn_crtcl", "sklearn_crtcl.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "numpy>=1.23",
+        "scipy>=1.9",
+        "scikit-learn>=1.4",
+        "torch>=2.0",
+        "skorch>=1.1",
+        "modAL-python>=0.4.1",
+    ],
+    extras_require={
+        "plot": ["matplotlib>=3.5"],
+        "vision": ["torchvision"],
+        "progress": ["tqdm"],
+        "test": ["pytest>=7", "matplotlib>=3.5"],
+        "docs": ["sphinx>=7", "numpydoc>=1.6", "matplotlib>=3.5"],
+    },
+    classifiers=[
+        "License :: OSI Approved :: BSD License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,238 @@
+"""Input validation for image arrays and a fast mini-batch loader.
+
+Validation never copies a large pool: shapes are checked on the array object,
+finiteness is checked chunk by chunk, and conversion to float32 happens per
+batch (:func:`iter_batches`). A memory-mapped pool stays on disk.
+"""
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+__all__ = ["as_image_array", "check_finite_chunked", "iter_batches", "ArrayBatchLoader"]
+
+_CHUNK = 4096
+
+
+def _to_array(X, name):
+    if sp.issparse(X):
+        raise TypeError(
+            f"{name} is a sparse matrix; sparse input is not supported, "
+            "pass a dense array (e.g. X.toarray())")
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    if not isinstance(X, np.ndarray):
+        if hasattr(X, "to_numpy"):  # pandas
+            X = X.to_numpy()
+        X = np.asarray(X)
+    if X.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {name} has dtype {X.dtype}")
+    if X.dtype.kind == "O":
+        # numbers stored as objects: convert (raises TypeError on strings/dicts)
+        X = X.astype(np.float32)
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold numbers, got dtype {X.dtype}")
+    return X
+
+
+def check_finite_chunked(X, name="X"):
+    """Raise ``ValueError`` if ``X`` holds NaN or infinity, reading it in chunks.
+
+    Parameters
+    ----------
+    X : ndarray
+        Array of numbers (a memory map is read chunk by chunk, never copied).
+    name : str, default="X"
+        Name used in the error message.
+    """
+    if X.dtype.kind not in "fc":
+        return
+    for start in range(0, X.shape[0], _CHUNK):
+        chunk = X[start:start + _CHUNK]
+        if not np.isfinite(chunk).all():
+            bad = start + int(np.flatnonzero(~np.isfinite(chunk).reshape(len(chunk), -1)
+                                             .all(axis=1))[0])
+            kind = "NaN" if np.isnan(chunk).any() else "infinity"
+            raise ValueError(f"Input {name} contains {kind} (first at sample {bad}); "
+                             "remove or impute non-finite values before fitting or scoring")
+
+
+def as_image_array(X, input_shape=None, name="X", check_finite=True):
+    """Validate ``X`` and view it as images ``(n, C, H, W)`` without copying.
+
+    Parameters
+    ----------
+    X : array-like
+        ``(n, C, H, W)`` images, ``(n, H, W)`` single-channel images, or flat
+        ``(n, n_features)`` rows. A list, torch tensor or pandas frame is
+        converted; a numpy array or memory map is only viewed.
+    input_shape : tuple of int, optional
+        ``(C, H, W)`` (or ``(H, W)``) of one image, used to reshape flat rows.
+        Without it, flat rows are treated as ``(1, 1, n_features)`` images.
+    name : str, default="X"
+        Name used in error messages.
+    check_finite : bool, default=True
+        Check for NaN and infinity (chunk by chunk).
+
+    Returns
+    -------
+    X4 : ndarray of shape (n, C, H, W)
+        A view of ``X`` (its original dtype; convert per batch).
+    n_features : int
+        Features per sample as given: ``n_features`` for flat rows, ``C*H*W``
+        otherwise.
+
+    Raises
+    ------
+    TypeError
+        For sparse input or non-numeric objects.
+    ValueError
+        For empty input, complex numbers, NaN/inf, a wrong number of
+        dimensions, or flat rows that do not match ``input_shape``.
+    """
+    if X is None:
+        raise ValueError(f"{name} is None; expected an array of images")
+    X = _to_array(X, name)
+    if X.ndim == 0:
+        raise ValueError(f"Expected an array of samples for {name}, got a scalar {X!r}")
+    if X.ndim not in (2, 3, 4):
+        raise ValueError(
+            f"{name} must have 2 (n, n_features), 3 (n, H, W) or 4 (n, C, H, W) dimensions, "
+            f"got {X.ndim} with shape {X.shape}")
+    n = X.shape[0]
+    if n == 0:
+        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) in {name}, while a "
+                         "minimum of 1 is required")
+    if min(X.shape[1:]) == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) in {name}, while a "
+                         "minimum of 1 is required")
+    n_features = int(np.prod(X.shape[1:]))
+    if X.ndim == 2:
+        if input_shape is not None:
+            shape = tuple(int(s) for s in input_shape)
+            if len(shape) == 2:
+                shape = (1,) + shape
+            if len(shape) != 3 or int(np.prod(shape)) != X.shape[1]:
+                raise ValueError(
+                    f"{name} has {X.shape[1]} features per row, which cannot be reshaped to "
+                    f"input_shape={tuple(input_shape)} ({int(np.prod(shape))} values)")
+            X = X.reshape((n,) + shape)
+        else:
+            X = X.reshape(n, 1, 1, X.shape[1])
+    elif X.ndim == 3:
+        X = X.reshape(n, 1, X.shape[1], X.shape[2])
+    if check_finite:
+        check_finite_chunked(X, name)
+    return X, n_features
+
+
+def _batch_tensor(X, start, stop, device):
+    xb = np.ascontiguousarray(X[start:stop], dtype=np.float32)
+    return torch.from_numpy(xb).to(device, non_blocking=True)
+
+
+def iter_batches(X, batch_size, device="cpu"):
+    """Yield consecutive float32 batches of ``X`` as tensors on ``device``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, C, H, W)
+        Images (any numeric dtype, possibly memory-mapped).
+    batch_size : int
+        Samples per batch.
+    device : str or torch.device, default="cpu"
+        Where the tensors are sent.
+
+    Yields
+    ------
+    torch.Tensor
+        One batch; only one batch is ever converted at a time.
+    """
+    if not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    for start in range(0, X.shape[0], batch_size):
+        yield _batch_tensor(X, start, start + batch_size, device)
+
+
+class ArrayBatchLoader:
+    """Mini-batches sliced directly from in-memory tensors.
+
+    A drop-in replacement for :class:`torch.utils.data.DataLoader` as skorch's
+    ``iterator_train``/``iterator_valid`` when the data are arrays: instead of
+    indexing one sample at a time and collating, each batch is one slice (or
+    one fancy index of a random permutation) of the whole tensor. Datasets
+    that do not hold plain arrays fall back to a ``DataLoader``.
+
+    A trailing batch of a single sample is merged into the previous batch, so
+    batch normalisation never sees a batch of one.
+
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        Usually a :class:`skorch.dataset.Dataset` built from arrays (or a
+        ``Subset`` of one, as made by skorch's ``ValidSplit``).
+    batch_size : int, default=128
+        Samples per batch.
+    shuffle : bool, default=False
+        Draw a new random permutation (from torch's global generator) at every
+        pass.
+    **kwargs
+        Only used when falling back to a ``DataLoader``.
+    """
+
+    def __init__(self, dataset, batch_size=128, shuffle=False, **kwargs):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.kwargs = kwargs
+        self._arrays = self._find_arrays(dataset)
+
+    @staticmethod
+    def _find_arrays(dataset):
+        indices = None
+        if isinstance(dataset, torch.utils.data.Subset):
+            indices = np.asarray(dataset.indices)
+            dataset = dataset.dataset
+        X, y = getattr(dataset, "X", None), getattr(dataset, "y", None)
+        if not isinstance(X, (np.ndarray, torch.Tensor)):
+            return None
+        if y is not None and not isinstance(y, (np.ndarray, torch.Tensor)):
+            return None
+        X = torch.as_tensor(X)
+        y = None if y is None else torch.as_tensor(y)
+        if indices is not None:
+            idx = torch.as_tensor(indices, dtype=torch.long)
+            X = X[idx]
+            y = None if y is None else y[idx]
+        return X, y
+
+    def __len__(self):
+        n = len(self.dataset)
+        n_batches = -(-n // self.batch_size)
+        if n_batches > 1 and n % self.batch_size == 1:
+            n_batches -= 1
+        return n_batches
+
+    def __iter__(self):
+        if self._arrays is None:
+            loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size,
+                                                 shuffle=self.shuffle, **self.kwargs)
+            yield from loader
+            return
+        X, y = self._arrays
+        n = X.shape[0]
+        order = torch.randperm(n) if self.shuffle else None
+        bounds = list(range(0, n, self.batch_size)) + [n]
+        if len(bounds) > 2 and n - bounds[-2] == 1:
+            del bounds[-2]
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            if order is None:
+                xb = X[start:stop]
+                yb = None if y is None else y[start:stop]
+            else:
+                idx = order[start:stop]
+                xb = X[idx]
+                yb = None if y is None else y[idx]
+            yield xb, yb

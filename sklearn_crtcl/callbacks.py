@@ -1,0 +1,73 @@
+"""skorch callbacks shared by the estimators."""
+
+from skorch.callbacks import Callback
+
+__all__ = ["MilestoneLR", "milestone_epochs"]
+
+
+def milestone_epochs(milestones, max_epochs):
+    """Turn learning-rate milestones into epoch indices.
+
+    Parameters
+    ----------
+    milestones : sequence of int or float
+        Each entry is either a fraction of ``max_epochs`` in ``(0, 1)`` (e.g.
+        ``0.8`` for "at 80% of training") or an epoch number ``>= 1``.
+    max_epochs : int
+        Number of epochs of one ``fit``.
+
+    Returns
+    -------
+    list of int
+        Sorted epoch indices (0-based: the learning rate is decayed from that
+        epoch on).
+    """
+    epochs = []
+    for m in milestones:
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or m <= 0:
+            raise ValueError(f"learning-rate milestones must be positive numbers, got {m!r}")
+        epochs.append(int(round(m * max_epochs)) if m < 1 else int(m))
+    return sorted(epochs)
+
+
+class MilestoneLR(Callback):
+    """Multiply the learning rate of one optimizer by ``gamma`` at milestones.
+
+    The schedule restarts at every call to ``fit``/``partial_fit`` (epochs are
+    counted from the start of the call), so a ``warm_start`` net that is
+    trained again in an active-learning cycle gets the full schedule again, as
+    in the reference implementations, which build a new scheduler per cycle.
+
+    Parameters
+    ----------
+    optimizer_attr : str, default="optimizer_"
+        Name of the optimizer attribute on the net.
+    milestones_param : str, default="lr_milestones"
+        Name of the net parameter holding the milestones (see
+        :func:`milestone_epochs`).
+    gamma_param : str, default="lr_gamma"
+        Name of the net parameter holding the decay factor.
+    """
+
+    def __init__(self, optimizer_attr="optimizer_", milestones_param="lr_milestones",
+                 gamma_param="lr_gamma"):
+        self.optimizer_attr = optimizer_attr
+        self.milestones_param = milestones_param
+        self.gamma_param = gamma_param
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Remember the base learning rates and the first epoch of this call."""
+        self.start_epoch_ = len(net.history)
+        optimizer = getattr(net, self.optimizer_attr)
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        milestones = getattr(net, self.milestones_param)
+        self.milestone_epochs_ = milestone_epochs(milestones or (), net.max_epochs)
+
+    def on_epoch_begin(self, net, **kwargs):
+        """Set the learning rate of the epoch that begins."""
+        epoch = len(net.history) - 1 - self.start_epoch_
+        n_passed = sum(epoch >= m for m in self.milestone_epochs_)
+        factor = getattr(net, self.gamma_param) ** n_passed
+        for group in getattr(net, self.optimizer_attr).param_groups:
+            group["lr"] = group["initial_lr"] * factor

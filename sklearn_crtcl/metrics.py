@@ -1,0 +1,779 @@
+"""Calibration metrics and scikit-learn scorers.
+
+This module implements the calibration measures used to evaluate CrtCl and
+active-learning experiments:
+
+* :func:`expected_calibration_error` -- the binned expected calibration error
+  (ECE, Eq. 6 of the CrtCl paper);
+* :func:`reliability_curve` -- the per-bin statistics behind the ECE, used to
+  draw reliability diagrams;
+* :func:`brier_score` -- the multiclass Brier score;
+* :func:`negative_log_likelihood` -- the mean negative log-likelihood.
+
+All metrics take ``y_true`` (class labels) and ``y_proba`` (an ``(n_samples,
+n_classes)`` array of predicted probabilities, as returned by
+``predict_proba``).  By default ``y_true`` holds integer column indices of
+``y_proba``; pass ``labels`` (e.g. a fitted classifier's ``classes_``) to use
+arbitrary class labels instead.
+
+The module also provides scikit-learn compatible scorers
+(:data:`ece_scorer`, :data:`brier_scorer`, :data:`nll_scorer`) that can be
+used as ``scoring=`` in :mod:`sklearn.model_selection` and in
+:class:`skorch.callbacks.EpochScoring`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "ReliabilityCurve",
+    "expected_calibration_error",
+    "reliability_curve",
+    "brier_score",
+    "negative_log_likelihood",
+    "ProbaScorer",
+    "make_proba_scorer",
+    "ece_scorer",
+    "brier_scorer",
+    "nll_scorer",
+    "CALIBRATION_SCORERS",
+    "get_scorer",
+]
+
+#: Absolute tolerance on ``|sum_k p_k - 1|`` for each row of ``y_proba``.
+#: Loose enough for float32 softmax outputs.
+ROW_SUM_TOL = 1e-3
+
+
+# ---------------------------------------------------------------------------
+# Input validation
+# ---------------------------------------------------------------------------
+
+
+def _to_numpy(a, name):
+    """Convert array-likes (lists, numpy, torch tensors, pandas) to numpy.
+
+    Never modifies ``a``; the returned array may share memory with it, so
+    callers must not write into it.
+    """
+    if a is None:
+        raise ValueError(f"{name} must not be None.")
+    # torch tensors (possibly on GPU / requiring grad) without importing torch
+    if hasattr(a, "detach") and hasattr(a, "cpu") and hasattr(a, "numpy"):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def _check_proba(y_proba):
+    """Validate a 2-D probability matrix and return it as float64."""
+    proba = _to_numpy(y_proba, "y_proba")
+    if proba.dtype == object or not (
+        np.issubdtype(proba.dtype, np.floating)
+        or np.issubdtype(proba.dtype, np.integer)
+        or proba.dtype == bool
+    ):
+        raise TypeError(
+            f"y_proba must be a numeric array, got dtype {proba.dtype}."
+        )
+    if proba.ndim != 2:
+        raise ValueError(
+            "y_proba must be a 2-D array of shape (n_samples, n_classes) with "
+            f"n_classes >= 2, got an array with shape {proba.shape}. Binary "
+            "probabilities of shape (n_samples,) are not accepted: pass both "
+            "columns, e.g. np.column_stack([1 - p, p])."
+        )
+    if proba.shape[0] == 0:
+        raise ValueError("y_proba is empty: at least one sample is required.")
+    if proba.shape[1] < 2:
+        raise ValueError(
+            "y_proba must have at least 2 columns (one per class), got shape "
+            f"{proba.shape}. Binary probabilities must be given as two "
+            "columns, e.g. np.column_stack([1 - p, p])."
+        )
+    proba = proba.astype(np.float64, copy=True)
+    if not np.all(np.isfinite(proba)):
+        raise ValueError("y_proba contains NaN or infinite values.")
+    if proba.min() < 0.0 or proba.max() > 1.0:
+        raise ValueError(
+            "y_proba must contain probabilities in [0, 1], got values in "
+            f"[{proba.min():.6g}, {proba.max():.6g}]."
+        )
+    row_sums = proba.sum(axis=1)
+    bad = np.abs(row_sums - 1.0) > ROW_SUM_TOL
+    if np.any(bad):
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"Each row of y_proba must sum to 1 (tolerance {ROW_SUM_TOL}); "
+            f"{int(bad.sum())} row(s) do not, e.g. row {first} sums to "
+            f"{row_sums[first]:.6g}."
+        )
+    return proba
+
+
+def _map_with_labels(y, labels, n_classes):
+    """Map arbitrary labels to column indices through ``labels``."""
+    labels = _to_numpy(labels, "labels")
+    if labels.ndim != 1:
+        raise ValueError(
+            f"labels must be 1-D, got an array with shape {labels.shape}."
+        )
+    if labels.shape[0] != n_classes:
+        raise ValueError(
+            f"labels has {labels.shape[0]} entries but y_proba has "
+            f"{n_classes} columns; labels must name the columns of y_proba."
+        )
+    lookup = {}
+    for i, lab in enumerate(labels.tolist()):
+        if lab in lookup:
+            raise ValueError(f"labels must be unique, {lab!r} appears twice.")
+        lookup[lab] = i
+    # Map the unique values only (fast for large y), fall back to a plain
+    # loop for unsortable object arrays.
+    try:
+        uniq, inverse = np.unique(y, return_inverse=True)
+    except TypeError:
+        uniq, inverse = None, None
+    values = uniq.tolist() if uniq is not None else y.tolist()
+    mapped = np.empty(len(values), dtype=np.intp)
+    for j, v in enumerate(values):
+        try:
+            mapped[j] = lookup[v]
+        except (KeyError, TypeError):
+            raise ValueError(
+                f"y_true contains label {v!r} which is not in labels "
+                f"{labels.tolist()!r}."
+            ) from None
+    if uniq is None:
+        return mapped
+    return mapped[np.asarray(inverse).reshape(-1)]
+
+
+def _check_targets(y_true, n_classes, labels):
+    """Validate ``y_true`` and return integer column indices (intp)."""
+    y = _to_numpy(y_true, "y_true")
+    if y.ndim != 1:
+        raise ValueError(
+            f"y_true must be a 1-D array of class labels, got an array with "
+            f"shape {y.shape}."
+        )
+    if y.shape[0] == 0:
+        raise ValueError("y_true is empty: at least one sample is required.")
+    if labels is not None:
+        return _map_with_labels(y, labels, n_classes)
+
+    if np.issubdtype(y.dtype, np.integer):
+        idx = y.astype(np.int64)
+    elif np.issubdtype(y.dtype, np.floating):
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y_true contains NaN or infinite values.")
+        if not np.all(y == np.round(y)):
+            raise ValueError(
+                "y_true must contain integer class indices; got non-integral "
+                "float values. Pass labels=... to use other class labels."
+            )
+        idx = y.astype(np.int64)
+    else:
+        raise TypeError(
+            f"y_true has dtype {y.dtype}; without labels, y_true must contain "
+            "integer column indices of y_proba (0..n_classes-1). Pass "
+            "labels=estimator.classes_ to use other class labels."
+        )
+    if idx.min() < 0 or idx.max() >= n_classes:
+        bad = idx[(idx < 0) | (idx >= n_classes)][0]
+        raise ValueError(
+            f"y_true contains class index {int(bad)} outside the valid range "
+            f"[0, {n_classes - 1}] given by the {n_classes} columns of y_proba."
+        )
+    return idx.astype(np.intp)
+
+
+def _check_inputs(y_true, y_proba, labels):
+    """Validate ``(y_true, y_proba)``; return (indices, float64 proba)."""
+    proba = _check_proba(y_proba)
+    idx = _check_targets(y_true, proba.shape[1], labels)
+    if idx.shape[0] != proba.shape[0]:
+        raise ValueError(
+            f"y_true and y_proba have inconsistent numbers of samples: "
+            f"{idx.shape[0]} != {proba.shape[0]}."
+        )
+    return idx, proba
+
+
+def _check_n_bins(n_bins):
+    if isinstance(n_bins, bool) or not isinstance(n_bins, numbers.Integral):
+        raise TypeError(f"n_bins must be an integer, got {n_bins!r}.")
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}.")
+    return int(n_bins)
+
+
+# ---------------------------------------------------------------------------
+# Reliability curve and ECE
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReliabilityCurve:
+    """Per-bin statistics of a reliability diagram.
+
+    Returned by :func:`reliability_curve`.  All arrays have length
+    ``n_bins`` except ``bin_edges`` (length ``n_bins + 1``).
+
+    Attributes
+    ----------
+    accuracy : ndarray of shape (n_bins,)
+        Fraction of correctly classified samples in each bin,
+        :math:`\\mathrm{acc}(B_m)`. ``NaN`` for empty bins.
+    confidence : ndarray of shape (n_bins,)
+        Mean top-class probability in each bin, :math:`\\mathrm{conf}(B_m)`.
+        ``NaN`` for empty bins.
+    count : ndarray of shape (n_bins,)
+        Number of samples :math:`|B_m|` in each bin (``int64``).
+    bin_edges : ndarray of shape (n_bins + 1,)
+        Bin edges ``[0, 1/M, ..., 1]``; bin ``m`` (0-based) covers
+        ``bin_edges[m] < conf <= bin_edges[m + 1]`` (confidence 0 falls in
+        the first bin).
+    """
+
+    accuracy: np.ndarray
+    confidence: np.ndarray
+    count: np.ndarray
+    bin_edges: np.ndarray
+
+    @property
+    def n_samples(self):
+        """int: Total number of samples :math:`N = \\sum_m |B_m|`."""
+        return int(self.count.sum())
+
+    @property
+    def gap(self):
+        """ndarray: Signed per-bin gap ``confidence - accuracy`` (NaN if empty).
+
+        Positive values indicate over-confidence.
+        """
+        return self.confidence - self.accuracy
+
+    @property
+    def ece(self):
+        """float: Expected calibration error computed from the bins.
+
+        Equal to :func:`expected_calibration_error` on the same inputs:
+        :math:`\\sum_m \\frac{|B_m|}{N} |\\mathrm{acc}(B_m) -
+        \\mathrm{conf}(B_m)|`, empty bins contributing zero.
+        """
+        nonempty = self.count > 0
+        weights = self.count[nonempty] / self.count.sum()
+        return float(
+            np.sum(
+                weights
+                * np.abs(self.accuracy[nonempty] - self.confidence[nonempty])
+            )
+        )
+
+
+def _binned_stats(idx, proba, n_bins):
+    confidence = proba.max(axis=1)
+    prediction = proba.argmax(axis=1)
+    correct = (prediction == idx).astype(np.float64)
+
+    # Edges m / M computed by a correctly rounded division, so that a
+    # confidence written as the float literal m / M lands in bin m (1-based).
+    edges = np.arange(n_bins + 1, dtype=np.float64) / n_bins
+    # side="left" -> edges[i-1] < conf <= edges[i]; bin index is i - 1.
+    bins = np.searchsorted(edges, confidence, side="left") - 1
+    bins = np.clip(bins, 0, n_bins - 1)  # conf == 0 -> first bin
+
+    count = np.bincount(bins, minlength=n_bins).astype(np.int64)
+    sum_correct = np.bincount(bins, weights=correct, minlength=n_bins)
+    sum_conf = np.bincount(bins, weights=confidence, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(count > 0, sum_correct / count, np.nan)
+        mean_conf = np.where(count > 0, sum_conf / count, np.nan)
+    return ReliabilityCurve(
+        accuracy=accuracy, confidence=mean_conf, count=count, bin_edges=edges
+    )
+
+
+def reliability_curve(y_true, y_proba, n_bins=15, labels=None):
+    r"""Per-bin accuracy, confidence and counts of a reliability diagram.
+
+    The top-class confidence :math:`\hat p_i = \max_k p_{ik}` of every
+    sample is assigned to one of :math:`M` equal-width bins
+
+    .. math::
+
+        B_m = \{ i : \tfrac{m-1}{M} < \hat p_i \le \tfrac{m}{M} \},
+        \qquad m = 1, \dots, M,
+
+    (a confidence of exactly 0 is put in :math:`B_1`), and for each bin
+
+    .. math::
+
+        \mathrm{acc}(B_m) = \frac{1}{|B_m|} \sum_{i \in B_m}
+            \mathbf{1}[\hat y_i = y_i], \qquad
+        \mathrm{conf}(B_m) = \frac{1}{|B_m|} \sum_{i \in B_m} \hat p_i,
+
+    where :math:`\hat y_i = \arg\max_k p_{ik}` (ties resolved to the first
+    column, as :func:`numpy.argmax`).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels. Integer column indices ``0 .. n_classes - 1`` of
+        ``y_proba`` when ``labels`` is None, otherwise values of ``labels``.
+    y_proba : array-like of shape (n_samples, n_classes)
+        Predicted class probabilities, ``n_classes >= 2``. Each row must lie
+        in ``[0, 1]`` and sum to 1 within an absolute tolerance of ``1e-3``.
+        One-dimensional binary probabilities are not accepted.
+    n_bins : int, default=15
+        Number :math:`M \ge 1` of equal-width confidence bins.
+    labels : array-like of shape (n_classes,), default=None
+        Class labels of the columns of ``y_proba`` (e.g. a fitted
+        classifier's ``classes_``). If given, ``y_true`` may contain any of
+        these labels.
+
+    Returns
+    -------
+    curve : ReliabilityCurve
+        Dataclass with arrays ``accuracy``, ``confidence`` and ``count`` of
+        length ``n_bins`` and ``bin_edges`` of length ``n_bins + 1``. Empty
+        bins have ``count == 0`` and NaN ``accuracy`` / ``confidence``.
+        ``curve.ece`` gives the expected calibration error.
+
+    Raises
+    ------
+    ValueError
+        If the inputs are empty, have inconsistent or wrong shapes, contain
+        NaN/inf, probabilities outside ``[0, 1]``, rows not summing to 1,
+        labels outside the valid range, or ``n_bins < 1``.
+    TypeError
+        If ``n_bins`` is not an integer, or ``y_true`` holds non-numeric
+        labels and ``labels`` is None.
+
+    See Also
+    --------
+    expected_calibration_error : The scalar summary of this curve.
+    sklearn_crtcl.plotting.reliability_diagram : Plot the curve.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_crtcl.metrics import reliability_curve
+    >>> proba = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
+    >>> curve = reliability_curve([0, 1, 1, 1], proba, n_bins=2)
+    >>> curve.count
+    array([0, 4])
+    >>> round(curve.ece, 3)
+    0.0
+    """
+    n_bins = _check_n_bins(n_bins)
+    idx, proba = _check_inputs(y_true, y_proba, labels)
+    return _binned_stats(idx, proba, n_bins)
+
+
+def expected_calibration_error(y_true, y_proba, n_bins=15, labels=None):
+    r"""Expected calibration error (ECE) with equal-width confidence bins.
+
+    Implements Eq. 6 of the CrtCl paper (the binned ECE of Naeini et al.
+    and Guo et al.):
+
+    .. math::
+
+        \mathrm{ECE} = \sum_{m=1}^{M} \frac{|B_m|}{N}
+            \left| \mathrm{acc}(B_m) - \mathrm{conf}(B_m) \right|,
+
+    where :math:`N` is the number of samples and :math:`B_m` the set of
+    samples whose top-class confidence :math:`\hat p_i = \max_k p_{ik}`
+    falls in the :math:`m`-th of :math:`M` equal-width bins,
+
+    .. math::
+
+        B_m = \{ i : \tfrac{m-1}{M} < \hat p_i \le \tfrac{m}{M} \}
+
+    (right-closed bins; a confidence of exactly 0 is put in the first bin).
+    :math:`\mathrm{acc}(B_m)` is the fraction of samples in the bin whose
+    prediction :math:`\hat y_i = \arg\max_k p_{ik}` equals the true label and
+    :math:`\mathrm{conf}(B_m)` their mean confidence. Empty bins contribute
+    zero. Comparisons with the edges :math:`m/M` are done in float64 on the
+    given probabilities (a float32 input is first cast to float64).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels. Integer column indices ``0 .. n_classes - 1`` of
+        ``y_proba`` when ``labels`` is None, otherwise values of ``labels``.
+    y_proba : array-like of shape (n_samples, n_classes)
+        Predicted class probabilities, ``n_classes >= 2``. Each row must lie
+        in ``[0, 1]`` and sum to 1 within an absolute tolerance of ``1e-3``.
+        One-dimensional binary probabilities are not accepted: pass
+        ``np.column_stack([1 - p, p])``.
+    n_bins : int, default=15
+        Number :math:`M \ge 1` of equal-width bins. With ``n_bins=1`` the ECE
+        is ``|accuracy - mean confidence|``.
+    labels : array-like of shape (n_classes,), default=None
+        Class labels of the columns of ``y_proba`` (e.g. a fitted
+        classifier's ``classes_``). If given, ``y_true`` may contain any of
+        these labels; an unknown label raises a ValueError.
+
+    Returns
+    -------
+    ece : float
+        The expected calibration error, in ``[0, 1]``; lower is better.
+
+    Raises
+    ------
+    ValueError
+        If the inputs are empty, have inconsistent or wrong shapes, contain
+        NaN/inf, probabilities outside ``[0, 1]``, rows not summing to 1,
+        labels outside the valid range, or ``n_bins < 1``.
+    TypeError
+        If ``n_bins`` is not an integer, or ``y_true`` holds non-numeric
+        labels and ``labels`` is None.
+
+    See Also
+    --------
+    reliability_curve : The per-bin statistics behind the ECE.
+    ece_scorer : scikit-learn scorer returning ``-ECE``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_crtcl.metrics import expected_calibration_error
+    >>> proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.4, 0.6]])
+    >>> round(expected_calibration_error([0, 1, 1, 1], proba, n_bins=10), 6)
+    0.4
+    """
+    return reliability_curve(y_true, y_proba, n_bins=n_bins, labels=labels).ece
+
+
+# ---------------------------------------------------------------------------
+# Proper scoring rules
+# ---------------------------------------------------------------------------
+
+
+def brier_score(y_true, y_proba, labels=None):
+    r"""Multiclass Brier score.
+
+    .. math::
+
+        \mathrm{BS} = \frac{1}{N} \sum_{i=1}^{N} \sum_{k=1}^{K}
+            \left( p_{ik} - \mathbf{1}[y_i = k] \right)^2 .
+
+    This is the original (Brier, 1950) multiclass definition, ranging in
+    ``[0, 2]``; for two classes it is twice
+    :func:`sklearn.metrics.brier_score_loss` on the positive-class column.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels. Integer column indices ``0 .. n_classes - 1`` of
+        ``y_proba`` when ``labels`` is None, otherwise values of ``labels``.
+    y_proba : array-like of shape (n_samples, n_classes)
+        Predicted class probabilities, ``n_classes >= 2``, rows in ``[0, 1]``
+        summing to 1 within ``1e-3``.
+    labels : array-like of shape (n_classes,), default=None
+        Class labels of the columns of ``y_proba`` (e.g. ``classes_``).
+
+    Returns
+    -------
+    score : float
+        The Brier score; lower is better.
+
+    Raises
+    ------
+    ValueError
+        On invalid inputs (see :func:`expected_calibration_error`).
+    TypeError
+        If ``y_true`` holds non-numeric labels and ``labels`` is None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_crtcl.metrics import brier_score
+    >>> float(brier_score([0, 1], np.array([[1.0, 0.0], [0.5, 0.5]])))
+    0.25
+    """
+    idx, proba = _check_inputs(y_true, y_proba, labels)
+    n = proba.shape[0]
+    sq = np.sum(proba**2, axis=1)
+    # sum_k (p_k - e_yk)^2 = sum_k p_k^2 - 2 p_y + 1
+    p_true = proba[np.arange(n), idx]
+    return float(np.mean(sq - 2.0 * p_true + 1.0))
+
+
+def negative_log_likelihood(y_true, y_proba, labels=None, eps=1e-12):
+    r"""Mean negative log-likelihood (cross-entropy) of the true class.
+
+    .. math::
+
+        \mathrm{NLL} = -\frac{1}{N} \sum_{i=1}^{N}
+            \log \max(p_{i, y_i}, \varepsilon).
+
+    Probabilities are not renormalised.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels. Integer column indices ``0 .. n_classes - 1`` of
+        ``y_proba`` when ``labels`` is None, otherwise values of ``labels``.
+    y_proba : array-like of shape (n_samples, n_classes)
+        Predicted class probabilities, ``n_classes >= 2``, rows in ``[0, 1]``
+        summing to 1 within ``1e-3``.
+    labels : array-like of shape (n_classes,), default=None
+        Class labels of the columns of ``y_proba`` (e.g. ``classes_``).
+    eps : float, default=1e-12
+        Lower clip :math:`\varepsilon` of the true-class probability, which
+        bounds the loss of a single sample by :math:`-\log \varepsilon`.
+        Must satisfy ``0 < eps < 1``.
+
+    Returns
+    -------
+    nll : float
+        The mean negative log-likelihood in nats; lower is better.
+
+    Raises
+    ------
+    ValueError
+        On invalid inputs (see :func:`expected_calibration_error`) or if
+        ``eps`` is not in ``(0, 1)``.
+    TypeError
+        If ``y_true`` holds non-numeric labels and ``labels`` is None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_crtcl.metrics import negative_log_likelihood
+    >>> proba = np.array([[0.5, 0.5], [0.25, 0.75]])
+    >>> round(negative_log_likelihood([0, 1], proba), 4)
+    0.4904
+    """
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"eps must be a real number, got {eps!r}.")
+    if not (0.0 < eps < 1.0):
+        raise ValueError(f"eps must be in (0, 1), got {eps!r}.")
+    idx, proba = _check_inputs(y_true, y_proba, labels)
+    p_true = proba[np.arange(proba.shape[0]), idx]
+    return float(-np.mean(np.log(np.maximum(p_true, eps))))
+
+
+# ---------------------------------------------------------------------------
+# Scorers
+# ---------------------------------------------------------------------------
+
+
+def _estimator_labels(estimator, n_classes):
+    """Labels of the ``predict_proba`` columns of ``estimator``, or None.
+
+    Returns ``estimator.classes_`` when it names the ``n_classes`` columns.
+    Returns None (``y`` is then read as column indices) when the estimator
+    has no ``classes_`` or when ``classes_`` is a subset of
+    ``0 .. n_classes - 1`` -- e.g. a skorch net whose module has
+    ``n_classes`` outputs but was fitted on a labelled pool missing some
+    classes, in which case ``classes_`` is inferred from the seen targets.
+    """
+    try:
+        classes = getattr(estimator, "classes_", None)
+    except Exception:  # e.g. skorch raises if classes cannot be inferred
+        classes = None
+    if classes is None:
+        return None
+    classes = _to_numpy(classes, "classes_")
+    if classes.ndim == 1 and classes.shape[0] == n_classes:
+        return classes
+    if (
+        classes.ndim == 1
+        and np.issubdtype(classes.dtype, np.integer)
+        and classes.size > 0
+        and classes.min() >= 0
+        and classes.max() < n_classes
+    ):
+        return None
+    raise ValueError(
+        f"estimator.classes_ has {classes.shape[0]} entries but "
+        f"predict_proba returned {n_classes} columns; cannot map y to "
+        "probability columns."
+    )
+
+
+class ProbaScorer:
+    """scikit-learn scorer for metrics of ``predict_proba`` outputs.
+
+    A plain callable ``scorer(estimator, X, y)`` (the scikit-learn scorer
+    protocol) that calls ``estimator.predict_proba(X)`` and evaluates
+    ``metric(y, proba, labels=estimator.classes_, **kwargs)``, so that
+    ``y`` may contain the estimator's original labels (e.g. strings).
+    Unlike :func:`sklearn.metrics.make_scorer`, it forwards ``classes_`` to
+    the metric, which scikit-learn's scorers cannot do without metadata
+    routing.
+
+    The returned value is ``sign * metric(...)``; with
+    ``greater_is_better=False`` the scorer returns the *negated* loss, as
+    scikit-learn's ``neg_*`` scorers do, so that higher is always better.
+
+    Parameters
+    ----------
+    metric : callable
+        Function ``metric(y_true, y_proba, labels=None, **kwargs)``
+        returning a float, e.g. :func:`expected_calibration_error`.
+    greater_is_better : bool, default=False
+        Whether a higher metric value is better. If False the score is
+        negated.
+    name : str, default=None
+        Name of the scorer, also exposed as ``__name__`` (used by
+        :class:`skorch.callbacks.EpochScoring` to name the history key).
+        Defaults to ``"neg_" + metric.__name__`` if ``greater_is_better`` is
+        False, else ``metric.__name__``.
+    **kwargs : dict
+        Extra keyword arguments passed to ``metric`` (e.g. ``n_bins=10``).
+
+    Notes
+    -----
+    ``y`` may be a list, numpy array or torch tensor (skorch passes either).
+    If the estimator has no ``classes_`` attribute, or its ``classes_`` is a
+    subset of ``0 .. n_columns - 1`` (a skorch net fitted on a labelled pool
+    missing some classes), ``y`` is interpreted as column indices.
+    """
+
+    def __init__(self, metric, *, greater_is_better=False, name=None, **kwargs):
+        if not callable(metric):
+            raise TypeError(f"metric must be callable, got {metric!r}.")
+        self.metric = metric
+        self.greater_is_better = bool(greater_is_better)
+        self.kwargs = kwargs
+        if name is None:
+            base = getattr(metric, "__name__", type(metric).__name__)
+            name = base if greater_is_better else f"neg_{base}"
+        self.name = name
+        self.__name__ = name
+
+    @property
+    def sign(self):
+        """int: ``1`` if greater is better, else ``-1``."""
+        return 1 if self.greater_is_better else -1
+
+    def __call__(self, estimator, X, y_true):
+        """Score ``estimator`` on ``(X, y_true)``.
+
+        Parameters
+        ----------
+        estimator : object
+            Fitted estimator with a ``predict_proba`` method.
+        X : array-like or dataset
+            Input passed unchanged to ``estimator.predict_proba``.
+        y_true : array-like of shape (n_samples,)
+            True labels (values of ``estimator.classes_`` or column
+            indices), as a list, numpy array or torch tensor.
+
+        Returns
+        -------
+        score : float
+            ``sign * metric(y_true, estimator.predict_proba(X), ...)``.
+        """
+        if y_true is None:
+            raise ValueError(
+                f"{self.name} needs the true labels y, got None."
+            )
+        y = _to_numpy(y_true, "y_true")
+        proba = _to_numpy(estimator.predict_proba(X), "y_proba")
+        labels = None
+        if proba.ndim == 2:
+            labels = _estimator_labels(estimator, proba.shape[1])
+        return self.sign * float(self.metric(y, proba, labels=labels, **self.kwargs))
+
+    def __repr__(self):
+        kw = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
+        name = getattr(self.metric, "__name__", repr(self.metric))
+        return (
+            f"{type(self).__name__}({name}, "
+            f"greater_is_better={self.greater_is_better}{kw})"
+        )
+
+
+def make_proba_scorer(metric, *, greater_is_better=False, name=None, **kwargs):
+    """Build a scorer from a metric of ``(y_true, y_proba, labels=...)``.
+
+    Convenience constructor for :class:`ProbaScorer`, e.g. an ECE scorer
+    with 10 bins::
+
+        make_proba_scorer(expected_calibration_error, n_bins=10)
+
+    Parameters
+    ----------
+    metric : callable
+        Function ``metric(y_true, y_proba, labels=None, **kwargs)``.
+    greater_is_better : bool, default=False
+        If False (losses), the scorer returns ``-metric``.
+    name : str, default=None
+        Scorer name (see :class:`ProbaScorer`).
+    **kwargs : dict
+        Extra keyword arguments passed to ``metric``.
+
+    Returns
+    -------
+    scorer : ProbaScorer
+        A callable ``scorer(estimator, X, y) -> float``.
+    """
+    return ProbaScorer(
+        metric, greater_is_better=greater_is_better, name=name, **kwargs
+    )
+
+
+#: Scorer returning ``-expected_calibration_error`` (15 bins).
+ece_scorer = ProbaScorer(
+    expected_calibration_error, name="neg_expected_calibration_error"
+)
+#: Scorer returning ``-brier_score`` (multiclass Brier score).
+brier_scorer = ProbaScorer(brier_score, name="neg_brier_score_multiclass")
+#: Scorer returning ``-negative_log_likelihood``.
+nll_scorer = ProbaScorer(negative_log_likelihood, name="neg_log_likelihood")
+
+#: Mapping of scorer names to the calibration scorers of this module.
+CALIBRATION_SCORERS = {
+    "neg_expected_calibration_error": ece_scorer,
+    "neg_brier_score_multiclass": brier_scorer,
+    "neg_log_likelihood": nll_scorer,
+}
+
+
+def get_scorer(scoring):
+    """Get a scorer by name, including the calibration scorers.
+
+    Looks ``scoring`` up in :data:`CALIBRATION_SCORERS` first, then falls
+    back to :func:`sklearn.metrics.get_scorer` (so ``"accuracy"`` etc. also
+    work). Callables are returned unchanged.
+
+    Parameters
+    ----------
+    scoring : str or callable
+        ``"neg_expected_calibration_error"``,
+        ``"neg_brier_score_multiclass"``, ``"neg_log_likelihood"``, any
+        scikit-learn scorer name, or a scorer callable.
+
+    Returns
+    -------
+    scorer : callable
+        A scorer ``scorer(estimator, X, y) -> float`` (greater is better).
+
+    Raises
+    ------
+    ValueError
+        If ``scoring`` is an unknown name.
+    """
+    if callable(scoring):
+        return scoring
+    if isinstance(scoring, str) and scoring in CALIBRATION_SCORERS:
+        return CALIBRATION_SCORERS[scoring]
+    from sklearn.metrics import get_scorer as _sk_get_scorer
+
+    try:
+        return _sk_get_scorer(scoring)
+    except (ValueError, TypeError, KeyError):
+        raise ValueError(
+            f"{scoring!r} is not a valid scoring value. Use one of "
+            f"{sorted(CALIBRATION_SCORERS)} or a name accepted by "
+            "sklearn.metrics.get_scorer."
+        ) from None

@@ -1,0 +1,436 @@
+"""``ResNetClassifier``: a skorch ``NeuralNetClassifier`` with scikit-learn manners."""
+
+import contextlib
+import numbers
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import column_or_1d
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
+
+from .._data import ArrayBatchLoader, as_image_array, iter_batches
+from ..backbones import resnet18
+from ..callbacks import MilestoneLR
+
+__all__ = ["ResNetClassifier", "DEFAULT_DEVICE"]
+
+#: ``"cuda"`` when a GPU is available when the package is imported, else ``"cpu"``.
+DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class ResNetClassifier(NeuralNetClassifier):
+    """A ResNet image classifier that behaves like any scikit-learn classifier.
+
+    A subclass of :class:`skorch.NeuralNetClassifier` with the defaults of the
+    papers reproduced by this package (SGD, learning rate 0.1, momentum 0.9,
+    weight decay 5e-4, batch 128, learning rate x0.1 at 80% of ``max_epochs``)
+    and the manners of a scikit-learn estimator: labels of any type,
+    ``classes_`` and ``n_features_in_`` set by ``fit``, images given as
+    ``(n, C, H, W)`` arrays or as flat rows with ``input_shape``, input
+    validated before any work, and reproducible training with
+    ``random_state``.
+
+    Parameters
+    ----------
+    module : callable or torch.nn.Module, default=resnet18
+        The backbone: a function or class returning a module (called with the
+        ``module__*`` parameters plus ``num_classes`` and ``in_channels``
+        inferred from the data), or an initialised module. Use
+        :func:`~sklearn_crtcl.backbones.resnet18`,
+        :func:`~sklearn_crtcl.backbones.resnet34`, or any module whose
+        forward maps images to logits.
+    criterion : type, default=torch.nn.CrossEntropyLoss
+        Loss on the logits.
+    optimizer : type, default=torch.optim.SGD
+        Optimizer of the classifier.
+    lr : float, default=0.1
+        Initial learning rate.
+    optimizer__momentum : float or None, default=0.9
+        Momentum of SGD. Set it (and ``optimizer__weight_decay``) to ``None``
+        when switching to an optimizer that takes no such argument.
+    optimizer__weight_decay : float or None, default=5e-4
+        L2 weight decay.
+    max_epochs : int, default=200
+        Epochs per ``fit``.
+    batch_size : int, default=128
+        Samples per mini-batch.
+    lr_milestones : sequence of float or int, default=(0.8,)
+        Where the learning rate is multiplied by ``lr_gamma``: fractions of
+        ``max_epochs`` (``0.8`` = epoch 160 of 200) or epoch numbers. The
+        schedule restarts at every ``fit``.
+    lr_gamma : float, default=0.1
+        Decay factor at each milestone.
+    input_shape : tuple of int, optional
+        ``(C, H, W)`` of one image; required to reshape flat rows
+        ``(n, C*H*W)`` (e.g. after a scikit-learn transformer in a
+        ``Pipeline``). Without it, flat rows are treated as one-pixel-high
+        images ``(1, 1, n_features)``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation and batch shuffling (in a forked torch
+        generator: the global torch random state is left as it was). Same
+        ``random_state``, same model on CPU.
+    classes : array-like, optional
+        All labels the model may see. Useful with ``warm_start`` in active
+        learning, when the first labeled set may miss a class.
+    train_split : callable or None, default=None
+        skorch's validation split; ``None`` trains on all given samples, as
+        the papers do.
+    device : str, default=DEFAULT_DEVICE
+        ``"cuda"`` when available at import time, else ``"cpu"``.
+    verbose : int, default=0
+        ``1`` prints skorch's per-epoch table.
+    iterator_train, iterator_valid : type, default=ArrayBatchLoader
+        Mini-batch loaders; :class:`~sklearn_crtcl._data.ArrayBatchLoader`
+        slices in-memory arrays directly (no per-sample collation). Any
+        ``DataLoader``-like class works.
+    **kwargs
+        Any other :class:`skorch.NeuralNet` parameter (``module__width``,
+        ``callbacks``, ``warm_start``, ...).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Labels seen in ``fit`` (or ``classes``).
+    n_features_in_ : int
+        Features per sample as passed to ``fit`` (``C*H*W`` for images).
+    input_shape_ : tuple of int
+        ``(C, H, W)`` of the images the module sees.
+    module_ : torch.nn.Module
+        The trained backbone.
+    history_ : skorch.history.History
+        Per-epoch and per-batch records.
+    previous_state_dict_ : dict of str to torch.Tensor
+        CPU copy of the backbone's weights as they were when the last ``fit``
+        began: the weights at the end of the previous ``fit`` (or the initial
+        weights on the first one). Cyclic output discrepancy
+        (:func:`~sklearn_crtcl.query.cod_sampling`) compares the model with it.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_crtcl import ResNetClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = ResNetClassifier(input_shape=(1, 8, 8), module__width=4, max_epochs=2,
+    ...                        random_state=0, device="cpu").fit(X[:200] / 16, y[:200])
+    >>> clf.predict_proba(X[:3] / 16).shape
+    (3, 10)
+    """
+
+    def __init__(
+        self,
+        module=resnet18,
+        *,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.SGD,
+        lr=0.1,
+        optimizer__momentum=0.9,
+        optimizer__weight_decay=5e-4,
+        max_epochs=200,
+        batch_size=128,
+        lr_milestones=(0.8,),
+        lr_gamma=0.1,
+        input_shape=None,
+        random_state=None,
+        classes=None,
+        train_split=None,
+        device=DEFAULT_DEVICE,
+        verbose=0,
+        iterator_train=ArrayBatchLoader,
+        iterator_valid=ArrayBatchLoader,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            classes=classes,
+            train_split=train_split,
+            device=device,
+            verbose=verbose,
+            iterator_train=iterator_train,
+            iterator_valid=iterator_valid,
+            optimizer__momentum=optimizer__momentum,
+            optimizer__weight_decay=optimizer__weight_decay,
+            **kwargs,
+        )
+        self.lr_milestones = lr_milestones
+        self.lr_gamma = lr_gamma
+        self.input_shape = input_shape
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ skorch set-up
+    @property
+    def _default_callbacks(self):
+        return [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("valid_loss", PassthroughScoring(name="valid_loss")),
+            ("lr_schedule", MilestoneLR()),
+            ("print_log", PrintLog()),
+        ]
+
+    def _module_kwargs(self, prefix):
+        """``get_params_for(prefix)`` completed with the shape of the data."""
+        kwargs = self.get_params_for(prefix)
+        shape = getattr(self, "input_shape_", None)
+        if shape is not None:
+            kwargs.setdefault("in_channels", shape[0])
+        classes = getattr(self, "classes_inferred_", None)
+        if self.classes is not None and len(self.classes):
+            classes = self.classes
+        if classes is not None:
+            kwargs.setdefault("num_classes", len(classes))
+        return kwargs
+
+    def initialize_module(self):
+        """Build the backbone with ``num_classes`` and ``in_channels`` from the data."""
+        if isinstance(self.module, torch.nn.Module):
+            return super().initialize_module()
+        self.module_ = self.initialized_instance(self.module, self._module_kwargs("module"))
+        return self
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        """skorch's optimizer arguments, leaving out those set to ``None``."""
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        return args, kwargs
+
+    def check_data(self, X, y):
+        """No-op: ``fit`` validates the data (and sets ``classes_``) itself."""
+
+    # ------------------------------------------------------------------ validation
+    def _validate_X(self, X, reset, name="X", check_finite=True):
+        """Validate ``X``; with ``reset`` remember its shape, else compare to it."""
+        input_shape = self.input_shape
+        if input_shape is not None:
+            if (not isinstance(input_shape, (tuple, list)) or len(input_shape) not in (2, 3)
+                    or not all(isinstance(s, numbers.Integral) and s > 0 for s in input_shape)):
+                raise ValueError(
+                    f"input_shape must be a tuple (C, H, W) or (H, W) of positive integers, "
+                    f"got {input_shape!r}")
+        X4, n_features = as_image_array(X, input_shape, name=name, check_finite=check_finite)
+        if reset:
+            self.n_features_in_ = n_features
+            self.input_shape_ = tuple(int(s) for s in X4.shape[1:])
+            return X4
+        self.check_is_fitted()
+        if n_features != self.n_features_in_:
+            raise ValueError(
+                f"{name} has {n_features} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input")
+        if tuple(X4.shape[1:]) != self.input_shape_:
+            raise ValueError(
+                f"{name} has images of shape {tuple(X4.shape[1:])}, but "
+                f"{type(self).__name__} was fitted on images of shape {self.input_shape_}")
+        return X4
+
+    def _encode_y(self, y, n_samples, reset):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but y is None")
+        if isinstance(y, torch.Tensor):
+            y = y.detach().cpu().numpy()
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-d (one label per sample), got shape {y.shape}")
+        if y.shape[0] != n_samples:
+            raise ValueError(f"Found input variables with inconsistent numbers of samples: "
+                             f"X has {n_samples}, y has {y.shape[0]}")
+        check_classification_targets(y)
+        if type_of_target(y) not in ("binary", "multiclass"):
+            raise ValueError(f"Unknown label type: {type_of_target(y)!r}")
+        if reset:
+            if self.classes is not None and len(self.classes):
+                classes = np.asarray(self.classes)
+                if len(np.unique(classes)) != len(classes):
+                    raise ValueError(f"classes has repeated labels: {classes!r}")
+            else:
+                classes = np.unique(y)
+            if len(classes) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least 2 classes in the data, "
+                    f"but the data contain only one class: {classes[0]!r}")
+        else:
+            classes = self.classes_
+        lookup = {label: i for i, label in enumerate(classes.tolist())}
+        try:
+            y_enc = np.fromiter((lookup[label] for label in y.tolist()), dtype=np.int64,
+                                count=len(y))
+        except KeyError as exc:
+            unknown = sorted(set(y.tolist()) - set(lookup), key=str)
+            raise ValueError(
+                f"y contains labels not among the classes {classes.tolist()}: {unknown}; "
+                "pass all labels with the `classes` parameter") from exc
+        return y_enc, classes
+
+    def _validate_fit_data(self, X, y, reset):
+        if isinstance(X, torch.utils.data.Dataset):
+            raise TypeError(f"{type(self).__name__} takes arrays of images, not a torch Dataset")
+        X4 = self._validate_X(X, reset=reset)
+        y_enc, classes = self._encode_y(y, X4.shape[0], reset=reset)
+        if X4.shape[0] < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 samples to fit "
+                             f"(batch normalisation), got 1 sample")
+        return np.ascontiguousarray(X4, dtype=np.float32), y_enc, classes
+
+    # ------------------------------------------------------------------ randomness
+    def _torch_seed(self, offset=0):
+        if self.random_state is None:
+            return None
+        if isinstance(self.random_state, numbers.Integral):
+            return (int(self.random_state) + offset) % (2 ** 63)
+        return int(check_random_state(self.random_state).randint(2 ** 31 - 1)) + offset
+
+    @contextlib.contextmanager
+    def _seeded(self):
+        """Seed torch inside a forked RNG, so the caller's global state is untouched."""
+        seed = self._torch_seed()
+        if seed is None:
+            yield
+            return
+        devices = []
+        if str(self.device).startswith("cuda") and torch.cuda.is_available():
+            devices = list(range(torch.cuda.device_count()))
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
+    # ------------------------------------------------------------------ fitting
+    def _fit_encoded(self, X, y, classes, initialize, **fit_params):
+        self.classes_inferred_ = np.arange(len(classes))
+        try:
+            with self._seeded():
+                previous = self._module_snapshot() if self.initialized_ else None
+                if initialize or not self.initialized_:
+                    self.initialize()
+                self._check_module_matches(len(classes))
+                # weights as they were before this fit: the end of the previous fit,
+                # or the initial weights on the first one (used by cod_sampling)
+                self.previous_state_dict_ = previous or self._module_snapshot()
+                NeuralNetClassifier.partial_fit(self, X, y, **fit_params)
+        finally:
+            self.classes_inferred_ = classes
+        return self
+
+    def _module_snapshot(self):
+        """A CPU copy of ``module_.state_dict()``."""
+        return {k: v.detach().to("cpu", copy=True)
+                for k, v in self.module_.state_dict().items()}
+
+    def _check_module_matches(self, n_classes):
+        n_out = getattr(self.module_, "num_classes", None)
+        if n_out is not None and n_out != n_classes:
+            raise ValueError(f"the module has {n_out} outputs but the data have {n_classes} "
+                             "classes; leave module__num_classes unset to infer it")
+
+    def fit(self, X, y, **fit_params):
+        """Train the network on images ``X`` with labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
+            Training images; flat rows are reshaped with ``input_shape``.
+        y : array-like of shape (n,)
+            Labels of any type (strings, non-contiguous integers...).
+        **fit_params : dict
+            Passed on to skorch.
+
+        Returns
+        -------
+        self : ResNetClassifier
+        """
+        reset = not (self.warm_start and self.initialized_)
+        X4, y_enc, classes = self._validate_fit_data(X, y, reset=reset)
+        return self._fit_encoded(X4, y_enc, classes, initialize=reset, **fit_params)
+
+    def partial_fit(self, X, y, classes=None, **fit_params):
+        """Continue training for ``max_epochs`` without re-initialising the module.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
+            Training images.
+        y : array-like of shape (n,)
+            Labels; after the first call they must be among ``classes_``.
+        classes : array-like, optional
+            All labels, needed on the first call if ``y`` does not show them all.
+        **fit_params : dict
+            Passed on to skorch.
+
+        Returns
+        -------
+        self : ResNetClassifier
+        """
+        reset = not self.initialized_
+        if reset and classes is not None:
+            self.classes = classes
+        X4, y_enc, classes_ = self._validate_fit_data(X, y, reset=reset)
+        return self._fit_encoded(X4, y_enc, classes_, initialize=False, **fit_params)
+
+    # ------------------------------------------------------------------ inference
+    def _inference_batches(self, X, fn, batch_size=None, name="X"):
+        """Apply ``fn(module, x_batch)`` to validated ``X`` in eval mode, no grad.
+
+        Returns the list of per-batch outputs (moved to the CPU).
+        """
+        X4 = self._validate_X(X, reset=False, name=name)
+        batch_size = batch_size or self.batch_size
+        module = self.module_
+        was_training = module.training
+        module.eval()
+        out = []
+        try:
+            with torch.no_grad():
+                for xb in iter_batches(X4, batch_size, self.device):
+                    out.append(fn(module, xb))
+        finally:
+            module.train(was_training)
+        return out
+
+    def predict_proba(self, X):
+        """Class probabilities (softmax of the logits).
+
+        Parameters
+        ----------
+        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
+            Images, possibly a memory map (read one batch at a time).
+
+        Returns
+        -------
+        proba : ndarray of shape (n, n_classes)
+            Columns in the order of ``classes_``.
+        """
+        if isinstance(X, torch.utils.data.Dataset):  # skorch's own scoring callbacks
+            return super().predict_proba(X)
+        parts = self._inference_batches(
+            X, lambda m, xb: torch.softmax(m(xb).float(), dim=1).cpu().numpy())
+        return np.concatenate(parts, axis=0)
+
+    def predict(self, X):
+        """Most probable label per image.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
+            Images.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n,)
+            Labels from ``classes_``.
+        """
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
