@@ -128,13 +128,8 @@ def as_image_array(X, input_shape=None, name="X", check_finite=True):
     return X, n_features
 
 
-def _batch_tensor(X, start, stop, device):
-    xb = np.ascontiguousarray(X[start:stop], dtype=np.float32)
-    return torch.from_numpy(xb).to(device, non_blocking=True)
-
-
-def iter_batches(X, batch_size, device="cpu"):
-    """Yield consecutive float32 batches of ``X`` as tensors on ``device``.
+def iter_batches(X, batch_size, device="cpu", indices=None):
+    """Yield float32 batches of ``X`` as tensors on ``device``.
 
     Parameters
     ----------
@@ -144,6 +139,10 @@ def iter_batches(X, batch_size, device="cpu"):
         Samples per batch.
     device : str or torch.device, default="cpu"
         Where the tensors are sent.
+    indices : array-like of int, optional
+        Rows of ``X`` to visit, in this order (default: all rows). Only one
+        batch of rows is ever gathered, so scoring a subset of a memory-mapped
+        pool does not copy the pool.
 
     Yields
     ------
@@ -152,8 +151,14 @@ def iter_batches(X, batch_size, device="cpu"):
     """
     if not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    for start in range(0, X.shape[0], batch_size):
-        yield _batch_tensor(X, start, start + batch_size, device)
+    n = X.shape[0] if indices is None else len(indices)
+    for start in range(0, n, batch_size):
+        if indices is None:
+            rows = X[start:start + batch_size]
+        else:
+            rows = X[np.asarray(indices[start:start + batch_size])]
+        xb = np.ascontiguousarray(rows, dtype=np.float32)
+        yield torch.from_numpy(xb).to(device, non_blocking=True)
 
 
 class ArrayBatchLoader:

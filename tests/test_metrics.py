@@ -128,7 +128,8 @@ def test_ece_bin_boundary_is_right_closed():
     "conf, n_bins, expected_bin",
     [
         (0.7, 10, 6),  # 0.7 * 10 = 7.000000000000001 in float: still bin 6
-        (0.3, 10, 2),
+        (0.3, 10, 2),  # multiclass row [.3, .7/3, .7/3, .7/3]
+        (0.6, 5, 2),
         (0.5, 2, 0),
         (2 / 3, 3, 1),
         (1.0, 15, 14),
@@ -137,7 +138,10 @@ def test_ece_bin_boundary_is_right_closed():
     ],
 )
 def test_bin_assignment_at_edges(conf, n_bins, expected_bin):
-    proba = np.array([[conf, 1.0 - conf]])
+    # top-class probability `conf`, the rest spread over enough classes
+    k = math.ceil(1.0 / conf) + 1
+    proba = np.array([[conf] + [(1.0 - conf) / (k - 1)] * (k - 1)])
+    assert proba.max() == conf
     curve = reliability_curve([0], proba, n_bins=n_bins)
     expected = np.zeros(n_bins, dtype=int)
     expected[expected_bin] = 1

@@ -375,23 +375,34 @@ class ResNetClassifier(NeuralNetClassifier):
         return self._fit_encoded(X4, y_enc, classes_, initialize=False, **fit_params)
 
     # ------------------------------------------------------------------ inference
-    def _inference_batches(self, X, fn, batch_size=None, name="X"):
-        """Apply ``fn(module, x_batch)`` to validated ``X`` in eval mode, no grad.
+    @contextlib.contextmanager
+    def _eval_mode(self, *modules):
+        """Put ``module_`` (and ``modules``) in eval mode, restoring modes after."""
+        modules = (self.module_,) + modules
+        modes = [m.training for m in modules]
+        for m in modules:
+            m.eval()
+        try:
+            yield
+        finally:
+            for m, mode in zip(modules, modes):
+                m.train(mode)
 
-        Returns the list of per-batch outputs (moved to the CPU).
+    def _inference_batches(self, X, fn, batch_size=None, name="X", indices=None,
+                           modules=()):
+        """Apply ``fn(module_, x_batch)`` to validated ``X`` in eval mode, no grad.
+
+        ``X`` is validated (shape and finiteness, chunk by chunk) before any
+        batch runs, then visited ``batch_size`` rows at a time (only ``indices``
+        if given); ``modules`` are extra modules put in eval mode too. Returns
+        the list of per-batch outputs.
         """
         X4 = self._validate_X(X, reset=False, name=name)
         batch_size = batch_size or self.batch_size
-        module = self.module_
-        was_training = module.training
-        module.eval()
         out = []
-        try:
-            with torch.no_grad():
-                for xb in iter_batches(X4, batch_size, self.device):
-                    out.append(fn(module, xb))
-        finally:
-            module.train(was_training)
+        with self._eval_mode(*modules), torch.no_grad():
+            for xb in iter_batches(X4, batch_size, self.device, indices=indices):
+                out.append(fn(self.module_, xb))
         return out
 
     def predict_proba(self, X):
