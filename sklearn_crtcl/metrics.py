@@ -283,7 +283,7 @@ def _binned_stats(idx, proba, n_bins):
     # Edges m / M computed by a correctly rounded division, so that a
     # confidence written as the float literal m / M lands in bin m (1-based).
     edges = np.arange(n_bins + 1, dtype=np.float64) / n_bins
-    # side="left" -> edges[i-1] < conf <= edges[i]; bin index is i - 1.
+    # side="right" -> edges[i-1] < conf <= edges[i]; bin index is i - 1.
     bins = np.searchsorted(edges, confidence, side="left") - 1
     bins = np.clip(bins, 0, n_bins - 1)  # conf == 0 -> first bin
 

@@ -1,0 +1,125 @@
+"""Unlabeled data for the semi-supervised estimators (CrtCl, TOD).
+
+:class:`SemiSupervisedMixin` adds ``fit(X, y, X_unlabeled=None)``: the
+unlabeled images are validated like ``X`` before any training, and during
+training :meth:`SemiSupervisedMixin.unlabeled_batch` draws a fresh random
+batch of them per call from a dedicated generator seeded by ``random_state``,
+so draws are reproducible and do not disturb the shuffling of labeled
+batches.
+"""
+
+import numpy as np
+import torch
+
+from .._data import as_image_array
+
+__all__ = ["SemiSupervisedMixin"]
+
+
+class SemiSupervisedMixin:
+    """Mixin for :class:`~sklearn_crtcl.ResNetClassifier` subclasses that train
+    on unlabeled images too.
+
+    Subclasses call :meth:`unlabeled_batch` in their ``train_step``; it returns
+    ``None`` when ``fit`` got no ``X_unlabeled``. The unlabeled batch size is
+    the net's ``unlabeled_batch_size`` attribute if set (not ``None``), else
+    ``batch_size``.
+    """
+
+    def _validate_unlabeled(self, X, X_unlabeled):
+        """Check ``X_unlabeled`` against ``X`` (same per-sample shape) without
+        touching the estimator; return it as a float32 CPU tensor."""
+        if X_unlabeled is None:
+            return None
+        X4, _ = as_image_array(X, self.input_shape, name="X")
+        X4u, _ = as_image_array(X_unlabeled, self.input_shape, name="X_unlabeled")
+        if X4u.shape[1:] != X4.shape[1:]:
+            raise ValueError(
+                f"X_unlabeled must have the same per-sample shape as X: X_unlabeled has "
+                f"samples of shape {X4u.shape[1:]}, X has {X4.shape[1:]}")
+        return torch.from_numpy(np.ascontiguousarray(X4u, dtype=np.float32))
+
+    def _fit_with_unlabeled(self, fit_method, X, y, X_unlabeled, **fit_params):
+        X_u = self._validate_unlabeled(X, X_unlabeled)  # before any training
+        self._X_unlabeled = X_u
+        self._unlabeled_generator = None
+        try:
+            return getattr(super(), fit_method)(X, y, **fit_params)
+        finally:
+            self._X_unlabeled = None
+            self._unlabeled_generator = None
+
+    def fit(self, X, y, X_unlabeled=None, **fit_params):
+        """Train on labeled images ``X``, ``y`` and unlabeled images ``X_unlabeled``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
+            Labeled images.
+        y : array-like of shape (n,)
+            Labels of any type.
+        X_unlabeled : array-like, optional
+            Unlabeled images with the same per-sample shape as ``X``. Without
+            them, the unsupervised term is computed on the labeled batch.
+        **fit_params : dict
+            Passed on to skorch.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit_with_unlabeled("fit", X, y, X_unlabeled, **fit_params)
+
+    def partial_fit(self, X, y, classes=None, X_unlabeled=None, **fit_params):
+        """Continue training without re-initialising; see :meth:`fit`.
+
+        Parameters
+        ----------
+        X : array-like
+            Labeled images.
+        y : array-like of shape (n,)
+            Labels.
+        classes : array-like, optional
+            All labels, on the first call.
+        X_unlabeled : array-like, optional
+            Unlabeled images.
+        **fit_params : dict
+            Passed on to skorch.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit_with_unlabeled("partial_fit", X, y, X_unlabeled, classes=classes,
+                                        **fit_params)
+
+    @property
+    def has_unlabeled_data(self):
+        """bool: whether the running ``fit`` was given ``X_unlabeled``."""
+        return getattr(self, "_X_unlabeled", None) is not None
+
+    def unlabeled_batch(self):
+        """Draw a random batch of unlabeled images for the current training step.
+
+        Returns
+        -------
+        torch.Tensor of shape (b, C, H, W) or None
+            On the net's device; ``None`` when ``fit`` got no ``X_unlabeled``.
+            Draws are uniform without replacement within a batch, from a
+            generator seeded by ``random_state`` at the start of ``fit``.
+        """
+        X_u = getattr(self, "_X_unlabeled", None)
+        if X_u is None:
+            return None
+        if self._unlabeled_generator is None:
+            gen = torch.Generator()
+            seed = self._torch_seed(offset=1)
+            if seed is None:
+                gen.seed()
+            else:
+                gen.manual_seed(seed)
+            self._unlabeled_generator = gen
+        size = getattr(self, "unlabeled_batch_size", None) or self.batch_size
+        size = min(int(size), X_u.shape[0])
+        idx = torch.randperm(X_u.shape[0], generator=self._unlabeled_generator)[:size]
+        return X_u[idx].to(self.device, non_blocking=True)
