@@ -221,9 +221,10 @@ class ReliabilityCurve:
     """Per-bin statistics of a reliability diagram.
 
     Returned by :func:`reliability_curve`.  All arrays have length
-    ``n_bins`` except ``bin_edges`` (length ``n_bins + 1``).
+    ``n_bins`` except ``bin_edges`` (length ``n_bins + 1``). The fields
+    are also the constructor parameters.
 
-    Attributes
+    Parameters
     ----------
     accuracy : ndarray of shape (n_bins,)
         Fraction of correctly classified samples in each bin,
@@ -283,7 +284,7 @@ def _binned_stats(idx, proba, n_bins):
     # Edges m / M computed by a correctly rounded division, so that a
     # confidence written as the float literal m / M lands in bin m (1-based).
     edges = np.arange(n_bins + 1, dtype=np.float64) / n_bins
-    # side="right" -> edges[i-1] < conf <= edges[i]; bin index is i - 1.
+    # side="left" -> edges[i-1] < conf <= edges[i]; bin index is i - 1.
     bins = np.searchsorted(edges, confidence, side="left") - 1
     bins = np.clip(bins, 0, n_bins - 1)  # conf == 0 -> first bin
 
@@ -437,7 +438,7 @@ def expected_calibration_error(y_true, y_proba, n_bins=15, labels=None):
     See Also
     --------
     reliability_curve : The per-bin statistics behind the ECE.
-    ece_scorer : scikit-learn scorer returning ``-ECE``.
+    ece_scorer : Scikit-learn scorer returning ``-ECE``.
 
     Examples
     --------
@@ -600,7 +601,7 @@ def _estimator_labels(estimator, n_classes):
 
 
 class ProbaScorer:
-    """scikit-learn scorer for metrics of ``predict_proba`` outputs.
+    """Scorer for metrics of ``predict_proba`` outputs (scikit-learn protocol).
 
     A plain callable ``scorer(estimator, X, y)`` (the scikit-learn scorer
     protocol) that calls ``estimator.predict_proba(X)`` and evaluates
