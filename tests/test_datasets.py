@@ -78,6 +78,9 @@ def make_fashion(directory, gz=False, n_train_per_class=4, n_test_per_class=2, s
     test_labels = np.tile(np.arange(10), n_test_per_class)[::-1].copy()
     train_images = rng.randint(0, 256, size=(len(train_labels), 28, 28)).astype(np.uint8)
     test_images = rng.randint(0, 256, size=(len(test_labels), 28, 28)).astype(np.uint8)
+    # pixel (0, 0) holds the sample's index, so subsets can be traced back
+    train_images[:, 0, 0] = np.arange(len(train_labels))
+    test_images[:, 0, 0] = np.arange(len(test_labels))
     gz_flags = gz if isinstance(gz, (list, tuple)) else [gz] * 4
     write_file(os.path.join(directory, "train-images-idx3-ubyte"), idx_bytes(train_images), gz_flags[0])
     write_file(os.path.join(directory, "train-labels-idx1-ubyte"), idx_bytes(train_labels), gz_flags[1])
@@ -336,6 +339,9 @@ def test_fashion_mnist_stratified_subsets(tmp_path):
     # 26 / 65 = 0.4 of each class: 8 of class 0, 2 of each other class
     np.testing.assert_array_equal(np.bincount(y_train), [8] + [2] * 9)
     np.testing.assert_array_equal(np.bincount(y_test), [3] * 10)
+    # subsets keep the original file order (pixel (0, 0) is the index)
+    assert np.all(np.diff(X_train[:, 0, 0, 0]) > 0)
+    assert np.all(np.diff(X_test[:, 0, 0, 0]) > 0)
     # statistics are computed on the chosen training subset
     assert_standardised(X_train)
 
@@ -435,7 +441,7 @@ def test_cifar10_subsets_and_dispatch(tmp_path):
 
 def test_cifar10_legacy_python2_pickles(tmp_path):
     """Original CIFAR batches: protocol 2, bytes keys, numpy.core globals."""
-    raw_tr, _, lab_tr, _ = make_cifar10(str(tmp_path))
+    _, _, lab_tr, _ = make_cifar10(str(tmp_path))
     base = tmp_path / "cifar-10-batches-py"
     for i in range(1, 6):
         with open(base / f"data_batch_{i}", "rb") as f:
@@ -540,6 +546,7 @@ def test_cifar100_reads_pickles(tmp_path, label_mode, n_classes):
     np.testing.assert_array_equal(y_test, fine_te // div)
     assert y_train.max() == n_classes - 1
     exp_tr, exp_te = expected_standardised(raw_tr.reshape(-1, 3, 32, 32), raw_te.reshape(-1, 3, 32, 32))
+    np.testing.assert_allclose(X_train, exp_tr, atol=1e-5)
     np.testing.assert_allclose(X_test, exp_te, atol=1e-5)
     assert_standardised(X_train)
 
@@ -580,6 +587,7 @@ def test_svhn_reads_mat_files(tmp_path):
         mean, std = tr[:, :, c, :].mean(), tr[:, :, c, :].std()
         assert X_train[i, c, h, w] == pytest.approx((tr[h, w, c, i] - mean) / std, abs=1e-5)
     exp_tr, exp_te = expected_standardised(raw_tr.transpose(3, 2, 0, 1), raw_te.transpose(3, 2, 0, 1))
+    np.testing.assert_allclose(X_train, exp_tr, atol=1e-5)
     np.testing.assert_allclose(X_test, exp_te, atol=1e-5)
 
 
