@@ -59,7 +59,8 @@ def check_finite_chunked(X, name="X"):
                              "remove or impute non-finite values before fitting or scoring")
 
 
-def as_image_array(X, input_shape=None, name="X", check_finite=True):
+def as_image_array(X, input_shape=None, name="X", check_finite=True, n_features_expected=None,
+                   estimator_name="the estimator"):
     """Validate ``X`` and view it as images ``(n, C, H, W)`` without copying.
 
     Parameters
@@ -75,6 +76,11 @@ def as_image_array(X, input_shape=None, name="X", check_finite=True):
         Name used in error messages.
     check_finite : bool, default=True
         Check for NaN and infinity (chunk by chunk).
+    n_features_expected : int, optional
+        Features per sample the caller was fitted on; a mismatch raises the
+        standard scikit-learn ``ValueError`` before any reshaping.
+    estimator_name : str, default="the estimator"
+        Name used in that message.
 
     Returns
     -------
@@ -98,17 +104,23 @@ def as_image_array(X, input_shape=None, name="X", check_finite=True):
     if X.ndim == 0:
         raise ValueError(f"Expected an array of samples for {name}, got a scalar {X!r}")
     if X.ndim not in (2, 3, 4):
+        hint = (" Reshape your data either using array.reshape(-1, 1) if your data has a "
+                "single feature or array.reshape(1, -1) if it contains a single sample."
+                if X.ndim == 1 else "")
         raise ValueError(
             f"{name} must have 2 (n, n_features), 3 (n, H, W) or 4 (n, C, H, W) dimensions, "
-            f"got {X.ndim} with shape {X.shape}")
+            f"got {X.ndim} with shape {X.shape}.{hint}")
     n = X.shape[0]
     if n == 0:
-        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) in {name}, while a "
-                         "minimum of 1 is required")
+        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 "
+                         f"is required ({name} is empty)")
     if min(X.shape[1:]) == 0:
-        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) in {name}, while a "
-                         "minimum of 1 is required")
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of "
+                         f"1 is required ({name} has no features)")
     n_features = int(np.prod(X.shape[1:]))
+    if n_features_expected is not None and n_features != n_features_expected:
+        raise ValueError(f"{name} has {n_features} features, but {estimator_name} is expecting "
+                         f"{n_features_expected} features as input")
     if X.ndim == 2:
         if input_shape is not None:
             shape = tuple(int(s) for s in input_shape)
@@ -158,6 +170,8 @@ def iter_batches(X, batch_size, device="cpu", indices=None):
         else:
             rows = X[np.asarray(indices[start:start + batch_size])]
         xb = np.ascontiguousarray(rows, dtype=np.float32)
+        if not xb.flags.writeable:  # a view of a read-only memory map: copy this batch
+            xb = xb.copy()
         yield torch.from_numpy(xb).to(device, non_blocking=True)
 
 

@@ -40,8 +40,9 @@ class MilestoneLR(Callback):
 
     Parameters
     ----------
-    optimizer_attr : str, default="optimizer_"
-        Name of the optimizer attribute on the net.
+    optimizer_attr : str, optional
+        Name of the optimizer attribute on the net; by default
+        ``"optimizer_"``.
     milestones_param : str, default="lr_milestones"
         Name of the net parameter holding the milestones (see
         :func:`milestone_epochs`).
@@ -60,7 +61,10 @@ class MilestoneLR(Callback):
         self.start_epoch_ = len(net.history)
         optimizer = getattr(net, self.optimizer_attr)
         for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
+            # a learning rate that differs from the one this callback last set was
+            # changed by the user (e.g. ``set_params(lr=...)``): it is the new base
+            if "initial_lr" not in group or group["lr"] != group.get("scheduled_lr"):
+                group["initial_lr"] = group["lr"]
         milestones = getattr(net, self.milestones_param)
         self.milestone_epochs_ = milestone_epochs(milestones or (), net.max_epochs)
 
@@ -70,4 +74,4 @@ class MilestoneLR(Callback):
         n_passed = sum(epoch >= m for m in self.milestone_epochs_)
         factor = getattr(net, self.gamma_param) ** n_passed
         for group in getattr(net, self.optimizer_attr).param_groups:
-            group["lr"] = group["initial_lr"] * factor
+            group["lr"] = group["scheduled_lr"] = group["initial_lr"] * factor

@@ -15,7 +15,16 @@ from .._data import ArrayBatchLoader, as_image_array, iter_batches
 from ..backbones import resnet18
 from ..callbacks import MilestoneLR
 
-__all__ = ["ResNetClassifier", "DEFAULT_DEVICE"]
+__all__ = ["ResNetClassifier", "DEFAULT_DEVICE", "EXPECTED_FAILED_CHECKS"]
+
+#: scikit-learn estimator checks that ``ResNetClassifier`` cannot pass, with the reason
+#: (``check_estimator(..., expected_failed_checks=EXPECTED_FAILED_CHECKS)``).
+EXPECTED_FAILED_CHECKS = {
+    "check_no_attributes_set_in_init": (
+        "skorch's NeuralNet.__init__ sets history_, initialized_ and virtual_params_, and "
+        "stores routed parameters such as module__width as attributes that are not in the "
+        "signature: this is how skorch routes parameters to its modules and optimizers"),
+}
 
 #: ``"cuda"`` when a GPU is available when the package is imported, else ``"cpu"``.
 DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -201,6 +210,11 @@ class ResNetClassifier(NeuralNetClassifier):
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         return args, kwargs
 
+    def _get_param_names(self):
+        # skorch lists every attribute not ending in "_", which includes its private
+        # bookkeeping (``_params_to_validate``); parameters never start with "_".
+        return [k for k in super()._get_param_names() if not k.startswith("_")]
+
     def check_data(self, X, y):
         """No-op: ``fit`` validates the data (and sets ``classes_``) itself."""
 
@@ -214,16 +228,16 @@ class ResNetClassifier(NeuralNetClassifier):
                 raise ValueError(
                     f"input_shape must be a tuple (C, H, W) or (H, W) of positive integers, "
                     f"got {input_shape!r}")
-        X4, n_features = as_image_array(X, input_shape, name=name, check_finite=check_finite)
+        if not reset:
+            self.check_is_fitted()
+        X4, n_features = as_image_array(
+            X, input_shape, name=name, check_finite=check_finite,
+            n_features_expected=None if reset else self.n_features_in_,
+            estimator_name=type(self).__name__)
         if reset:
             self.n_features_in_ = n_features
             self.input_shape_ = tuple(int(s) for s in X4.shape[1:])
             return X4
-        self.check_is_fitted()
-        if n_features != self.n_features_in_:
-            raise ValueError(
-                f"{name} has {n_features} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input")
         if tuple(X4.shape[1:]) != self.input_shape_:
             raise ValueError(
                 f"{name} has images of shape {tuple(X4.shape[1:])}, but "
@@ -232,7 +246,8 @@ class ResNetClassifier(NeuralNetClassifier):
 
     def _encode_y(self, y, n_samples, reset):
         if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but y is None")
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
+                             "is None")
         if isinstance(y, torch.Tensor):
             y = y.detach().cpu().numpy()
         y = np.asarray(y)
@@ -329,6 +344,16 @@ class ResNetClassifier(NeuralNetClassifier):
         if n_out is not None and n_out != n_classes:
             raise ValueError(f"the module has {n_out} outputs but the data have {n_classes} "
                              "classes; leave module__num_classes unset to infer it")
+        n_in = getattr(self.module_, "in_channels", None)
+        if n_in is not None and n_in != self.input_shape_[0]:
+            raise ValueError(
+                f"the module takes {n_in} input channels but the images have "
+                f"{self.input_shape_[0]}; set module__in_channels={self.input_shape_[0]} before "
+                "initialize(), or call fit")
+
+    def _fitted_before(self):
+        """Whether a previous fit set the data attributes (not just ``initialize()``)."""
+        return self.initialized_ and hasattr(self, "n_features_in_")
 
     def fit(self, X, y, **fit_params):
         """Train the network on images ``X`` with labels ``y``.
@@ -346,7 +371,7 @@ class ResNetClassifier(NeuralNetClassifier):
         -------
         self : ResNetClassifier
         """
-        reset = not (self.warm_start and self.initialized_)
+        reset = not (self.warm_start and self._fitted_before())
         X4, y_enc, classes = self._validate_fit_data(X, y, reset=reset)
         return self._fit_encoded(X4, y_enc, classes, initialize=reset, **fit_params)
 
@@ -368,7 +393,7 @@ class ResNetClassifier(NeuralNetClassifier):
         -------
         self : ResNetClassifier
         """
-        reset = not self.initialized_
+        reset = not self._fitted_before()
         if reset and classes is not None:
             self.classes = classes
         X4, y_enc, classes_ = self._validate_fit_data(X, y, reset=reset)
@@ -437,7 +462,8 @@ class ResNetClassifier(NeuralNetClassifier):
         y_pred : ndarray of shape (n,)
             Labels from ``classes_``.
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,0 +1,280 @@
+import io
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_crtcl import ResNetClassifier
+from sklearn_crtcl._data import ArrayBatchLoader
+from sklearn_crtcl.callbacks import milestone_epochs
+from sklearn_crtcl.nets.base import DEFAULT_DEVICE
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype(np.float32), y
+
+
+def small(**kw):
+    params = dict(input_shape=(1, 8, 8), module__width=4, max_epochs=2, batch_size=64,
+                  random_state=0, device="cpu")
+    params.update(kw)
+    return ResNetClassifier(**params)
+
+
+def test_defaults_follow_the_papers():
+    net = ResNetClassifier()
+    assert net.optimizer is torch.optim.SGD
+    assert net.lr == 0.1 and net.optimizer__momentum == 0.9
+    assert net.optimizer__weight_decay == 5e-4
+    assert net.batch_size == 128 and net.max_epochs == 200
+    assert tuple(net.lr_milestones) == (0.8,) and net.lr_gamma == 0.1
+    assert net.train_split is None
+    assert net.device == DEFAULT_DEVICE == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert milestone_epochs(net.lr_milestones, 200) == [160]
+
+
+def test_learning_rate_drops_at_eighty_percent(digits):
+    from skorch.callbacks import Callback
+
+    X, y = digits
+    lrs = []
+
+    class LrLogger(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            lrs.append(net.optimizer_.param_groups[0]["lr"])
+
+    net = small(max_epochs=5, callbacks=[("lr_log", LrLogger())]).fit(X[:100], y[:100])
+    assert lrs == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.01])
+    # restarts at every fit (warm start too)
+    lrs.clear()
+    net.set_params(warm_start=True)
+    net.fit(X[:100], y[:100])
+    assert lrs == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.01])
+    # a learning rate changed by the user between fits is the new base
+    lrs.clear()
+    net.set_params(lr=0.05)
+    net.fit(X[:100], y[:100])
+    assert lrs == pytest.approx([0.05, 0.05, 0.05, 0.05, 0.005])
+
+
+def test_string_and_noncontiguous_labels(digits):
+    X, y = digits
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                      "nine"], dtype=object)
+    net = small().fit(X[:300], names[y[:300]])
+    assert list(net.classes_) == sorted(names.tolist())
+    pred = net.predict(X[300:350])
+    assert set(pred) <= set(names.tolist())
+    proba = net.predict_proba(X[300:350])
+    assert proba.shape == (50, 10)
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(pred, net.classes_[proba.argmax(1)])
+
+    odd = np.array([3, 10, 42])[y[:300] % 3]
+    net = small().fit(X[:300], odd)
+    np.testing.assert_array_equal(net.classes_, [3, 10, 42])
+    assert set(net.predict(X[:20])) <= {3, 10, 42}
+
+
+def test_image_layouts_and_n_features(digits):
+    X, y = digits
+    X4 = X.reshape(-1, 1, 8, 8)
+    a = small(input_shape=None).fit(X4[:200], y[:200])
+    b = small().fit(X[:200], y[:200])
+    c = small(input_shape=None).fit(X4[:200, 0], y[:200])  # (n, H, W)
+    for net in (a, b, c):
+        assert net.input_shape_ == (1, 8, 8)
+        assert net.n_features_in_ == 64
+    np.testing.assert_allclose(a.predict_proba(X4[200:220]), b.predict_proba(X[200:220]),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.predict_proba(X4[200:220]), c.predict_proba(X4[200:220, 0]),
+                               rtol=1e-5, atol=1e-6)
+    # flat rows without input_shape: a one-pixel-high image
+    d = small(input_shape=None).fit(X[:200], y[:200])
+    assert d.input_shape_ == (1, 1, 64)
+    with pytest.raises(ValueError, match="expecting 64 features"):
+        b.predict(X[:5, :32])
+    with pytest.raises(ValueError, match="cannot be reshaped"):
+        small(input_shape=(1, 7, 7)).fit(X[:50], y[:50])
+    # partial_fit right after initialize() (e.g. before load_params) sets the data attributes
+    net = small(classes=np.arange(10))
+    net.initialize()  # built without data: 3 input channels by default
+    with pytest.raises(ValueError, match="module__in_channels=1"):
+        net.partial_fit(X[:100], y[:100])
+    net = small(classes=np.arange(10), module__in_channels=1)
+    net.initialize()
+    net.partial_fit(X[:100], y[:100])
+    assert net.n_features_in_ == 64
+
+
+def test_random_state_reproducible_and_global_rng_untouched(digits):
+    X, y = digits
+    torch.manual_seed(123)
+    before = torch.get_rng_state().clone()
+    p1 = small(random_state=7).fit(X[:200], y[:200]).predict_proba(X[200:260])
+    assert torch.equal(torch.get_rng_state(), before)
+    p2 = small(random_state=7).fit(X[:200], y[:200]).predict_proba(X[200:260])
+    p3 = small(random_state=8).fit(X[:200], y[:200]).predict_proba(X[200:260])
+    np.testing.assert_array_equal(p1, p2)
+    assert np.abs(p1 - p3).max() > 1e-4
+
+
+def test_clone_params_and_set_params_routing(digits):
+    X, y = digits
+    net = small(module__width=4)
+    params = net.get_params()
+    assert params["module__width"] == 4 and params["input_shape"] == (1, 8, 8)
+    assert not any(k.startswith("_") for k in params)
+    cloned = clone(net)
+    assert cloned.get_params()["module__width"] == 4
+    net.fit(X[:100], y[:100])
+    assert net.module_.width == 4
+    net.set_params(module__width=6)
+    net.fit(X[:100], y[:100])
+    assert net.module_.width == 6 and net.module_.stage_channels[0] == 6
+    assert not hasattr(clone(net), "module_")
+
+
+def test_grid_search_cross_val_and_pipeline(digits):
+    X, y = digits
+    pipe = make_pipeline(StandardScaler(), small(max_epochs=1))
+    scores = cross_val_score(pipe, X[:240], y[:240], cv=2)
+    assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+    grid = GridSearchCV(small(max_epochs=1), {"module__width": [2, 4]}, cv=2)
+    grid.fit(X[:160], y[:160])
+    assert grid.best_params_["module__width"] in (2, 4)
+    assert grid.best_estimator_.module_.width == grid.best_params_["module__width"]
+
+
+def test_training_actually_learns(digits):
+    X, y = digits
+    net = small(module__width=8, max_epochs=8, lr=0.05).fit(X[:1000], y[:1000])
+    acc = (net.predict(X[1000:1400]) == y[1000:1400]).mean()
+    assert acc > 0.8
+    losses = net.history[:, "train_loss"]
+    assert losses[-1] < losses[0]
+
+
+def test_pickle_joblib_and_save_params_round_trips(digits, tmp_path):
+    X, y = digits
+    labels = np.array(list("abcdefghij"))[y]
+    net = small().fit(X[:200], labels[:200])
+    expected = net.predict_proba(X[200:230])
+
+    restored = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(restored.predict_proba(X[200:230]), expected)
+    np.testing.assert_array_equal(restored.classes_, net.classes_)
+
+    buf = io.BytesIO()
+    joblib.dump(net, buf)
+    buf.seek(0)
+    np.testing.assert_array_equal(joblib.load(buf).predict(X[200:230]), net.predict(X[200:230]))
+
+    f = tmp_path / "params.pt"
+    net.save_params(f_params=f)
+    fresh = small(classes=net.classes_)
+    fresh.fit(X[:20], labels[:20])  # same architecture, then overwrite the weights
+    fresh.load_params(f_params=f)
+    np.testing.assert_array_equal(fresh.predict_proba(X[200:230]), expected)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 5, np.nan, X), "NaN"),
+    (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 5, np.inf, X), "infinity"),
+    (lambda X: X[:0], "0 sample"),
+    (lambda X: X.ravel(), "Reshape your data"),
+    (lambda X: X.reshape(len(X), 1, 1, 8, 8), "dimensions"),
+    (lambda X: X.astype(np.complex64), "Complex"),
+])
+def test_bad_X_raises_before_training(digits, bad, match):
+    X, y = digits
+    net = small()
+    Xb = bad(X[:50].copy())
+    with pytest.raises(ValueError, match=match):
+        net.fit(Xb, y[:len(Xb)] if Xb.ndim > 1 else y[:50])
+    assert not hasattr(net, "module_")  # no work was done
+
+
+def test_sparse_input_is_a_type_error(digits):
+    X, y = digits
+    with pytest.raises(TypeError, match="sparse"):
+        small().fit(sp.csr_matrix(X[:50]), y[:50])
+
+
+@pytest.mark.parametrize("y_bad, match", [
+    (lambda y: np.zeros_like(y), "only one class"),
+    (lambda y: y + 0.5, "Unknown label type"),
+    (lambda y: y[:-1], "inconsistent numbers of samples"),
+    (lambda y: None, "requires y"),
+])
+def test_bad_y_raises_before_training(digits, y_bad, match):
+    X, y = digits
+    net = small()
+    with pytest.raises(ValueError, match=match):
+        net.fit(X[:50], y_bad(y[:50].copy()))
+    assert not hasattr(net, "module_")
+
+
+def test_unknown_label_with_classes_and_warm_start(digits):
+    X, y = digits
+    net = small(classes=np.arange(5))
+    with pytest.raises(ValueError, match="not among the classes"):
+        net.fit(X[:100], y[:100])
+    warm = small(warm_start=True, classes=np.arange(10))
+    warm.fit(X[:100][y[:100] < 5], y[:100][y[:100] < 5])  # first set misses classes 5..9
+    warm.fit(X[:100], y[:100])
+    assert len(warm.classes_) == 10
+
+
+def test_inputs_not_modified(digits):
+    X, y = digits
+    Xc, yc = X[:100].copy(), y[:100].copy()
+    net = small().fit(Xc, yc)
+    net.predict_proba(Xc)
+    np.testing.assert_array_equal(Xc, X[:100])
+    np.testing.assert_array_equal(yc, y[:100])
+
+
+def test_predict_before_fit_is_not_fitted_error(digits):
+    from sklearn.exceptions import NotFittedError
+    with pytest.raises(NotFittedError):
+        small().predict(digits[0][:3])
+
+
+def test_array_batch_loader_merges_single_sample_tail():
+    from skorch.dataset import Dataset
+    X = np.arange(129 * 2, dtype=np.float32).reshape(129, 2)
+    y = np.arange(129)
+    loader = ArrayBatchLoader(Dataset(X, y), batch_size=64, shuffle=False)
+    sizes = [len(xb) for xb, _ in loader]
+    assert sizes == [64, 65] and len(loader) == 2
+    torch.manual_seed(0)
+    shuffled = ArrayBatchLoader(Dataset(X, y), batch_size=64, shuffle=True)
+    seen = torch.cat([yb for _, yb in shuffled])
+    assert sorted(seen.tolist()) == list(range(129))
+    assert seen.tolist() != list(range(129))
+    # a batch of one sample can be fitted: 129 = 128 + 1 would crash batch norm otherwise
+    Xi = np.random.RandomState(0).normal(size=(129, 1, 8, 8)).astype(np.float32)
+    yi = np.arange(129) % 3
+    small(batch_size=128, max_epochs=1, input_shape=None).fit(Xi, yi)
+
+
+def test_memmap_prediction_does_not_copy(tmp_path, digits):
+    X, y = digits
+    net = small().fit(X[:100], y[:100])
+    mm = np.lib.format.open_memmap(tmp_path / "pool.npy", mode="w+", dtype=np.float32,
+                                   shape=(300, 64))
+    mm[:] = X[:300]
+    mm.flush()
+    ro = np.load(tmp_path / "pool.npy", mmap_mode="r")
+    np.testing.assert_allclose(net.predict_proba(ro), net.predict_proba(X[:300]), rtol=1e-6)
