@@ -1,5 +1,7 @@
 """Estimators: one training scheme per module."""
 
 from .base import DEFAULT_DEVICE, ResNetClassifier
+from .lossnet import LossPredictionNet
+from .tod import TODNet
 
-__all__ = ["DEFAULT_DEVICE", "ResNetClassifier"]
+__all__ = ["DEFAULT_DEVICE", "ResNetClassifier", "LossPredictionNet", "TODNet"]

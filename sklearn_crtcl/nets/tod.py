@@ -1,0 +1,258 @@
+"""``TODNet``: semi-supervised training with a mean teacher (TOD, Huang et al. 2021).
+
+The classifier (student, weights :math:`w`) is trained on
+
+.. math::
+
+    L = \\frac{1}{B} \\sum_{i=1}^{B} \\operatorname{CE}(f(x_i; w), y_i)
+        + \\lambda \\big[ L_U(x^{L}) + L_U(x^{U}) \\big],
+    \\qquad
+    L_U(x) = \\frac{1}{nK} \\sum_{i=1}^{n} \\| f(x_i; w) - f(x_i; \\tilde w) \\|^2,
+
+on a labeled batch :math:`x^L` and a random unlabeled batch :math:`x^U`, where
+the teacher :math:`\\tilde w` is an exponential moving average of the student,
+updated after every optimizer step :math:`t`:
+
+.. math::
+
+    \\tilde w \\leftarrow \\alpha_t \\tilde w + (1 - \\alpha_t) w,
+    \\qquad \\alpha_t = \\min(1 - 1/(t + 1), \\alpha).
+"""
+
+import copy
+import numbers
+
+import numpy as np
+import torch
+from skorch.callbacks import PassthroughScoring
+from skorch.dataset import unpack_data
+from skorch.utils import to_tensor
+
+from ..backbones import resnet18
+from ..losses import consistency_loss, ema_update, ema_warmup_decay
+from ._unlabeled import SemiSupervisedMixin
+from .base import ResNetClassifier
+
+__all__ = ["TODNet"]
+
+
+class TODNet(SemiSupervisedMixin, ResNetClassifier):
+    """ResNet classifier trained with TOD's mean-teacher consistency loss.
+
+    The semi-supervised training of "Semi-Supervised Active Learning with
+    Temporal Output Discrepancy" (Huang et al., ICCV 2021). Besides the
+    classifier (the *student*, ``module_``) the net keeps a *teacher*
+    (``teacher_``): a copy of the student at initialisation, then an
+    exponential moving average of the student's weights, updated after every
+    optimizer step :math:`t` (counted from initialisation) as
+
+    .. math::
+
+        \\tilde w \\leftarrow \\alpha_t \\tilde w + (1 - \\alpha_t) w,
+        \\qquad \\alpha_t = \\min\\Big(1 - \\frac{1}{t + 1}, \\alpha\\Big)
+
+    (the warm-up of Mean Teacher: :math:`\\alpha_0 = 0`). The teacher is not
+    trained by the optimizer; its batch-norm buffers are copied from the
+    student at each update. Each training step minimises
+
+    .. math::
+
+        L = \\frac{1}{B} \\sum_i \\operatorname{CE}(f(x_i; w), y_i)
+            + \\lambda \\big[ L_U(x^L) + L_U(x^U) \\big],
+        \\quad
+        L_U(x) = \\frac{1}{nK} \\sum_{i=1}^{n}
+                 \\| f(x_i; w) - f(x_i; \\tilde w) \\|_2^2,
+
+    the mean squared difference of the logits of student and teacher
+    (:func:`~sklearn_crtcl.losses.consistency_loss`), on the labeled batch
+    :math:`x^L` and, when ``fit`` gets ``X_unlabeled``, on a batch
+    :math:`x^U` drawn at random from it (without ``X_unlabeled``, only the
+    labeled term). As in the reference implementation the teacher runs in
+    training mode (batch statistics) during training.
+
+    Parameters
+    ----------
+    module : callable or torch.nn.Module, default=resnet18
+        The backbone (see :class:`~sklearn_crtcl.ResNetClassifier`).
+    ema_decay : float, default=0.999
+        EMA decay :math:`\\alpha` of the teacher (0.999 in TOD).
+    unsupervised_weight : float, default=0.05
+        Weight :math:`\\lambda` of the consistency loss (0.05 in TOD). With
+        ``0`` the consistency terms are not computed and the student trains
+        exactly like a :class:`~sklearn_crtcl.ResNetClassifier` with the same
+        ``random_state`` (the teacher is still averaged).
+    unlabeled_batch_size : int or None, default=None
+        Size of the unlabeled batches; ``None`` uses ``batch_size`` (as TOD).
+    **kwargs
+        Any :class:`~sklearn_crtcl.ResNetClassifier` parameter.
+
+    Attributes
+    ----------
+    teacher_ : torch.nn.Module
+        The moving-average model (same architecture as ``module_``; its
+        parameters do not require gradients). It is saved with
+        ``save_params(f_teacher=...)`` and pickled with the net.
+    ema_step_ : int
+        Optimizer steps since the teacher was initialised (the :math:`t` of
+        the next update).
+    module_, classes_, n_features_in_, history_ : see ResNetClassifier
+        ``history_`` also holds ``consistency_loss`` per batch and per epoch
+        (the unweighted :math:`L_U(x^L) + L_U(x^U)`).
+
+    References
+    ----------
+    S. Huang, T. Wang, H. Xiong, J. Huan and D. Dou, "Semi-Supervised Active
+    Learning with Temporal Output Discrepancy", ICCV 2021.
+    A. Tarvainen and H. Valpola, "Mean teachers are better role models",
+    NeurIPS 2017.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_crtcl.nets.tod import TODNet
+    >>> X, y = load_digits(return_X_y=True)
+    >>> net = TODNet(input_shape=(1, 8, 8), module__width=4, max_epochs=2,
+    ...              random_state=0, device="cpu")
+    >>> net = net.fit(X[:100] / 16, y[:100], X_unlabeled=X[100:300] / 16)
+    >>> net.predict_proba(X[:3] / 16).shape
+    (3, 10)
+    """
+
+    def __init__(
+        self,
+        module=resnet18,
+        *,
+        ema_decay=0.999,
+        unsupervised_weight=0.05,
+        unlabeled_batch_size=None,
+        **kwargs,
+    ):
+        super().__init__(module, **kwargs)
+        self.ema_decay = ema_decay
+        self.unsupervised_weight = unsupervised_weight
+        self.unlabeled_batch_size = unlabeled_batch_size
+
+    # ------------------------------------------------------------------ skorch set-up
+    @property
+    def _default_callbacks(self):
+        callbacks = list(super()._default_callbacks)
+        at = [name for name, _ in callbacks].index("print_log")
+        callbacks.insert(at, ("consistency_loss",
+                              PassthroughScoring(name="consistency_loss", on_train=True)))
+        return callbacks
+
+    def _check_tod_params(self):
+        a = self.ema_decay
+        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0 <= a <= 1:
+            raise ValueError(f"ema_decay must be a number in [0, 1], got {a!r}")
+        w = self.unsupervised_weight
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not 0 <= w < np.inf:
+            raise ValueError(f"unsupervised_weight must be a finite number >= 0, got {w!r}")
+        b = self.unlabeled_batch_size
+        if b is not None and (isinstance(b, bool) or not isinstance(b, numbers.Integral)
+                              or b < 1):
+            raise ValueError(f"unlabeled_batch_size must be a positive integer or None, "
+                             f"got {b!r}")
+
+    def initialize(self):
+        """Check ``ema_decay``, ``unsupervised_weight`` and ``unlabeled_batch_size``,
+        then initialise skorch's parts."""
+        self._check_tod_params()
+        return super().initialize()
+
+    def initialize_module(self):
+        """Build the student, then the teacher as a deep copy of it (step 0)."""
+        super().initialize_module()
+        teacher = copy.deepcopy(self.module_)  # consumes no random numbers
+        for param in teacher.parameters():
+            param.requires_grad_(False)
+        self.teacher_ = teacher
+        self.ema_step_ = 0
+        return self
+
+    def get_all_learnable_params(self):
+        """The parameters of the student and the criterion (not the teacher's).
+
+        Yields
+        ------
+        tuple of (str, torch.nn.Parameter)
+        """
+        teacher = getattr(self, "teacher_", None)
+        teacher_params = set() if teacher is None else {id(p) for p in teacher.parameters()}
+        for name, param in super().get_all_learnable_params():
+            if id(param) not in teacher_params:
+                yield name, param
+
+    # ------------------------------------------------------------------ training
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Check the parameters (they may have changed with ``set_params``)."""
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        self._check_tod_params()
+
+    def train_step_single(self, batch, **fit_params):
+        """Cross-entropy plus ``unsupervised_weight`` x consistency with the teacher.
+
+        Parameters
+        ----------
+        batch : tuple of (torch.Tensor, torch.Tensor)
+            Labeled images and encoded labels.
+        **fit_params : dict
+            Passed to :meth:`infer`.
+
+        Returns
+        -------
+        dict
+            ``{"loss": total loss, "y_pred": student logits on the labeled batch}``.
+        """
+        self._set_training(True)  # student and teacher in training mode, as TOD
+        Xi, yi = unpack_data(batch)
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        if self.unsupervised_weight:
+            X_l = to_tensor(Xi, device=self.device)
+            X_u = self.unlabeled_batch()
+            cons = consistency_loss(y_pred, self._teacher_logits(X_l))
+            if X_u is not None:
+                cons = cons + consistency_loss(self.module_(X_u), self._teacher_logits(X_u))
+            loss = loss + self.unsupervised_weight * cons
+            self.history.record_batch("consistency_loss", cons.item())
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def _teacher_logits(self, X):
+        with torch.no_grad():
+            return self.teacher_(X)
+
+    def train_step(self, batch, **fit_params):
+        """One optimizer step of the student, then one EMA update of the teacher.
+
+        Parameters
+        ----------
+        batch : tuple of (torch.Tensor, torch.Tensor)
+            Labeled images and encoded labels.
+        **fit_params : dict
+            Passed to :meth:`train_step_single`.
+
+        Returns
+        -------
+        dict
+            ``{"loss": total loss, "y_pred": logits}``.
+        """
+        step = super().train_step(batch, **fit_params)
+        self.update_teacher()
+        return step
+
+    def update_teacher(self):
+        """Move ``teacher_`` towards ``module_`` by one EMA step and count it.
+
+        Uses the decay :func:`~sklearn_crtcl.losses.ema_warmup_decay`
+        ``(ema_step_, ema_decay)`` and copies the student's buffers.
+
+        Returns
+        -------
+        self : TODNet
+        """
+        decay = ema_warmup_decay(self.ema_step_, self.ema_decay)
+        ema_update(self.teacher_, self.module_, decay)
+        self.ema_step_ += 1
+        return self
