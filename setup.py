@@ -31,7 +31,7 @@ setup(
         "plot": ["matplotlib>=3.5"],
         "vision": ["torchvision"],
         "progress": ["tqdm"],
-        "test": ["pytest>=7", "matplotlib>=3.5"],
+        "test": ["pytest>=7", "matplotlib>=3.5", "sphinx>=7", "numpydoc>=1.6"],
         "docs": ["sphinx>=7", "numpydoc>=1.6", "matplotlib>=3.5"],
     },
     classifiers=[

@@ -51,7 +51,17 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x):
-        """Apply the block to ``x`` of shape ``(n, in_planes, H, W)``."""
+        """Apply the block.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, in_planes, H, W)
+            Input feature maps.
+
+        Returns
+        -------
+        torch.Tensor of shape (n, planes, H / stride, W / stride)
+        """
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return F.relu(out + self.shortcut(x))
@@ -136,7 +146,17 @@ class ResNet(nn.Module):
                 "logits": logits}
 
     def forward(self, x):
-        """Return the logits for images ``x`` of shape ``(n, in_channels, H, W)``."""
+        """Return the logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, in_channels, H, W)
+            Input images.
+
+        Returns
+        -------
+        logits : torch.Tensor of shape (n, num_classes)
+        """
         return self.forward_taps(x)["logits"]
 
 

@@ -1,0 +1,185 @@
+"""Sphinx configuration for the sklearn-crtcl documentation.
+
+Build (warnings are errors)::
+
+    python tools/check_docs.py
+    # or directly:
+    sphinx-build -W --keep-going -b html docs docs/_build/html
+
+The build needs no network: intersphinx is off unless the environment
+variable ``SKLEARN_CRTCL_INTERSPHINX=1`` is set.
+
+Conventions for the pages:
+
+* The API reference (``api.rst``) is the one place where objects are
+  documented: its autosummary tables generate one page per object under
+  ``docs/generated/``.  Narrative pages refer to objects with roles
+  (``:func:`~sklearn_crtcl.metrics.expected_calibration_error```) or with an
+  autosummary table *without* ``:toctree:``.  An ``.. autofunction::`` (or
+  ``autoclass``...) on a narrative page must carry ``:no-index:``, otherwise
+  Sphinx reports a duplicate object description.
+* A class page shows the public members defined in this package, including
+  those inherited from the package's own base classes and mixins
+  (``_templates/autosummary/class.rst`` and :func:`_skip_foreign_members`).
+  Members that come from skorch, PyTorch or scikit-learn are documented by
+  those projects, and their docstrings are not numpydoc.
+"""
+
+import inspect
+import os
+import sys
+from pathlib import Path
+
+from sphinx.pycode import ModuleAnalyzer, PycodeError
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# Document the working tree, not an installed copy.
+sys.path.insert(0, str(ROOT))
+
+import sklearn_crtcl  # noqa: E402
+
+# -- Project -----------------------------------------------------------------
+
+project = "sklearn-crtcl"
+author = "sklearn-crtcl developers"
+copyright = "sklearn-crtcl developers"  # noqa: A001 (Sphinx's name)
+release = sklearn_crtcl.__version__
+version = ".".join(release.split(".")[:2])
+
+# -- Extensions --------------------------------------------------------------
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",  # loaded by the reader's browser, not at build time
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+root_doc = "index"
+source_suffix = {".rst": "restructuredtext"}
+language = "en"
+
+# Single back-quotes (`x`) render as inline code, as in scikit-learn's docs.
+default_role = "literal"
+
+# -- autodoc / autosummary ---------------------------------------------------
+
+autosummary_generate = True
+# The stubs under docs/generated/ are build products: rewritten at each build.
+autosummary_generate_overwrite = True
+autosummary_imported_members = False
+# Values of these module-level constants depend on the machine that builds the
+# docs (e.g. DEFAULT_DEVICE is "cuda" on a GPU machine): the data template
+# hides them, the docstring says what they are.
+autosummary_context = {"hide_value": ["DEFAULT_DEVICE"]}
+
+autodoc_typehints = "none"  # types are written in the numpydoc sections
+autodoc_member_order = "bysource"
+autodoc_inherit_docstrings = False
+
+# -- numpydoc ----------------------------------------------------------------
+
+# The class template lists members itself; numpydoc's own member tables would
+# duplicate them (and pull in skorch's inherited members).
+numpydoc_show_class_members = False
+numpydoc_show_inherited_class_members = False
+numpydoc_class_members_toctree = False
+# Docstring *style* is checked by tests/test_docstrings.py, not by the build.
+numpydoc_validation_checks = set()
+
+# -- intersphinx ---------------------------------------------------------------
+
+# The build machine has no internet access: intersphinx stays off unless asked
+# for.  Unresolved cross-references to other projects are rendered as plain
+# text (``nitpicky`` is off), so the build is the same either way.
+intersphinx_mapping = {}
+if os.environ.get("SKLEARN_CRTCL_INTERSPHINX") == "1":
+    intersphinx_mapping = {
+        "python": ("https://docs.python.org/3", None),
+        "numpy": ("https://numpy.org/doc/stable", None),
+        "sklearn": ("https://scikit-learn.org/stable", None),
+        "torch": ("https://pytorch.org/docs/stable", None),
+        "skorch": ("https://skorch.readthedocs.io/en/stable", None),
+    }
+nitpicky = False
+
+# -- HTML --------------------------------------------------------------------
+
+html_theme = "alabaster"
+html_title = f"sklearn-crtcl {release}"
+html_static_path = []
+html_theme_options = {
+    "description": "Critic loss and deep active learning for scikit-learn",
+    "fixed_sidebar": True,
+    "page_width": "1100px",
+}
+html_show_sourcelink = False
+
+
+# -- Members of classes ------------------------------------------------------
+
+
+def _skip_foreign_members(app, what, name, obj, skip, options):
+    """Skip class members defined outside sklearn_crtcl (skorch, torch, ...).
+
+    The class template asks for inherited members so that, e.g., the page of
+    a ResNetClassifier subclass shows ``fit`` and ``predict_proba``; members
+    that come from skorch, PyTorch, scikit-learn or builtins are left to
+    those projects' documentation (their docstrings are not numpydoc).
+    """
+    if what != "class":
+        return None
+    if isinstance(obj, property):
+        func = obj.fget
+    elif callable(obj) or isinstance(obj, (classmethod, staticmethod)):
+        func = getattr(obj, "__func__", obj)
+    else:
+        # data attributes: autodoc keeps only those with a doc comment
+        return None
+    module = getattr(func, "__module__", None)
+    if not (isinstance(module, str) and module.split(".")[0] == "sklearn_crtcl"):
+        return True
+    return None
+
+
+def _docs_of_reexported_data(app, what, name, obj, options, lines):
+    """Give re-exported constants the ``#:`` doc comment of their definition.
+
+    autodoc reads the doc comment of a module-level constant from the source
+    of the module named in the directive.  For a constant documented where
+    it is re-exported (``sklearn_crtcl.experiments.METHODS`` is defined in
+    ``sklearn_crtcl.experiments.methods``) it finds none, and shows the
+    docstring of the value's type (``tuple``, ``str``) instead.  This drops
+    that docstring and looks the comment up in the module that defines the
+    same object under the same name.
+    """
+    if what != "data":
+        return
+    type_doc = inspect.getdoc(type(obj)) or ""
+    if lines and "\n".join(lines).strip() == type_doc.strip():
+        lines[:] = []
+    if any(line.strip() for line in lines):
+        return
+    modname, _, attr = name.rpartition(".")
+    for other in sorted(m for m in sys.modules if m.split(".")[0] == "sklearn_crtcl"):
+        if other == modname or getattr(sys.modules[other], attr, lines) is not obj:
+            continue
+        try:
+            docs = ModuleAnalyzer.for_module(other).find_attr_docs()
+        except PycodeError:
+            continue
+        if ("", attr) in docs:
+            lines[:] = list(docs[("", attr)])
+            return
+
+
+def setup(app):
+    """Register the member filter and the constant-docs lookup."""
+    app.connect("autodoc-skip-member", _skip_foreign_members)
+    # before numpydoc (priority 500) rewrites the lines
+    app.connect("autodoc-process-docstring", _docs_of_reexported_data, priority=400)
