@@ -143,6 +143,17 @@ def reliability_diagram(
 #: Aggregated curve of one group: sorted ``x`` values and the mean and
 #: (population) standard deviation of the metric at each ``x``.
 CurveSummary = namedtuple("CurveSummary", ["x", "mean", "std"])
+CurveSummary.__doc__ = """Mean and spread of one learning curve over trials.
+
+Parameters
+----------
+x : ndarray of shape (n_points,)
+    Sorted x values (e.g. labeled-set sizes).
+mean : ndarray of shape (n_points,)
+    Mean of the metric over trials at each x.
+std : ndarray of shape (n_points,)
+    Population standard deviation over trials (0 for a single trial).
+"""
 
 
 def _records_to_columns(records):
