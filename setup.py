@@ -34,6 +34,11 @@ setup(
         "test": ["pytest>=7", "matplotlib>=3.5", "sphinx>=7", "numpydoc>=1.6"],
         "docs": ["sphinx>=7", "numpydoc>=1.6", "matplotlib>=3.5"],
     },
+    entry_points={
+        "console_scripts": [
+            "sklearn-crtcl-experiment = sklearn_crtcl.experiments.cli:main",
+        ],
+    },
     classifiers=[
         "License :: OSI Approved :: BSD License",
         "Programming Language :: Python :: 3",

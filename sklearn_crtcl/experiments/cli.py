@@ -1,0 +1,166 @@
+"""Command line of the benchmark runner.
+
+Run ``python -m sklearn_crtcl.experiments --help`` or, once the package is
+installed, ``sklearn-crtcl-experiment --help``.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from .methods import METHOD_SPECS, METHODS
+from .runner import PROTOCOLS, QUICK_PRESET, ExperimentConfig, run_experiment
+
+__all__ = ["build_parser", "config_from_args", "main"]
+
+PRESETS = {"quick": QUICK_PRESET}
+
+# command-line flag -> ExperimentConfig field
+_FIELDS = {
+    "dataset": "dataset", "methods": "methods", "initial_size": "initial_size",
+    "query_size": "query_size", "cycles": "n_cycles", "trials": "n_trials",
+    "epochs": "max_epochs", "width": "width", "subset_size": "subset_size", "seed": "seed",
+    "device": "device", "warm_start": "warm_start", "output_dir": "output_dir",
+    "resume": "resume", "overwrite": "overwrite", "batch_size": "batch_size",
+    "data_home": "data_home", "threads": "num_threads",
+}
+
+
+def _subset_size(text):
+    if text.lower() in ("all", "none"):
+        return "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'all', got {text!r}") from None
+
+
+def build_parser():
+    """The argument parser of ``sklearn-crtcl-experiment``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    from ..datasets import DATASET_NAMES
+
+    methods_help = "; ".join(f"{name}: {spec.description}" for name, spec in METHOD_SPECS.items())
+    protocols = "; ".join(
+        f"{name}: initial {p['initial_size']}, query {p['query_size']}, {p['n_cycles']} cycles, "
+        f"{p['n_trials']} trials, {p['max_epochs']} epochs, width {p['width']}, "
+        f"batch {p['batch_size']}"
+        for name, p in PROTOCOLS.items())
+    quick = " ".join(f"{k}={v}" for k, v in QUICK_PRESET.items())
+    parser = argparse.ArgumentParser(
+        prog="sklearn-crtcl-experiment",
+        description=(
+            "Deep active-learning benchmark of the CrtCl paper (Section IV): each method "
+            "starts from the same random labeled set per trial, then queries --query-size "
+            "samples per cycle and retrains; test accuracy, ECE and NLL are recorded per "
+            "cycle. Writes results.csv, summary.md, accuracy.png and ece.png to "
+            "--output-dir. Options left unset take the data set's protocol: " + protocols
+            + "."),
+        epilog=f"Quick start: %(prog)s --preset quick   ({quick})",
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="start from named settings; other options override them")
+    parser.add_argument("--dataset", choices=DATASET_NAMES, help="data set (default: digits)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, metavar="METHOD",
+                        help="methods to compare (default: all). " + methods_help)
+    parser.add_argument("--initial-size", type=int, help="size of the random initial labeled set")
+    parser.add_argument("--query-size", type=int, help="samples labeled per cycle")
+    parser.add_argument("--cycles", type=int, help="query cycles after the initial training")
+    parser.add_argument("--trials", type=int, help="repetitions with seeds seed, seed+1, ...")
+    parser.add_argument("--epochs", type=int, help="training epochs per cycle")
+    parser.add_argument("--width", type=int, help="width of the ResNet-18 backbone (paper: 64)")
+    parser.add_argument("--subset-size", type=_subset_size, metavar="N",
+                        help="score only N random pool samples per query ('all': the whole "
+                             "pool, the default)")
+    parser.add_argument("--batch-size", type=int, help="training mini-batch size")
+    parser.add_argument("--seed", type=int, help="base random seed (default: 0)")
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--warm-start", action="store_true", default=None,
+                        help="continue from the previous cycle's weights instead of "
+                             "retraining from scratch each cycle")
+    parser.add_argument("--output-dir", help="where to write results (default: results)")
+    parser.add_argument("--threads", type=int,
+                        help="CPU threads for torch (default: torch's choice; 1 is often "
+                             "fastest for small networks on a busy machine)")
+    parser.add_argument("--data-home", help="directory of the data set files (not for digits)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", default=None,
+                       help="continue the run saved in --output-dir (same options required)")
+    group.add_argument("--overwrite", action="store_true", default=None,
+                       help="replace a run saved in --output-dir")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars or per-cycle lines")
+    return parser
+
+
+def config_from_args(args):
+    """Build the :class:`ExperimentConfig` of parsed arguments.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From :func:`build_parser`.
+
+    Returns
+    -------
+    ExperimentConfig
+    """
+    settings = dict(PRESETS[args.preset]) if args.preset else {}
+    for flag, name in _FIELDS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            settings[name] = value
+    if settings.get("subset_size") == "all":
+        settings["subset_size"] = None
+    settings["progress"] = not args.no_progress
+    return ExperimentConfig(**settings)
+
+
+def main(argv=None):
+    """Run the benchmark from the command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (``sys.argv[1:]`` by default).
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success, 2 for invalid options, 130 when
+        interrupted.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        records = run_experiment(config)
+    except ValueError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. Continue with the same options and --resume "
+              f"(results so far are in {config.output_dir}).", file=sys.stderr)
+        return 130
+    from .report import summary_table
+    from .runner import _title
+    print()
+    print(summary_table(records, title=_title(config)))
+    out = Path(config.output_dir)
+    print(f"Results (one row per method, trial, cycle): {out / 'results.csv'}")
+    print(f"Summary table:                              {out / 'summary.md'}")
+    plots = [out / "accuracy.png", out / "ece.png"]
+    if all(p.exists() for p in plots):
+        print(f"Plots (mean ± std against labeled size):    {plots[0]}, {plots[1]}")
+    else:
+        print("Plots skipped: matplotlib is not installed "
+              "(pip install sklearn-crtcl[plot]).")
+    return 0

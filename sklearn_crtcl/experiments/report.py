@@ -1,0 +1,250 @@
+"""Results of a benchmark run: the CSV file, the summary table and the plots."""
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["RESULT_COLUMNS", "TIME_COLUMNS", "write_results_csv", "load_results",
+           "area_under_curve", "summary_table", "save_plots"]
+
+#: Columns of ``results.csv``, in order.
+RESULT_COLUMNS = ("method", "trial", "cycle", "n_labeled", "accuracy", "ece", "nll",
+                  "wall_time", "query_time", "train_time")
+
+#: The timing columns (seconds): they differ between otherwise identical runs.
+TIME_COLUMNS = ("wall_time", "query_time", "train_time")
+
+_TYPES = {"method": str, "trial": int, "cycle": int, "n_labeled": int}
+
+
+def write_results_csv(records, path):
+    """Write result records to a CSV file, atomically.
+
+    Floats are written with Python's shortest round-trip representation, so
+    :func:`load_results` gives back exactly the same numbers.
+
+    Parameters
+    ----------
+    records : list of dict
+        Rows with the keys :data:`RESULT_COLUMNS`.
+    path : str or path
+        Destination; a temporary file is written beside it and moved in
+        place, so a reader never sees a half-written file.
+    """
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: record[k] for k in RESULT_COLUMNS})
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        f.write(buf.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_results(path):
+    """Read the records of a ``results.csv`` file (or a run's output directory).
+
+    Parameters
+    ----------
+    path : str or path
+        ``results.csv``, or the directory that holds it.
+
+    Returns
+    -------
+    records : list of dict
+        One dict per row; ``method`` is a string, ``trial``, ``cycle`` and
+        ``n_labeled`` integers, the other columns floats.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: _TYPES.get(k, float)(v) for k, v in row.items()} for row in rows]
+
+
+def _group(records, key_fn):
+    groups = {}
+    for r in records:
+        groups.setdefault(key_fn(r), []).append(r)
+    return groups
+
+
+def area_under_curve(records, metric="accuracy", x="n_labeled"):
+    r"""Normalised area under each trial's learning curve, per method.
+
+    For a trial with points :math:`(x_c, v_c)`, :math:`c = 0..C`, sorted
+    by :math:`x`:
+
+    .. math::
+
+        \mathrm{AUC} = \frac{1}{x_C - x_0} \sum_{c=1}^{C}
+            (x_c - x_{c-1}) \frac{v_c + v_{c-1}}{2},
+
+    the trapezoid rule divided by the range of :math:`x`, so the AUC is the
+    mean metric over the labeling budget (same scale as the metric). A
+    single point gives its value.
+
+    Parameters
+    ----------
+    records : list of dict
+        Result records with the keys ``method``, ``trial``, ``x`` and
+        ``metric``.
+    metric : str, default="accuracy"
+        The curve's y value.
+    x : str, default="n_labeled"
+        The curve's x value.
+
+    Returns
+    -------
+    auc : dict
+        ``method -> ndarray`` of one AUC per trial, in trial order; methods
+        in order of first appearance.
+    """
+    out = {}
+    for method, rows in _group(records, lambda r: r["method"]).items():
+        per_trial = []
+        for _, trial_rows in sorted(_group(rows, lambda r: r["trial"]).items()):
+            pts = sorted((float(r[x]), float(r[metric])) for r in trial_rows)
+            xs, vs = np.array(pts).T
+            if len(xs) == 1 or xs[-1] == xs[0]:
+                per_trial.append(float(np.mean(vs)))
+            else:
+                area = np.sum(np.diff(xs) * (vs[1:] + vs[:-1]) / 2)
+                per_trial.append(float(area / (xs[-1] - xs[0])))
+        out[method] = np.array(per_trial)
+    return out
+
+
+def _mean_std(values, digits=3):
+    values = np.asarray(values, dtype=np.float64)
+    return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
+
+
+def _markdown(header, rows, align):
+    cells = [header] + rows
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row):
+        return "| " + " | ".join(
+            c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in zip(row, widths, align)
+        ) + " |"
+
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if a == "r" else ("-" * (w + 2))
+                         for w, a in zip(widths, align)) + "|"
+    return "\n".join([line(header), sep] + [line(r) for r in rows])
+
+
+def summary_table(records, title=None):
+    """Markdown summary of a run: per-cycle mean ± std and the accuracy AUC.
+
+    Three tables: accuracy and ECE per cycle (rows) and method (columns),
+    mean ± standard deviation over trials (population standard deviation,
+    0 for one trial), then per method the normalised area under the
+    accuracy curve (:func:`area_under_curve`), the final accuracy and ECE,
+    and the mean wall time per cycle.
+
+    Parameters
+    ----------
+    records : list of dict
+        Result records (see :data:`RESULT_COLUMNS`).
+    title : str, optional
+        A line printed under the heading.
+
+    Returns
+    -------
+    str
+        The tables in Markdown.
+    """
+    if not records:
+        raise ValueError("no results to summarise")
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    n_trials = len({r["trial"] for r in records})
+    by_cell = _group(records, lambda r: (r["method"], r["cycle"]))
+    cycles = sorted({r["cycle"] for r in records})
+    n_labeled = {c: sorted({r["n_labeled"] for r in records if r["cycle"] == c})
+                 for c in cycles}
+    parts = ["# Active-learning results", ""]
+    if title:
+        parts += [title, ""]
+    for metric, label in (("accuracy", "Test accuracy"), ("ece", "Test ECE (15 bins)")):
+        rows = []
+        for c in cycles:
+            row = [str(c), "/".join(map(str, n_labeled[c]))]
+            for m in methods:
+                cell = by_cell.get((m, c))
+                row.append(_mean_std([r[metric] for r in cell]) if cell else "-")
+            rows.append(row)
+        parts += [f"## {label}, mean ± std over {n_trials} trial(s)", "",
+                  _markdown(["cycle", "n_labeled"] + methods, rows, ["r", "r"] + ["r"] * len(
+                      methods)), ""]
+    auc = area_under_curve(records)
+    last = max(cycles)
+    rows = []
+    for m in methods:
+        final = by_cell.get((m, last), [])
+        times = [r["wall_time"] for r in records if r["method"] == m]
+        rows.append([m, _mean_std(auc[m]),
+                     _mean_std([r["accuracy"] for r in final]) if final else "-",
+                     _mean_std([r["ece"] for r in final]) if final else "-",
+                     f"{np.mean(times):.1f}"])
+    parts += ["## Per method", "",
+              "AUC: area under the accuracy curve over n_labeled, divided by the "
+              "n_labeled range (the mean accuracy over the labeling budget).", "",
+              _markdown(["method", "AUC accuracy", f"accuracy (cycle {last})",
+                         f"ECE (cycle {last})", "time per cycle (s)"], rows,
+                        ["l", "r", "r", "r", "r"]), ""]
+    return "\n".join(parts)
+
+
+def save_plots(records, output_dir, title=None):
+    """Save ``accuracy.png`` and ``ece.png``: mean curves with ±std bands.
+
+    One line per method against the labeled-set size, as in Fig. 2 of the
+    CrtCl paper, drawn with
+    :func:`sklearn_crtcl.plotting.plot_learning_curves`. Uses matplotlib's
+    object-oriented API (no pyplot state, any backend).
+
+    Parameters
+    ----------
+    records : list of dict
+        Result records.
+    output_dir : str or path
+        Destination directory.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    paths : list of Path
+        The written files; empty when matplotlib is not installed.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return []
+    from ..plotting import plot_learning_curves
+
+    paths = []
+    for metric, label in (("accuracy", "test accuracy"), ("ece", "test ECE (15 bins)")):
+        fig = Figure(figsize=(6, 4.2), layout="constrained")
+        ax = fig.subplots()
+        plot_learning_curves(records, metric=metric, ax=ax, x="n_labeled", group="method")
+        ax.set_xlabel("labeled samples")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if title:
+            ax.set_title(title, fontsize=9)
+        path = Path(output_dir) / f"{metric}.png"
+        tmp = path.with_name("tmp-" + path.name)
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths

@@ -1,0 +1,578 @@
+"""The active-learning benchmark: configuration, the loop, checkpoints and resume.
+
+One run is ``n_trials`` trials of ``n_cycles`` query cycles for each method.
+Trial ``t`` draws one random initial labeled set (seeded by ``seed + t``)
+shared by all methods. Every cycle trains through a modAL
+:class:`~modAL.models.ActiveLearner` (the path users take), evaluates on the
+test split and writes, atomically, the results and the state needed to
+continue. Everything after a cycle depends only on ``(seed, trial, cycle)``,
+the labeled indices and the saved estimator, so a run killed and resumed ends
+with the same results as an uninterrupted one.
+"""
+
+import contextlib
+import dataclasses
+import json
+import numbers
+import os
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._progress import CycleProgress
+from .methods import METHOD_SPECS, METHODS, get_strategy, make_estimator
+from .report import RESULT_COLUMNS, save_plots, summary_table, write_results_csv
+
+__all__ = ["ExperimentConfig", "PROTOCOLS", "QUICK_PRESET", "run_experiment", "load_state"]
+
+#: Defaults of the protocol per data set, used for the options left ``None``.
+#: CIFAR-10, CIFAR-100 and SVHN follow Section IV of the CrtCl paper
+#: (ResNet-18 of width 64, 200 epochs, batches of 128, 7 cycles, 3 trials);
+#: the digits and Fashion-MNIST values are this package's scaled-down choices.
+PROTOCOLS = {
+    "cifar10": dict(initial_size=1200, query_size=200, n_cycles=7, n_trials=3,
+                    max_epochs=200, width=64, batch_size=128),
+    "cifar100": dict(initial_size=1200, query_size=200, n_cycles=7, n_trials=3,
+                     max_epochs=200, width=64, batch_size=128),
+    "svhn": dict(initial_size=500, query_size=500, n_cycles=7, n_trials=3,
+                 max_epochs=200, width=64, batch_size=128),
+    "fashion_mnist": dict(initial_size=1000, query_size=500, n_cycles=7, n_trials=3,
+                          max_epochs=100, width=32, batch_size=128),
+    "digits": dict(initial_size=100, query_size=50, n_cycles=7, n_trials=3,
+                   max_epochs=50, width=16, batch_size=32),
+}
+
+#: The small settings of ``--preset quick``: all six methods on the digits in
+#: a few minutes on two CPU cores (one torch thread: these networks are too
+#: small to gain from more, and threads competing for busy cores slow torch
+#: down a lot).
+QUICK_PRESET = dict(dataset="digits", initial_size=100, query_size=50, n_cycles=3,
+                    n_trials=2, max_epochs=15, width=8, batch_size=32, subset_size=500,
+                    num_threads=1)
+
+# fields that do not change results: they may differ when resuming
+_RUN_ONLY_FIELDS = ("output_dir", "resume", "overwrite", "progress", "data_home")
+
+_STATE_FORMAT = 1
+_FIT, _QUERY = 0, 1
+
+
+def _default_device():
+    from ..nets.base import DEFAULT_DEVICE
+    return DEFAULT_DEVICE
+
+
+def _dataset_names():
+    from ..datasets import DATASET_NAMES
+    return tuple(DATASET_NAMES)
+
+
+def _check_int(value, name, minimum, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+@dataclass
+class ExperimentConfig:
+    """Settings of an active-learning benchmark run.
+
+    Options left ``None`` take the value of :data:`PROTOCOLS` for the data
+    set when the configuration is created. Every value is checked here, so
+    a bad option fails with a ``ValueError`` before any data are loaded.
+
+    Parameters
+    ----------
+    dataset : str, default="digits"
+        One of ``"digits"``, ``"fashion_mnist"``, ``"cifar10"``,
+        ``"cifar100"``, ``"svhn"`` (see :func:`sklearn_crtcl.datasets.load_dataset`).
+        The training split is the pool, the test split the evaluation set.
+    methods : sequence of str, default=all six
+        Methods to compare, among :data:`~sklearn_crtcl.experiments.METHODS`.
+    initial_size : int, optional
+        Size of the random initial labeled set (the paper's :math:`k`).
+    query_size : int, optional
+        Samples labeled per cycle (the paper's :math:`t`).
+    n_cycles : int, optional
+        Query cycles after the initial training; results are recorded at
+        cycles ``0 .. n_cycles``.
+    n_trials : int, optional
+        Repetitions with different seeds (initial set, weights, queries).
+    max_epochs : int, optional
+        Training epochs per cycle.
+    width : int, optional
+        Width of the ResNet-18 backbone (64 in the paper).
+    subset_size : int, optional
+        Score only a random subset of this many pool samples per query
+        (all of them when ``None``).
+    seed : int, default=0
+        Base seed; trial ``t`` uses ``seed + t``.
+    device : str, default=DEFAULT_DEVICE
+        Torch device (``"cuda"`` when available, else ``"cpu"``).
+    warm_start : bool, default=False
+        Continue training from the previous cycle's weights instead of
+        retraining from a fresh initialisation each cycle.
+    output_dir : str or path, default="results"
+        Where results, state, summary and plots are written.
+    resume : bool, default=False
+        Continue the run saved in ``output_dir``.
+    overwrite : bool, default=False
+        Replace a run already saved in ``output_dir``.
+    batch_size : int, optional
+        Mini-batch size for training (128 in the paper).
+    progress : bool, default=True
+        Show progress bars (tqdm if installed, else one line per cycle).
+    data_home : str or path, optional
+        Where the data set files are (not used for digits).
+    num_threads : int, optional
+        CPU threads of torch during the run (``torch.set_num_threads``,
+        restored afterwards); torch's default when ``None``. On a busy or
+        small machine, 1 is often much faster for small networks. The
+        thread count can change the last bits of CPU results, so it is part
+        of the settings a resumed run must repeat.
+    """
+
+    dataset: str = "digits"
+    methods: tuple = METHODS
+    initial_size: int = None
+    query_size: int = None
+    n_cycles: int = None
+    n_trials: int = None
+    max_epochs: int = None
+    width: int = None
+    subset_size: int = None
+    seed: int = 0
+    device: str = field(default_factory=_default_device)
+    warm_start: bool = False
+    output_dir: str = "results"
+    resume: bool = False
+    overwrite: bool = False
+    batch_size: int = None
+    progress: bool = True
+    data_home: str = None
+    num_threads: int = None
+
+    def __post_init__(self):
+        names = _dataset_names()
+        if not isinstance(self.dataset, str) or self.dataset not in names:
+            raise ValueError(f"unknown dataset {self.dataset!r}; valid datasets: "
+                             + ", ".join(names))
+        methods = (self.methods,) if isinstance(self.methods, str) else self.methods
+        try:
+            methods = tuple(methods)
+        except TypeError:
+            raise ValueError(f"methods must be a sequence of method names, "
+                             f"got {self.methods!r}") from None
+        if not methods:
+            raise ValueError("methods is empty; valid methods: " + ", ".join(METHODS))
+        unknown = [m for m in methods if m not in METHOD_SPECS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {', '.join(map(repr, unknown))}; valid "
+                             "methods: " + ", ".join(METHODS))
+        if len(set(methods)) != len(methods):
+            raise ValueError(f"methods has repeated names: {list(methods)}")
+        self.methods = methods
+        for key, value in PROTOCOLS[self.dataset].items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
+        self.initial_size = _check_int(self.initial_size, "initial_size", 2)
+        self.query_size = _check_int(self.query_size, "query_size", 1)
+        self.n_cycles = _check_int(self.n_cycles, "n_cycles", 0)
+        self.n_trials = _check_int(self.n_trials, "n_trials", 1)
+        self.max_epochs = _check_int(self.max_epochs, "max_epochs", 1)
+        self.width = _check_int(self.width, "width", 1)
+        self.batch_size = _check_int(self.batch_size, "batch_size", 2)
+        self.seed = _check_int(self.seed, "seed", 0)
+        self.subset_size = _check_int(self.subset_size, "subset_size", 1, allow_none=True)
+        self.num_threads = _check_int(self.num_threads, "num_threads", 1, allow_none=True)
+        if self.subset_size is not None and self.subset_size < self.query_size:
+            raise ValueError(f"subset_size ({self.subset_size}) must be at least query_size "
+                             f"({self.query_size}): each query picks query_size samples "
+                             "from the candidate subset")
+        for key in ("warm_start", "resume", "overwrite", "progress"):
+            if not isinstance(getattr(self, key), (bool, np.bool_)):
+                raise ValueError(f"{key} must be True or False, got {getattr(self, key)!r}")
+            setattr(self, key, bool(getattr(self, key)))
+        if self.resume and self.overwrite:
+            raise ValueError("resume and overwrite exclude each other: resume continues the "
+                             "run in output_dir, overwrite replaces it")
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device must be a torch device name such as 'cpu' or 'cuda', "
+                             f"got {self.device!r}")
+        if self.device.startswith("cuda"):
+            import torch
+            if not torch.cuda.is_available():
+                raise ValueError(f"device {self.device!r} requested but CUDA is not available; "
+                                 "use device='cpu'")
+        if not isinstance(self.output_dir, (str, os.PathLike)) or not str(self.output_dir):
+            raise ValueError(f"output_dir must be a path, got {self.output_dir!r}")
+        if self.data_home is not None and not isinstance(self.data_home, (str, os.PathLike)):
+            raise ValueError(f"data_home must be a path or None, got {self.data_home!r}")
+
+    @property
+    def n_labeled_final(self):
+        """int: size of the labeled set after the last cycle."""
+        return self.initial_size + self.n_cycles * self.query_size
+
+    def to_dict(self):
+        """The settings as a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+        """
+        d = dataclasses.asdict(self)
+        d["methods"] = list(self.methods)
+        for key in ("output_dir", "data_home"):
+            if d[key] is not None:
+                d[key] = str(d[key])
+        return d
+
+
+# ---------------------------------------------------------------------------
+# Seeds
+# ---------------------------------------------------------------------------
+
+
+def _derived_seed(config, trial, cycle, purpose):
+    """A 31-bit seed that depends only on (seed + trial, cycle, purpose)."""
+    seq = np.random.SeedSequence([config.seed + trial, cycle, purpose])
+    return int(seq.generate_state(1)[0] >> 1)
+
+
+def _initial_indices(config, trial, n_pool):
+    rng = np.random.RandomState(config.seed + trial)
+    return rng.choice(n_pool, size=config.initial_size, replace=False).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------
+# Output directory: atomic writes, state, resume
+# ---------------------------------------------------------------------------
+
+
+def _atomic_write_bytes(path, data):
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_write_json(path, obj):
+    _atomic_write_bytes(path, json.dumps(obj, indent=1).encode())
+
+
+def load_state(output_dir):
+    """Read the saved state of a run.
+
+    Parameters
+    ----------
+    output_dir : str or path
+        A run's output directory.
+
+    Returns
+    -------
+    state : dict or None
+        ``{"format", "config", "records", "runs"}``, where ``runs`` maps
+        ``"method/trial"`` to ``{"cycle", "labeled", "done", "checkpoint"}``;
+        ``None`` if the directory holds no run.
+    """
+    path = Path(output_dir) / "state.json"
+    if not path.exists():
+        return None
+    with open(path) as f:
+        state = json.load(f)
+    if state.get("format") != _STATE_FORMAT:
+        raise ValueError(f"{path} was written by an incompatible version of the runner "
+                         f"(format {state.get('format')!r}, expected {_STATE_FORMAT})")
+    return state
+
+
+def _comparable(config_dict):
+    return {k: v for k, v in config_dict.items() if k not in _RUN_ONLY_FIELDS}
+
+
+_OUTPUT_FILES = ("state.json", "config.json", "results.csv", "summary.md", "accuracy.png",
+                 "ece.png")
+
+
+def _prepare_output(config):
+    out = Path(config.output_dir)
+    state = load_state(out) if out.exists() else None
+    ckpt = out / "checkpoints"
+    if state is not None and config.resume:
+        saved, given = _comparable(state["config"]), _comparable(config.to_dict())
+        diffs = [f"{k}: saved {saved.get(k)!r}, given {given.get(k)!r}"
+                 for k in sorted(set(saved) | set(given)) if saved.get(k) != given.get(k)]
+        if diffs:
+            raise ValueError(f"cannot resume the run in {out}: its configuration differs ("
+                             + "; ".join(diffs) + "). Use the same options, or another "
+                             "output_dir (or overwrite=True / --overwrite to start over)")
+        referenced = {run["checkpoint"] for run in state["runs"].values() if not run["done"]}
+        for key, run in state["runs"].items():
+            if not run["done"] and not (out / run["checkpoint"]).exists():
+                raise ValueError(f"cannot resume the run in {out}: the checkpoint "
+                                 f"{run['checkpoint']} of the unfinished run {key!r} is "
+                                 "missing; use overwrite=True (--overwrite) to start over")
+        # checkpoints written by a cycle that was killed before its commit
+        for p in ckpt.glob("*.pkl*") if ckpt.exists() else ():
+            if f"checkpoints/{p.name}" not in referenced:
+                p.unlink()
+        return out, state
+    existing = [name for name in _OUTPUT_FILES if (out / name).exists()]
+    if existing and not config.overwrite:
+        raise ValueError(f"{out} already holds a run ({', '.join(existing)}); pass resume=True "
+                         "(--resume) to continue it, overwrite=True (--overwrite) to replace "
+                         "it, or choose another output_dir")
+    if config.resume and config.progress:
+        print(f"Nothing to resume in {out}: starting a new run.", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for p in ckpt.glob("*.pkl*") if ckpt.exists() else ():
+        p.unlink()
+    for name in existing:
+        (out / name).unlink()
+    state = {"format": _STATE_FORMAT, "config": config.to_dict(), "records": [], "runs": {}}
+    _atomic_write_json(out / "config.json", config.to_dict())
+    _atomic_write_json(out / "state.json", state)
+    return out, state
+
+
+def _commit(out, state, key, run, estimator):
+    """Save one finished cycle: checkpoint, results, then state (the commit point)."""
+    ckpt_dir = out / "checkpoints"
+    ckpt_dir.mkdir(exist_ok=True)
+    previous = state["runs"].get(key, {}).get("checkpoint")
+    if run["done"]:
+        run["checkpoint"] = None
+    else:
+        name = f"{run['method']}-trial{run['trial']}-cycle{run['cycle']}.pkl"
+        _atomic_write_bytes(ckpt_dir / name, pickle.dumps(estimator, protocol=4))
+        run["checkpoint"] = f"checkpoints/{name}"
+    state["runs"][key] = run
+    write_results_csv(state["records"], out / "results.csv")
+    _atomic_write_json(out / "state.json", state)
+    if previous and previous != run["checkpoint"]:
+        try:
+            (out / previous).unlink()
+        except FileNotFoundError:
+            pass
+
+
+# ---------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------
+
+
+def _load_data(config):
+    from ..datasets import load_dataset
+    kwargs = {}
+    if config.dataset != "digits" and config.data_home is not None:
+        kwargs["data_home"] = config.data_home
+    X_train, X_test, y_train, y_test = load_dataset(config.dataset, **kwargs)
+    if config.n_labeled_final > len(X_train):
+        raise ValueError(
+            f"initial_size + n_cycles * query_size = {config.initial_size} + "
+            f"{config.n_cycles} * {config.query_size} = {config.n_labeled_final} exceeds the "
+            f"pool: the {config.dataset} training split has {len(X_train)} samples")
+    return X_train, X_test, y_train, y_test
+
+
+def _evaluate(learner, X_test, y_test):
+    from ..metrics import expected_calibration_error, negative_log_likelihood
+    proba = learner.predict_proba(X_test)
+    classes = learner.estimator.classes_
+    y_pred = classes[np.argmax(proba, axis=1)]
+    return {
+        "accuracy": float(np.mean(y_pred == y_test)),
+        "ece": float(expected_calibration_error(y_test, proba, n_bins=15, labels=classes)),
+        "nll": float(negative_log_likelihood(y_test, proba, labels=classes)),
+    }
+
+
+def _check_query(idx, n_pool, n_instances, method):
+    idx = np.asarray(idx)
+    if (idx.ndim != 1 or len(idx) != n_instances or not np.issubdtype(idx.dtype, np.integer)
+            or len(np.unique(idx)) != n_instances or idx.min() < 0 or idx.max() >= n_pool):
+        raise RuntimeError(f"the query strategy of {method!r} returned {idx!r}; expected "
+                           f"{n_instances} distinct indices into a pool of {n_pool}")
+    return idx.astype(np.int64)
+
+
+def _run_one(config, method, trial, data, classes, out, state):
+    """All cycles of one (method, trial), continuing from the saved state if any."""
+    from modAL.models import ActiveLearner
+
+    from .. import _modal_compat  # noqa: F401  (modAL on recent scikit-learn)
+
+    X_train, X_test, y_train, y_test = data
+    spec = METHOD_SPECS[method]
+    strategy = get_strategy(method)
+    key = f"{method}/{trial}"
+    saved = state["runs"].get(key)
+    n_pool = len(X_train)
+    desc = f"{method} trial {trial + 1}/{config.n_trials}"
+    progress = CycleProgress(desc, config.n_cycles + 1,
+                             initial=0 if saved is None else saved["cycle"] + 1,
+                             enabled=config.progress)
+
+    def fit_kwargs(labeled):
+        if not spec.semi_supervised:
+            return {}
+        return {"X_unlabeled": X_train[np.setdiff1d(np.arange(n_pool), labeled)]}
+
+    def finish_cycle(cycle, labeled, learner, t_start, t_query):
+        record = {"method": method, "trial": trial, "cycle": cycle,
+                  "n_labeled": len(labeled)}
+        record.update(_evaluate(learner, X_test, y_test))
+        now = time.perf_counter()
+        record.update(wall_time=now - t_start, query_time=t_query,
+                      train_time=now - t_start - t_query)  # training + evaluation
+        record = {k: record[k] for k in RESULT_COLUMNS}
+        state["records"].append(record)
+        run = {"method": method, "trial": trial, "cycle": cycle,
+               "labeled": [int(i) for i in labeled], "done": cycle == config.n_cycles}
+        _commit(out, state, key, run, learner.estimator)
+        progress.cycle_done(record)
+
+    try:
+        if saved is None:
+            t_start = time.perf_counter()
+            labeled = _initial_indices(config, trial, n_pool)
+            net = make_estimator(method, classes=classes, width=config.width,
+                                 max_epochs=config.max_epochs, batch_size=config.batch_size,
+                                 device=config.device, warm_start=config.warm_start,
+                                 random_state=_derived_seed(config, trial, 0, _FIT),
+                                 progress=config.progress)
+            learner = ActiveLearner(estimator=net, query_strategy=strategy,
+                                    X_training=X_train[labeled], y_training=y_train[labeled],
+                                    **fit_kwargs(labeled))
+            finish_cycle(0, labeled, learner, t_start, 0.0)
+            first = 1
+        else:
+            labeled = np.asarray(saved["labeled"], dtype=np.int64)
+            with open(out / saved["checkpoint"], "rb") as f:
+                net = pickle.load(f)
+            net.set_params(callbacks__epoch_progress__enabled=config.progress)
+            learner = ActiveLearner(estimator=net, query_strategy=strategy)
+            learner.X_training, learner.y_training = X_train[labeled], y_train[labeled]
+            first = saved["cycle"] + 1
+
+        for cycle in range(first, config.n_cycles + 1):
+            t_start = time.perf_counter()
+            pool = np.setdiff1d(np.arange(n_pool), labeled)
+            idx, _ = learner.query(X_train[pool], n_instances=config.query_size,
+                                   random_state=_derived_seed(config, trial, cycle, _QUERY),
+                                   subset_size=config.subset_size)
+            new = pool[_check_query(idx, len(pool), config.query_size, method)]
+            t_query = time.perf_counter() - t_start
+            labeled = np.concatenate([labeled, new])
+            learner.estimator.set_params(random_state=_derived_seed(config, trial, cycle, _FIT))
+            learner.teach(X_train[new], y_train[new], only_new=False, **fit_kwargs(labeled))
+            finish_cycle(cycle, labeled, learner, t_start, t_query)
+    finally:
+        progress.close()
+
+
+def _sorted_records(records, config):
+    method_order = {m: i for i, m in enumerate(config.methods)}
+    return sorted(records, key=lambda r: (method_order[r["method"]], r["trial"], r["cycle"]))
+
+
+def run_experiment(config=None, **kwargs):
+    """Run the active-learning benchmark of the CrtCl paper (Section IV).
+
+    For each trial ``t`` a random initial labeled set is drawn from the
+    training split (seeded by ``seed + t``, the same for every method); for
+    each method an estimator is trained on it through a modAL
+    :class:`~modAL.models.ActiveLearner` and evaluated on the test split
+    (cycle 0); then each of the ``n_cycles`` cycles queries ``query_size``
+    pool samples with the method's strategy, labels them from the known
+    labels and retrains (``teach`` on the whole labeled set). After every
+    cycle the results, the labeled indices and the estimator are saved
+    atomically in ``output_dir``; with ``resume=True`` a killed run
+    continues where it stopped and ends with the same results as an
+    uninterrupted one (wall times aside). At the end, ``summary.md`` and the
+    plots ``accuracy.png`` and ``ece.png`` (when matplotlib is installed)
+    are written.
+
+    Parameters
+    ----------
+    config : ExperimentConfig, optional
+        The settings; built from ``kwargs`` when ``None``.
+    **kwargs
+        :class:`ExperimentConfig` fields, when ``config`` is ``None``.
+
+    Returns
+    -------
+    records : list of dict
+        One per (method, trial, cycle), sorted in that order, with the keys
+        ``method, trial, cycle, n_labeled, accuracy, ece, nll, wall_time,
+        query_time, train_time`` (times in seconds; ``wall_time`` covers the
+        query, training and evaluation of the cycle).
+
+    Raises
+    ------
+    ValueError
+        For invalid settings, a labeled-set size larger than the pool, a
+        non-empty ``output_dir`` without ``resume`` or ``overwrite``, or a
+        ``resume`` whose settings differ from the saved run.
+    """
+    if config is None:
+        config = ExperimentConfig(**kwargs)
+    elif kwargs:
+        raise TypeError("pass either an ExperimentConfig or keyword settings, not both")
+    elif not isinstance(config, ExperimentConfig):
+        raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
+    data = _load_data(config)
+    out, state = _prepare_output(config)
+    with _torch_threads(config.num_threads):
+        _run_all(config, data, out, state)
+    records = _sorted_records(state["records"], config)
+    write_results_csv(records, out / "results.csv")
+    _atomic_write_bytes(out / "summary.md",
+                        summary_table(records, title=_title(config)).encode())
+    save_plots(records, out, title=_title(config))
+    return records
+
+
+@contextlib.contextmanager
+def _torch_threads(n):
+    if n is None:
+        yield
+        return
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_all(config, data, out, state):
+    classes = np.unique(data[2])
+    for trial in range(config.n_trials):
+        for method in config.methods:
+            saved = state["runs"].get(f"{method}/{trial}")
+            if saved is not None and saved["done"]:
+                continue
+            if saved is not None:
+                # drop rows of cycles after the committed one (none if state is consistent)
+                state["records"] = [r for r in state["records"]
+                                    if not (r["method"] == method and r["trial"] == trial
+                                            and r["cycle"] > saved["cycle"])]
+            _run_one(config, method, trial, data, classes, out, state)
+
+
+def _title(config):
+    return (f"{config.dataset}: initial {config.initial_size}, +{config.query_size} x "
+            f"{config.n_cycles} cycles, {config.n_trials} trial(s)")
+

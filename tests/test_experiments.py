@@ -1,0 +1,385 @@
+"""Tests of the active-learning benchmark runner (sklearn_crtcl.experiments)."""
+
+import json
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sklearn_crtcl.experiments import (
+    METHODS,
+    RESULT_COLUMNS,
+    ExperimentConfig,
+    area_under_curve,
+    entropy_sampling,
+    load_results,
+    run_experiment,
+    summary_table,
+)
+from sklearn_crtcl.experiments.cli import main
+from sklearn_crtcl.experiments.report import TIME_COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+
+# tiny settings: ResNet-18 of width 2, one epoch, 20 + 2 x 10 labeled digits; one torch
+# thread (much faster for tiny nets on a shared machine)
+SMALL = dict(dataset="digits", initial_size=20, query_size=10, n_cycles=2, n_trials=1,
+             max_epochs=1, width=2, subset_size=100, device="cpu", progress=False,
+             num_threads=1)
+
+
+def _without_times(records):
+    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in records]
+
+
+@pytest.fixture(scope="module")
+def all_methods_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("all") / "run"
+    records = run_experiment(ExperimentConfig(**SMALL, output_dir=str(out)))
+    return out, records
+
+
+# ---------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------
+
+
+def test_config_defaults_follow_the_dataset_protocol():
+    cfg = ExperimentConfig(dataset="cifar10", device="cpu")
+    assert (cfg.initial_size, cfg.query_size, cfg.n_cycles, cfg.n_trials,
+            cfg.max_epochs, cfg.width, cfg.batch_size) == (1200, 200, 7, 3, 200, 64, 128)
+    assert cfg.methods == METHODS == ("random", "entropy", "crtcl", "ll4al", "lplgrad", "tod")
+    cfg = ExperimentConfig(dataset="svhn", device="cpu", initial_size=7)
+    assert (cfg.initial_size, cfg.query_size) == (7, 500)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(methods=["random", "nope"]), r"unknown method.*'nope'.*valid methods: random, "
+                                       r"entropy, crtcl, ll4al, lplgrad, tod"),
+    (dict(methods=[]), "methods is empty"),
+    (dict(methods=["tod", "tod"]), "repeated"),
+    (dict(dataset="mnist"), r"unknown dataset 'mnist'; valid datasets: digits, fashion_mnist"),
+    (dict(query_size=0), "query_size must be >= 1"),
+    (dict(initial_size=1.5), "initial_size must be an integer"),
+    (dict(n_trials=True), "n_trials must be an integer"),
+    (dict(seed=-1), "seed must be >= 0"),
+    (dict(query_size=50, subset_size=10), r"subset_size \(10\) must be at least query_size"),
+    (dict(warm_start="yes"), "warm_start must be True or False"),
+    (dict(resume=True, overwrite=True), "exclude each other"),
+])
+def test_config_rejects_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ExperimentConfig(**{**SMALL, **kwargs})
+
+
+def test_budget_larger_than_pool_is_rejected_before_any_output(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"1000 \+ 2 \* 200 = 1400 exceeds the pool: the "
+                                         r"digits training split has 1347 samples"):
+        run_experiment(**{**SMALL, "initial_size": 1000, "query_size": 200, "subset_size": None},
+                       output_dir=str(out))
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------
+# a run of all six methods
+# ---------------------------------------------------------------------------
+
+
+def test_records_of_all_methods(all_methods_run):
+    out, records = all_methods_run
+    assert len(records) == len(METHODS) * 3
+    assert [(r["method"], r["cycle"]) for r in records] == [
+        (m, c) for m in METHODS for c in range(3)]
+    for r in records:
+        assert tuple(r) == RESULT_COLUMNS
+        assert r["trial"] == 0
+        assert r["n_labeled"] == 20 + 10 * r["cycle"]
+        assert 0.0 <= r["accuracy"] <= 1.0 and 0.0 <= r["ece"] <= 1.0
+        assert np.isfinite(r["nll"]) and r["nll"] > 0
+        assert r["wall_time"] > 0 and r["wall_time"] >= r["query_time"] >= 0
+        assert (r["query_time"] == 0) == (r["cycle"] == 0)
+    # the CSV holds exactly the returned records (floats round-trip exactly)
+    assert load_results(out) == records
+    assert load_results(out / "results.csv") == records
+
+
+def test_state_labeled_sets(all_methods_run):
+    out, _ = all_methods_run
+    state = json.loads((out / "state.json").read_text())
+    initial = None
+    for method in METHODS:
+        run = state["runs"][f"{method}/0"]
+        assert run["done"] and run["cycle"] == 2 and run["checkpoint"] is None
+        labeled = run["labeled"]
+        assert len(labeled) == len(set(labeled)) == 40
+        # the same random initial set for every method of a trial
+        initial = labeled[:20] if initial is None else initial
+        assert labeled[:20] == initial
+    # query strategies pick different samples
+    queried = {tuple(state["runs"][f"{m}/0"]["labeled"][20:]) for m in METHODS}
+    assert len(queried) >= 4
+    assert not list((out / "checkpoints").glob("*.pkl"))  # finished runs keep no checkpoint
+    assert json.loads((out / "config.json").read_text())["methods"] == list(METHODS)
+
+
+def test_summary_and_plots_written(all_methods_run):
+    out, records = all_methods_run
+    text = (out / "summary.md").read_text()
+    assert text == summary_table(records, title=text.splitlines()[2])
+    for method in METHODS:
+        acc = [r["accuracy"] for r in records if r["method"] == method]
+        assert f"{acc[-1]:.3f} ± 0.000" in text
+    pytest.importorskip("matplotlib")
+    for name in ("accuracy.png", "ece.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_existing_run_is_not_overwritten_silently(all_methods_run):
+    out, records = all_methods_run
+    before = (out / "results.csv").read_bytes()
+    with pytest.raises(ValueError, match=r"already holds a run \(state.json, config.json, "
+                                         r"results.csv, summary.md.*\); pass resume=True"):
+        run_experiment(**SMALL, output_dir=str(out))
+    assert (out / "results.csv").read_bytes() == before
+    # resuming a finished run trains nothing and gives back the same records
+    assert run_experiment(**SMALL, output_dir=str(out), resume=True) == records
+
+
+def test_overwrite_replaces_a_run(tmp_path):
+    out = tmp_path / "run"
+    first = run_experiment(**dict(SMALL, methods=["random"], n_cycles=0), output_dir=str(out))
+    assert [r["n_labeled"] for r in first] == [20]
+    second = run_experiment(**dict(SMALL, methods=["entropy"], n_cycles=1),
+                            output_dir=str(out), overwrite=True)
+    assert [(r["method"], r["n_labeled"]) for r in second] == [("entropy", 20),
+                                                              ("entropy", 30)]
+    assert load_results(out) == second
+    assert json.loads((out / "config.json").read_text())["methods"] == ["entropy"]
+
+
+# ---------------------------------------------------------------------------
+# reproducibility and resume
+# ---------------------------------------------------------------------------
+
+
+def test_same_seed_same_results_other_seed_other_results(tmp_path):
+    cfg = dict(SMALL, methods=["random", "crtcl"], n_trials=2, n_cycles=1)
+    a = run_experiment(**cfg, output_dir=str(tmp_path / "a"))
+    b = run_experiment(**cfg, output_dir=str(tmp_path / "b"))
+    assert _without_times(a) == _without_times(b)
+    assert len(a) == 2 * 2 * 2
+    c = run_experiment(**dict(cfg, seed=5), output_dir=str(tmp_path / "c"))
+    assert [r["accuracy"] for r in c] != [r["accuracy"] for r in a]
+    # trial 1 of seed s is trial 0 of seed s + 1
+    d = run_experiment(**dict(cfg, seed=1, n_trials=1), output_dir=str(tmp_path / "d"))
+    assert _without_times(d) == [dict(r, trial=0) for r in _without_times(a) if r["trial"] == 1]
+
+
+def _cli_args(cfg, out):
+    args = ["--dataset", cfg["dataset"], "--methods", *cfg["methods"],
+            "--initial-size", str(cfg["initial_size"]), "--query-size", str(cfg["query_size"]),
+            "--cycles", str(cfg["n_cycles"]), "--trials", str(cfg["n_trials"]),
+            "--epochs", str(cfg["max_epochs"]), "--width", str(cfg["width"]),
+            "--subset-size", str(cfg["subset_size"]), "--seed", str(cfg.get("seed", 0)),
+            "--device", cfg["device"], "--output-dir", str(out), "--no-progress",
+            "--threads", str(cfg["num_threads"])]
+    return args + (["--warm-start"] if cfg.get("warm_start") else [])
+
+
+def _n_records(out):
+    try:
+        return len(json.loads((out / "state.json").read_text())["records"])
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return 0
+
+
+@pytest.mark.parametrize("methods, warm_start", [(["tod", "random"], False),
+                                                  (["crtcl", "lplgrad"], True)])
+def test_resume_after_kill_gives_uninterrupted_results(tmp_path, methods, warm_start):
+    cfg = dict(SMALL, methods=methods, n_cycles=3, max_epochs=2, warm_start=warm_start,
+               seed=3)
+    total = len(methods) * (cfg["n_cycles"] + 1)
+    out = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "sklearn_crtcl.experiments",
+                             *_cli_args(cfg, out)], cwd=str(tmp_path), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while _n_records(out) < 1:  # the first cycle is committed: kill mid-run
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the run committed no cycle in 120 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    state = json.loads((out / "state.json").read_text())
+    n_before = len(state["records"])
+    assert 1 <= n_before < total, "the run was not interrupted mid-way"
+    partial = [run for run in state["runs"].values() if not run["done"]]
+    assert partial, "no (method, trial) was stopped mid-way"
+    assert (out / partial[0]["checkpoint"]).exists()
+    kept = state["records"]
+
+    # start it again with --resume (the same command line)
+    assert main(_cli_args(cfg, out) + ["--resume"]) == 0
+    resumed = load_results(out)
+    assert len(resumed) == total
+    # cycles committed before the kill are kept, not recomputed (same wall times)
+    for r in kept:
+        assert r in resumed
+    assert not list((out / "checkpoints").glob("*.pkl"))  # removed once a run is done
+    reference = run_experiment(**cfg, output_dir=str(tmp_path / "uninterrupted"))
+    assert _without_times(resumed) == _without_times(reference)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    cfg = dict(SMALL, methods=["random"], n_cycles=1)
+    out = tmp_path / "run"
+    run_experiment(**cfg, output_dir=str(out))
+    with pytest.raises(ValueError, match=r"configuration differs \(max_epochs: saved 1, "
+                                         r"given 2; width: saved 2, given 3\)"):
+        run_experiment(**dict(cfg, max_epochs=2, width=3), output_dir=str(out), resume=True)
+    assert main(_cli_args(dict(cfg, max_epochs=2), out) + ["--resume"]) == 2
+
+
+# ---------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------
+
+
+def test_python_m_help(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["sklearn_crtcl.experiments", "--help"])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_module("sklearn_crtcl.experiments", run_name="__main__", alter_sys=True)
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--dataset", "--methods", "--initial-size", "--query-size", "--cycles",
+                 "--trials", "--epochs", "--width", "--subset-size", "--seed", "--device",
+                 "--warm-start", "--output-dir", "--resume", "--no-progress", "--preset"):
+        assert flag in text
+    assert "crtcl: critic loss" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "crtcl", "bogus"], "invalid choice: 'bogus'"),
+    (["--query-size", "0"], "query_size must be >= 1"),
+    (["--cycles", "x"], "invalid int value"),
+    (["--resume", "--overwrite"], "not allowed with argument"),
+    (["--subset-size", "5", "--query-size", "10"], "subset_size (5) must be at least"),
+])
+def test_cli_bad_options(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv + ["--device", "cpu"])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_run_prints_summary_and_paths(tmp_path, capsys):
+    out = tmp_path / "cli"
+    cfg = dict(SMALL, methods=["entropy"], n_cycles=1)
+    assert main(_cli_args(cfg, out)) == 0
+    text = capsys.readouterr().out
+    assert "## Test accuracy, mean ± std over 1 trial(s)" in text
+    assert "AUC accuracy" in text
+    assert str(out / "results.csv") in text and str(out / "summary.md") in text
+    records = load_results(out)
+    assert [(r["method"], r["n_labeled"]) for r in records] == [("entropy", 20),
+                                                               ("entropy", 30)]
+    # a budget larger than the pool: clear error, exit status 2
+    assert main(_cli_args(dict(cfg, initial_size=1340), tmp_path / "big")) == 2
+    assert "exceeds the pool" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# pieces
+# ---------------------------------------------------------------------------
+
+
+class _FixedProba:
+    def __init__(self, proba):
+        self.proba = np.asarray(proba, dtype=float)
+        self.calls = []
+
+    def predict_proba(self, X):
+        self.calls.append(len(X))
+        return self.proba[np.asarray(X, dtype=int).reshape(len(X), -1)[:, 0]]
+
+
+def test_entropy_sampling_picks_highest_entropy_in_batches():
+    proba = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3],
+                      [0.8, 0.1, 0.1], [0.5, 0.5, 0.0]])
+    X = np.arange(5).reshape(-1, 1)
+    clf = _FixedProba(proba)
+    idx = entropy_sampling(clf, X, n_instances=3, batch_size=2)
+    assert idx.tolist() == [2, 1, 4]  # ties: lower index first
+    assert clf.calls == [2, 2, 1]
+    assert X.ravel().tolist() == [0, 1, 2, 3, 4]  # input untouched
+    # with a candidate subset, only candidates are scored and returned
+    sub = entropy_sampling(_FixedProba(proba), X, n_instances=2, subset_size=3, random_state=0)
+    cand = np.sort(np.random.RandomState(0).choice(5, size=3, replace=False))
+    assert set(sub) <= set(cand) and len(sub) == 2
+    with pytest.raises(ValueError, match="n_instances=6 is larger than the number of "
+                                         "candidates"):
+        entropy_sampling(clf, X, n_instances=6)
+    with pytest.raises(ValueError, match="subset_size=2 candidates"):
+        entropy_sampling(clf, X, n_instances=3, subset_size=2)
+    with pytest.raises(TypeError, match="predict_proba"):
+        entropy_sampling(object(), X, n_instances=1)
+
+
+def test_area_under_curve_and_summary():
+    records = []
+    for trial, accs in enumerate([(0.5, 0.7, 0.8), (0.6, 0.6, 0.9)]):
+        for cycle, acc in enumerate(accs):
+            records.append(dict(method="m", trial=trial, cycle=cycle, n_labeled=10 + 10 * cycle,
+                                accuracy=acc, ece=0.1 * trial, nll=1.0, wall_time=2.0,
+                                query_time=0.5, train_time=1.5))
+    auc = area_under_curve(records)
+    # trapezoids over a range of 20: (6 + 7.5) / 20 for trial 0, (6 + 7.5) / 20 for trial 1
+    np.testing.assert_allclose(auc["m"], [13.5 / 20, 13.5 / 20])
+    single = area_under_curve([dict(records[0])])
+    assert single["m"].tolist() == [0.5]
+    text = summary_table(records)
+    assert "| 0.675 ± 0.000 |" in text  # AUC: both trials 0.675
+    assert "0.550 ± 0.050" in text  # cycle 0 accuracy
+    assert "0.050 ± 0.050" in text  # ECE
+    with pytest.raises(ValueError, match="no results"):
+        summary_table([])
+
+
+def test_progress_lines_without_tqdm_and_bars_with_it(tmp_path, monkeypatch, capsys):
+    from sklearn_crtcl.experiments import _progress
+
+    cfg = dict(SMALL, methods=["random"], n_cycles=1, progress=True)
+    monkeypatch.setattr(_progress, "_tqdm", lambda: None)
+    records = run_experiment(**cfg, output_dir=str(tmp_path / "plain"))
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[random")]
+    assert len(lines) == 2
+    assert lines[1].startswith("[random trial 1/1] cycle 1/1: n_labeled=30 accuracy="
+                               f"{records[1]['accuracy']:.4f}")
+    monkeypatch.undo()
+    pytest.importorskip("tqdm")
+    run_experiment(**cfg, output_dir=str(tmp_path / "bars"))
+    err = capsys.readouterr().err
+    assert "random trial 1/1" in err and "epoch" in err
+
+
+def test_plots_skipped_without_matplotlib(all_methods_run, tmp_path, monkeypatch):
+    from sklearn_crtcl.experiments.report import save_plots
+
+    _, records = all_methods_run
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert save_plots(records, tmp_path) == []
+    assert not list(tmp_path.iterdir())
