@@ -1,14 +1,16 @@
 """sklearn-crtcl: the Critic Loss for Image Classification (CrtCl) and deep
 active learning, in the scikit-learn / skorch / modAL idiom."""
 
+from . import _modal_compat  # noqa: F401  (makes modAL work with scikit-learn >= 1.8)
 from .metrics import (brier_score, expected_calibration_error, negative_log_likelihood,
                       reliability_curve)
-from .nets import LossPredictionNet, ResNetClassifier, TODNet
+from .nets import CriticLossNet, LossPredictionNet, ResNetClassifier, TODNet
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ResNetClassifier",
+    "CriticLossNet",
     "LossPredictionNet",
     "TODNet",
     "expected_calibration_error",

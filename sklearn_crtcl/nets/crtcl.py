@@ -1,0 +1,605 @@
+"""``CriticLossNet``: a ResNet trained with the Critic Loss for Image
+Classification (CrtCl, Rappazzo, Ferber and Gomes 2024).
+
+The classifier :math:`G_\\theta` is the generator of a generator-critic pair.
+A critic :math:`C_\\phi` reads the image, the four stage outputs and the
+output distribution of the classifier and learns, with the Wasserstein critic
+loss, to score correct predictions above incorrect ones; its score, which needs
+no label, is then a learned loss for the classifier on unlabeled data
+(:math:`\\mathcal{L}_G = -\\gamma\\, \\overline{C_\\phi(F_\\theta(x_u))}`) and an
+acquisition score for active learning (:meth:`CriticLossNet.predict_correctness`).
+"""
+
+import numbers
+
+import numpy as np
+import torch
+from skorch.dataset import unpack_data
+from skorch.utils import TeeGenerator, to_device
+
+from ..backbones import TAP_NAMES, forward_taps, resnet18
+from ..callbacks import MilestoneLR
+from ..heads import MultiTapHead, tap_dims
+from ..losses import critic_generator_loss, wasserstein_critic_loss
+from ._unlabeled import SemiSupervisedMixin
+from .base import ResNetClassifier
+
+__all__ = ["CriticLossNet", "Critic", "CRITIC_TAPS"]
+
+#: The critic's inputs in CrtCl: the image, the four stage outputs and the
+#: output distribution (softmax of the logits).
+CRITIC_TAPS = ("input", "stage1", "stage2", "stage3", "stage4", "proba")
+
+_ALL_TAPS = TAP_NAMES + ("proba",)
+
+# offset of the critic's seed from random_state (1 is the unlabeled-batch generator)
+_CRITIC_SEED_OFFSET = 2
+
+# parameters whose names start with "critic" but that are plain parameters, not
+# arguments of the critic module (skorch would route them as "critic..." otherwise)
+_PLAIN_CRITIC_PARAMS = ("critic_lr_milestones",)
+
+
+class Critic(MultiTapHead):
+    """The CrtCl critic: a multi-tap head on named outputs of the classifier.
+
+    Each input is globally average-pooled (when spatial), projected by a linear
+    layer to ``hidden`` dimensions with a ReLU; the embeddings are concatenated
+    and a last linear layer outputs one scalar per sample, the critic's score
+    :math:`C_\\phi(F_\\theta(x))` (higher: the prediction looks correct):
+
+    .. math::
+
+        C_\\phi(F_\\theta(x)) = w^\\top \\big[\\operatorname{ReLU}(W_1
+        \\operatorname{GAP}(t_1(x)) + b_1); \\dots; \\operatorname{ReLU}(W_k
+        \\operatorname{GAP}(t_k(x)) + b_k)\\big] + b.
+
+    Parameters
+    ----------
+    tap_dims : mapping of str to int
+        Channels of every available tap of the backbone (``"input"``,
+        ``"stage1"`` .. ``"stage4"``, ``"logits"``, ``"proba"``);
+        :class:`CriticLossNet` passes them.
+    taps : sequence of str, default=CRITIC_TAPS
+        The taps the critic reads, in order. The paper uses the image, the
+        four stage outputs and the output probabilities.
+    hidden : int, default=128
+        Width of each projection (128 in the paper).
+
+    Attributes
+    ----------
+    taps : tuple of str
+        The taps read by :meth:`forward`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> critic = Critic({"stage4": 16, "proba": 10}, taps=("stage4", "proba"), hidden=8)
+    >>> critic({"stage4": torch.zeros(5, 16, 2, 2), "proba": torch.zeros(5, 10)}).shape
+    torch.Size([5])
+    """
+
+    def __init__(self, tap_dims, taps=CRITIC_TAPS, hidden=128):
+        if isinstance(taps, str):
+            raise ValueError(f"critic taps must be a sequence of tap names, got the string "
+                             f"{taps!r}")
+        taps = tuple(taps)
+        if not taps:
+            raise ValueError("the critic needs at least one tap")
+        unknown = [t for t in taps if t not in _ALL_TAPS]
+        if unknown:
+            raise ValueError(f"unknown critic taps {unknown}; valid names are {_ALL_TAPS}")
+        if len(set(taps)) != len(taps):
+            raise ValueError(f"critic taps must not repeat, got {taps}")
+        missing = [t for t in taps if t not in tap_dims]
+        if missing:
+            raise ValueError(f"tap_dims has no dimension for the taps {missing}")
+        super().__init__([tap_dims[t] for t in taps], hidden=hidden)
+        self.taps = taps
+
+    def forward(self, taps):
+        """Score a batch.
+
+        Parameters
+        ----------
+        taps : mapping of str to torch.Tensor
+            At least the tensors named in the attribute ``taps``, each
+            ``(n, C, H, W)`` (pooled here) or ``(n, C)``.
+
+        Returns
+        -------
+        torch.Tensor of shape (n,)
+        """
+        return super().forward([taps[name] for name in self.taps])
+
+
+class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
+    """ResNet classifier trained with the Critic Loss (CrtCl).
+
+    A :class:`~sklearn_crtcl.ResNetClassifier` with a critic network
+    :math:`C_\\phi` (:class:`~sklearn_crtcl.nets.crtcl.Critic`) that reads
+    the image, the four stage outputs and the output distribution of the
+    classifier and scores how likely the prediction is correct (Rappazzo,
+    Ferber and Gomes 2024, Algorithm 1). Each training step, on a labeled
+    batch :math:`(x, y)`:
+
+    1. one forward pass of the backbone gives the logits and the taps;
+       the cross-entropy :math:`\\mathcal{L}_{CE}` trains the classifier
+       (SGD, as in :class:`~sklearn_crtcl.ResNetClassifier`);
+    2. the predictions are split into correct (:math:`C_R`) and incorrect
+       (:math:`I`); on the taps detached from the classifier, the critic takes
+       one ``critic_optimizer`` step (AdamW, lr 1e-3) on the Wasserstein
+       critic loss (Eq. 4, in mean form,
+       :func:`~sklearn_crtcl.losses.wasserstein_critic_loss`)
+
+       .. math::
+
+           \\mathcal{L}_{cc} = \\operatorname{mean}_{x \\in I} C_\\phi(F_\\theta(x))
+               - \\operatorname{mean}_{x \\in C_R} C_\\phi(F_\\theta(x)),
+
+       then its weights are clipped to ``[-clip_value, clip_value]``. A batch
+       whose predictions are all correct (or all wrong) has no Wasserstein
+       estimate: the critic step is skipped (no NaN, no one-sided update);
+       ``critic_steps`` in the history counts the steps taken;
+    3. during the first ``generator_stop_epoch`` epochs of each ``fit`` (the
+       paper's :math:`E'`) and if ``gamma > 0``, the generator loss (Eq. 5,
+       :func:`~sklearn_crtcl.losses.critic_generator_loss`)
+
+       .. math::
+
+           \\mathcal{L}_G = -\\gamma\\, \\operatorname{mean}_{x \\in B_u}
+               C_\\phi(F_\\theta(x))
+
+       on a batch :math:`B_u` of ``X_unlabeled`` (a fresh random batch per
+       step), or on the labeled batch's images when ``fit`` got no
+       ``X_unlabeled`` (the critic as a learned auxiliary loss). As in the
+       paper, only the output distribution stays attached: the image and the
+       stage outputs given to the critic are detached, so the gradient enters
+       the classifier through its softmax output and from there flows
+       through the whole network. The critic is not updated by
+       :math:`\\mathcal{L}_G`.
+
+    The classifier takes **one** SGD step per labeled batch on the gradient
+    of :math:`\\mathcal{L}_{CE} + \\mathcal{L}_G` instead of the paper's two
+    sequential steps (line 10, then line 14 of Algorithm 1): the two agree to
+    first order in the learning rate. Without ``X_unlabeled`` both terms come
+    from the same forward pass and one backward pass. With ``X_unlabeled``
+    the unlabeled batch has its own forward pass (batch normalisation uses
+    its own statistics, as in the paper's separate step), started after the
+    labeled graph has been freed, and its gradient is accumulated before the
+    step. The critic is updated before :math:`\\mathcal{L}_G` is computed, as
+    in Algorithm 1.
+
+    Parameters
+    ----------
+    module : callable or torch.nn.Module, default=resnet18
+        The backbone; it must expose its stage outputs through
+        :func:`~sklearn_crtcl.backbones.forward_taps` (this package's
+        :class:`~sklearn_crtcl.backbones.ResNet` or a torchvision ResNet).
+    gamma : float, default=0.04
+        Weight :math:`\\gamma` of the generator loss (0.04 for CIFAR-10/100,
+        0.02 for SVHN in the paper). With ``gamma=0`` there is no generator
+        step and the classifier trains exactly like a
+        :class:`~sklearn_crtcl.ResNetClassifier` with the same
+        ``random_state``; the critic still learns to score correctness.
+    generator_stop_epoch : float, int or None, default=0.65
+        :math:`E'`: the generator loss is used in the first
+        ``generator_stop_epoch`` epochs of each ``fit``. A float in
+        ``[0, 1]`` is a fraction of ``max_epochs`` (``0.65`` = 130 of 200
+        epochs, as in the paper), an int an epoch count (``0``: never),
+        ``None`` every epoch.
+    clip_value : float or None, default=0.01
+        The critic's weights are clipped to ``[-clip_value, clip_value]``
+        after initialisation and after every critic step (WGAN weight
+        clipping, 0.01 in the paper). ``None`` disables clipping.
+    critic : callable or torch.nn.Module, default=Critic
+        The critic. A callable is called as ``critic(tap_dims,
+        **critic__params)`` with the channels of every tap of the backbone
+        (a dict); a module is used as given. Its forward takes a dict of tap
+        name to tensor (stage outputs already pooled to ``(n, C)``,
+        ``"proba"`` the softmax output) and returns one score per sample; if
+        it has a ``taps`` attribute, only those taps are computed.
+    critic__taps : sequence of str, default=CRITIC_TAPS
+        Taps read by the critic: ``"input"``, ``"stage1"`` .. ``"stage4"``,
+        ``"logits"``, ``"proba"``.
+    critic__hidden : int, default=128
+        Width of the critic's projections (128 in the paper).
+    critic_optimizer : type, default=torch.optim.AdamW
+        Optimizer of the critic (AdamW in the paper).
+    critic_optimizer__lr : float, default=1e-3
+        Learning rate of the critic (1e-3 in the paper).
+    critic_lr_milestones : sequence of float or int or None, default=None
+        Milestones of the critic's learning-rate schedule (decayed by
+        ``lr_gamma``); ``None`` uses ``lr_milestones``.
+    unlabeled_batch_size : int or None, default=None
+        Size of the unlabeled batch of each generator step (at least 2);
+        ``None`` uses ``batch_size``.
+    **kwargs
+        Any :class:`~sklearn_crtcl.ResNetClassifier` parameter (``lr``,
+        ``max_epochs``, ``batch_size``, ``lr_milestones``, ``random_state``,
+        ``module__width``, ``device``...) and any other ``critic__*`` or
+        ``critic_optimizer__*`` argument (e.g. ``critic_optimizer__weight_decay``).
+
+    Attributes
+    ----------
+    critic_ : torch.nn.Module
+        The trained critic.
+    critic_optimizer_ : torch.optim.Optimizer
+        Its optimizer.
+    fit_start_epoch_ : int
+        Length of ``history_`` when the last ``fit`` began (epochs of a fit are
+        counted from there for ``generator_stop_epoch`` and the schedules).
+    module_, classes_, n_features_in_, input_shape_, history_ : see ResNetClassifier
+        ``history_`` also holds, per batch and per epoch, ``critic_loss``
+        (:math:`\\mathcal{L}_{cc}`, averaged over the batches that took a
+        critic step; NaN for an epoch without one) and ``generator_loss``
+        (:math:`\\mathcal{L}_G`, 0 for epochs without generator step), and
+        per epoch ``critic_steps``. ``train_loss`` is the cross-entropy.
+
+    See Also
+    --------
+    sklearn_crtcl.losses.wasserstein_critic_loss : Eq. 4.
+    sklearn_crtcl.losses.critic_generator_loss : Eq. 5.
+
+    References
+    ----------
+    B. H. Rappazzo, A. Ferber and C. Gomes, "Critic Loss for Image
+    Classification", arXiv:2409.15565, 2024.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_crtcl.nets.crtcl import CriticLossNet
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X = X.reshape(-1, 1, 8, 8).astype("float32") / 16
+    >>> net = CriticLossNet(module__width=4, critic__hidden=8, max_epochs=2,
+    ...                     random_state=0, device="cpu")
+    >>> net = net.fit(X[:200], y[:200], X_unlabeled=X[200:600])
+    >>> net.predict_correctness(X[:3]).shape
+    (3,)
+    """
+
+    def __init__(
+        self,
+        module=resnet18,
+        *,
+        gamma=0.04,
+        generator_stop_epoch=0.65,
+        clip_value=0.01,
+        critic=Critic,
+        critic__taps=CRITIC_TAPS,
+        critic__hidden=128,
+        critic_optimizer=torch.optim.AdamW,
+        critic_optimizer__lr=1e-3,
+        critic_lr_milestones=None,
+        unlabeled_batch_size=None,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            critic__taps=critic__taps,
+            critic__hidden=critic__hidden,
+            critic_optimizer__lr=critic_optimizer__lr,
+            **kwargs,
+        )
+        self.gamma = gamma
+        self.generator_stop_epoch = generator_stop_epoch
+        self.clip_value = clip_value
+        self.critic = critic
+        self.critic_optimizer = critic_optimizer
+        self.critic_lr_milestones = critic_lr_milestones
+        self.unlabeled_batch_size = unlabeled_batch_size
+
+    # ------------------------------------------------------------------ skorch set-up
+    @property
+    def _default_callbacks(self):
+        callbacks = list(super()._default_callbacks)
+        at = [name for name, _ in callbacks].index("print_log")
+        callbacks[at:at] = [
+            ("critic_lr_schedule", MilestoneLR(optimizer_attr="critic_optimizer_",
+                                               milestones_param="_critic_milestones")),
+        ]
+        return callbacks
+
+    @property
+    def _critic_milestones(self):
+        """Milestones of the critic's schedule: ``critic_lr_milestones`` or ``lr_milestones``."""
+        if self.critic_lr_milestones is None:
+            return self.lr_milestones
+        return self.critic_lr_milestones
+
+    def set_params(self, **params):
+        """Set parameters; ``critic__*`` re-initialises the critic (and, as for
+        ``module__*`` in skorch, the whole net), ``critic_optimizer__*`` updates
+        the critic's optimizer in place.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : CriticLossNet
+        """
+        plain = {k: params.pop(k) for k in _PLAIN_CRITIC_PARAMS if k in params}
+        new_optimizer = "critic_optimizer" in params
+        if new_optimizer:
+            plain["critic_optimizer"] = params.pop("critic_optimizer")
+        # skorch applies optimizer arguments to the live optimizer only; keep the
+        # attributes in step so get_params and clone see the new values
+        dunder_opt = {k: v for k, v in params.items() if k.startswith("critic_optimizer__")}
+        super().set_params(**params)
+        for key, value in {**plain, **dunder_opt}.items():
+            vars(self)[key] = value
+        if new_optimizer and self.initialized_:
+            self._initialize_optimizer()
+        return self
+
+    def _check_crtcl_params(self):
+        gamma = self.gamma
+        if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not (
+                0 <= gamma < np.inf):
+            raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
+        clip = self.clip_value
+        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, numbers.Real)
+                                 or not 0 < clip < np.inf):
+            raise ValueError(f"clip_value must be a finite number > 0 or None, got {clip!r}")
+        size = self.unlabeled_batch_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral)
+                                 or size < 2):
+            raise ValueError(f"unlabeled_batch_size must be an integer >= 2 (batch "
+                             f"normalisation) or None, got {size!r}")
+        self._generator_epochs(self.generator_stop_epoch, self.max_epochs)
+
+    @staticmethod
+    def _generator_epochs(stop, max_epochs):
+        """Number of epochs (from the start of a fit) with a generator step; None = all."""
+        if stop is None:
+            return None
+        if isinstance(stop, bool) or not isinstance(stop, numbers.Real):
+            raise ValueError(f"generator_stop_epoch must be a float in [0, 1], an int >= 0 or "
+                             f"None, got {stop!r}")
+        if isinstance(stop, numbers.Integral):
+            if stop < 0:
+                raise ValueError(f"generator_stop_epoch must be >= 0, got {stop!r}")
+            return int(stop)
+        if not 0 <= stop <= 1:
+            raise ValueError(f"generator_stop_epoch as a float is a fraction of max_epochs and "
+                             f"must be in [0, 1], got {stop!r}; pass an int for an epoch count")
+        return int(round(float(stop) * max_epochs))
+
+    def initialize(self):
+        """Check the CrtCl parameters, then initialise skorch's parts."""
+        self._check_crtcl_params()
+        return super().initialize()
+
+    def _tap_dims(self):
+        names = TAP_NAMES + ("proba",)
+        dims = tap_dims(self.module_, names, sample_shape=getattr(self, "input_shape_", None))
+        return dict(zip(names, dims))
+
+    def initialize_module(self):
+        """Build the backbone, then the critic on its taps.
+
+        The critic is initialised inside a forked random state seeded from
+        ``random_state``: the backbone's initialisation and the batch order
+        are those of a :class:`~sklearn_crtcl.ResNetClassifier` with the same
+        ``random_state``. Its weights are clipped to ``clip_value``.
+        """
+        super().initialize_module()
+        critic = self.critic
+        if isinstance(critic, torch.nn.Module):
+            self.critic_ = critic
+        else:
+            if not callable(critic):
+                raise TypeError(f"critic must be a callable returning a module or a module, "
+                                f"got {critic!r}")
+            kwargs = self.get_params_for("critic")
+            seed = self._torch_seed(offset=_CRITIC_SEED_OFFSET)
+            if seed is None:
+                self.critic_ = critic(self._tap_dims(), **kwargs)
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    self.critic_ = critic(self._tap_dims(), **kwargs)
+        self._clip_critic()
+        return self
+
+    def initialize_optimizer(self, *args, **kwargs):
+        """One optimizer for the classifier (``optimizer_``, its parameters
+        only), one for the critic (``critic_optimizer_``)."""
+        named = [item for name in self._modules if name != "critic"
+                 for item in getattr(self, name + "_").named_parameters()]
+        args, kw = self.get_params_for_optimizer("optimizer", named)
+        self.optimizer_ = self.optimizer(*args, **kw)
+        args, kw = self.get_params_for_optimizer("critic_optimizer",
+                                                 self.critic_.named_parameters())
+        self.critic_optimizer_ = self.critic_optimizer(*args, **kw)
+        return self
+
+    # ------------------------------------------------------------------ training
+    def _fit_encoded(self, X, y, classes, initialize, **fit_params):
+        if fit_params:
+            # the training step runs the backbone itself: nothing would receive them
+            raise TypeError(
+                f"{type(self).__name__}.fit got unexpected keyword argument(s) "
+                f"{sorted(fit_params)}; it takes X, y and X_unlabeled")
+        X_u = getattr(self, "_X_unlabeled", None)
+        if X_u is not None and X_u.shape[0] < 2:
+            raise ValueError(f"X_unlabeled needs at least 2 samples (unlabeled batches go "
+                             f"through batch normalisation), got {X_u.shape[0]}")
+        self._check_crtcl_params()
+        return super()._fit_encoded(X, y, classes, initialize)
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Check the parameters and remember where this ``fit`` starts."""
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        self._check_crtcl_params()
+        self.fit_start_epoch_ = len(self.history)
+
+    def _generator_active(self):
+        """Whether the current epoch has generator steps."""
+        if self.gamma == 0:
+            return False
+        n_epochs = self._generator_epochs(self.generator_stop_epoch, self.max_epochs)
+        if n_epochs is None:
+            return True
+        epoch = len(self.history) - 1 - getattr(self, "fit_start_epoch_", 0)
+        return epoch < n_epochs
+
+    def _critic_inputs(self, taps):
+        """The critic's inputs from the backbone's taps, detached from the
+        classifier's graph: spatial taps globally average-pooled, ``"proba"``
+        the softmax of the logits."""
+        names = getattr(self.critic_, "taps", _ALL_TAPS)
+        out = {}
+        with torch.no_grad():
+            for name in names:
+                if name == "proba":
+                    out[name] = torch.softmax(taps["logits"], dim=1)
+                else:
+                    t = taps[name]
+                    out[name] = t.mean(dim=(2, 3)) if t.dim() == 4 else t.detach()
+        return out
+
+    @torch.no_grad()
+    def _clip_critic(self):
+        clip = self.clip_value
+        if clip is None:
+            return
+        for p in self.critic_.parameters():
+            p.clamp_(-clip, clip)
+
+    def _critic_step(self, inputs, correct):
+        """One critic update on detached inputs; ``None`` if the batch is one-sided."""
+        n_correct = int(correct.sum())
+        if n_correct == 0 or n_correct == correct.shape[0]:
+            return None
+        self.critic_optimizer_.zero_grad()
+        loss = wasserstein_critic_loss(self.critic_(inputs), correct)
+        loss.backward()
+        self.critic_optimizer_.step()
+        self._clip_critic()
+        return loss.detach()
+
+    def _generator_loss(self, inputs, logits):
+        """:math:`\\mathcal{L}_G` (Eq. 5) with the critic frozen: ``inputs`` are
+        the detached critic inputs, ``logits`` the attached logits of the same
+        samples, whose softmax replaces the detached ``"proba"``; it is the
+        only path from the loss into the classifier."""
+        inputs = dict(inputs)
+        if "proba" in inputs:
+            inputs["proba"] = torch.softmax(logits, dim=1)
+        params = list(self.critic_.parameters())
+        flags = [p.requires_grad for p in params]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            scores = self.critic_(inputs)
+        finally:
+            for p, flag in zip(params, flags):
+                p.requires_grad_(flag)
+        return critic_generator_loss(scores, self.gamma)
+
+    def train_step(self, batch, **fit_params):
+        """One CrtCl step on a labeled batch (Algorithm 1, lines 6-14).
+
+        One backbone forward on the labeled batch; a critic step on its
+        detached taps; the gradient of :math:`\\mathcal{L}_{CE}` plus, in
+        the generator phase, that of :math:`\\mathcal{L}_G` (on the labeled
+        batch in the same backward, or on an unlabeled batch after a second
+        forward, accumulated); one step of the classifier's optimizer.
+
+        Parameters
+        ----------
+        batch : tuple of (torch.Tensor, torch.Tensor)
+            Images and encoded labels.
+        **fit_params : dict
+            Unused.
+
+        Returns
+        -------
+        dict
+            ``{"loss": cross-entropy, "y_pred": logits of the labeled batch}``.
+        """
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        x = to_device(Xi, self.device)
+        y = to_device(yi, self.device)
+        generator = self._generator_active()
+        x_u = self.unlabeled_batch() if generator else None
+
+        self.optimizer_.zero_grad()
+        taps = forward_taps(self.module_, x)
+        logits = taps["logits"]
+        loss = self.get_loss(logits, y, X=Xi, training=True)
+        inputs = self._critic_inputs(taps)
+        correct = logits.detach().argmax(dim=1) == y
+        critic_loss = self._critic_step(inputs, correct)
+
+        g_loss = None
+        if not generator:
+            loss.backward()
+        elif x_u is None:
+            # the critic as a learned loss on the labeled batch: one backward of the sum
+            g_loss = self._generator_loss(inputs, logits)
+            (loss + g_loss).backward()
+        else:
+            # free the labeled graph first, then accumulate the unlabeled gradient:
+            # the same gradient as the sum, with one batch of activations in memory
+            loss.backward()
+            del taps, inputs
+            taps_u = forward_taps(self.module_, x_u)
+            g_loss = self._generator_loss(self._critic_inputs(taps_u), taps_u["logits"])
+            g_loss.backward()
+        self.notify("on_grad_computed",
+                    named_parameters=TeeGenerator(self.module_.named_parameters()),
+                    batch=batch, training=True)
+        self.optimizer_.step()
+
+        if critic_loss is not None:
+            self.history.record_batch("critic_loss", critic_loss.item())
+        if g_loss is not None:
+            self.history.record_batch("generator_loss", g_loss.item())
+        return {"loss": loss, "y_pred": logits}
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Record the epoch's ``critic_loss``, ``generator_loss`` and ``critic_steps``."""
+        super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
+                             **kwargs)
+        batches = self.history[-1]["batches"]
+        for key, empty in (("critic_loss", float("nan")), ("generator_loss", 0.0)):
+            rows = [(b.get("train_batch_size", 1), b[key]) for b in batches if key in b]
+            value = (float(np.average([v for _, v in rows], weights=[w for w, _ in rows]))
+                     if rows else empty)
+            self.history.record(key, value)
+            if key == "critic_loss":
+                self.history.record("critic_steps", len(rows))
+
+    # ------------------------------------------------------------------ inference
+    def predict_correctness(self, X):
+        """The critic's score of each image: higher means the prediction is more
+        likely correct.
+
+        One forward pass of the backbone and of the critic per batch, in eval
+        mode. The scores rank samples (a Wasserstein critic has no probability
+        scale); CrtCl queries the images with the *lowest* scores for labeling.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
+            Images, possibly a memory map (read one batch at a time).
+
+        Returns
+        -------
+        scores : ndarray of shape (n,)
+        """
+        self.check_is_fitted()
+
+        def score(module, xb):
+            taps = forward_taps(module, xb)
+            return self.critic_(self._critic_inputs(taps)).reshape(-1).float().cpu().numpy()
+
+        parts = self._inference_batches(X, score, modules=(self.critic_,))
+        return np.concatenate(parts, axis=0)
