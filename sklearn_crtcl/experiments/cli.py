@@ -22,7 +22,8 @@ _FIELDS = {
     "epochs": "max_epochs", "width": "width", "subset_size": "subset_size", "seed": "seed",
     "device": "device", "warm_start": "warm_start", "output_dir": "output_dir",
     "resume": "resume", "overwrite": "overwrite", "batch_size": "batch_size",
-    "data_home": "data_home", "threads": "num_threads",
+    "data_home": "data_home", "threads": "num_threads", "n_train": "n_train",
+    "n_test": "n_test",
 }
 
 
@@ -88,6 +89,11 @@ def build_parser():
                         help="CPU threads for torch (default: torch's choice; 1 is often "
                              "fastest for small networks on a busy machine)")
     parser.add_argument("--data-home", help="directory of the data set files (not for digits)")
+    parser.add_argument("--n-train", type=int, metavar="N",
+                        help="use a stratified random subset of N training images as the pool "
+                             "(not for digits; default: all)")
+    parser.add_argument("--n-test", type=int, metavar="N",
+                        help="use a stratified random subset of N test images (not for digits)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", default=None,
                        help="continue the run saved in --output-dir (same options required)")

@@ -131,6 +131,11 @@ class ExperimentConfig:
         Show progress bars (tqdm if installed, else one line per cycle).
     data_home : str or path, optional
         Where the data set files are (not used for digits).
+    n_train : int, optional
+        Use a stratified random subset of this many training images as the
+        pool (all when ``None``; not for digits, which is small).
+    n_test : int, optional
+        Likewise for the test split.
     num_threads : int, optional
         CPU threads of torch during the run (``torch.set_num_threads``,
         restored afterwards); torch's default when ``None``. On a busy or
@@ -158,6 +163,8 @@ class ExperimentConfig:
     progress: bool = True
     data_home: str = None
     num_threads: int = None
+    n_train: int = None
+    n_test: int = None
 
     def __post_init__(self):
         names = _dataset_names()
@@ -192,6 +199,11 @@ class ExperimentConfig:
         self.seed = _check_int(self.seed, "seed", 0)
         self.subset_size = _check_int(self.subset_size, "subset_size", 1, allow_none=True)
         self.num_threads = _check_int(self.num_threads, "num_threads", 1, allow_none=True)
+        self.n_train = _check_int(self.n_train, "n_train", 2, allow_none=True)
+        self.n_test = _check_int(self.n_test, "n_test", 1, allow_none=True)
+        if self.dataset == "digits" and (self.n_train is not None or self.n_test is not None):
+            raise ValueError("n_train and n_test subsample the larger data sets; digits is "
+                             "used whole (leave them unset)")
         if self.subset_size is not None and self.subset_size < self.query_size:
             raise ValueError(f"subset_size ({self.subset_size}) must be at least query_size "
                              f"({self.query_size}): each query picks query_size samples "
@@ -376,6 +388,9 @@ def _load_data(config):
     kwargs = {}
     if config.dataset != "digits" and config.data_home is not None:
         kwargs["data_home"] = config.data_home
+    for key in ("n_train", "n_test"):
+        if getattr(config, key) is not None:
+            kwargs[key] = getattr(config, key)
     X_train, X_test, y_train, y_test = load_dataset(config.dataset, **kwargs)
     if config.n_labeled_final > len(X_train):
         raise ValueError(
