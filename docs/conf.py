@@ -112,7 +112,7 @@ nitpicky = False
 
 html_theme = "alabaster"
 html_title = f"sklearn-crtcl {release}"
-html_static_path = []
+html_static_path = ["_static"]
 html_theme_options = {
     "description": "Critic loss and deep active learning for scikit-learn",
     "fixed_sidebar": True,
