@@ -1,0 +1,46 @@
+"""Query strategies for deep active learning, as modAL-style callables.
+
+Every strategy is ``strategy(classifier, X_pool, n_instances=1, **options)``
+and returns the indices of the chosen samples in ``X_pool`` (most informative
+first); beside it, a utility function returns one score per sample, as
+:mod:`modAL.uncertainty` pairs ``classifier_entropy`` with
+``entropy_sampling``.
+
+* :func:`critic_sampling` / :func:`critic_correctness`: lowest critic scores
+  of a ``CriticLossNet`` (CrtCl);
+* :func:`cod_sampling` / :func:`cyclic_output_discrepancy`: largest change of
+  the softmax output since the previous cycle (TOD), any net of the package;
+* :func:`gradient_norm_sampling` / :func:`entropy_gradient_norm`: largest
+  norm of the gradient of the predictive entropy (Ent-GradNorm, LPLgrad), any
+  net of the package;
+* :func:`loss_prediction_sampling` / :func:`predicted_loss`: highest predicted
+  losses of a ``LossPredictionNet`` (LL4AL);
+* :func:`random_sampling` / :func:`random_scores`: uniform, reproducible with
+  ``random_state``.
+
+Common options: ``subset_size`` (score only that many random candidates, as
+the papers do with 10,000; ``None`` = the whole pool), ``random_state`` (seed
+of that draw), ``batch_size`` (samples per scoring batch; defaults to the
+estimator's). The first argument may be a modAL learner or the estimator.
+Scoring runs batch by batch on the estimator's device; the pool (possibly a
+memory map) is never copied.
+"""
+
+from .cod import cod_sampling, cyclic_output_discrepancy
+from .critic import critic_correctness, critic_sampling
+from .gradnorm import entropy_gradient_norm, gradient_norm_sampling
+from .lossprediction import loss_prediction_sampling, predicted_loss
+from .random import random_sampling, random_scores
+
+__all__ = [
+    "critic_sampling",
+    "critic_correctness",
+    "cod_sampling",
+    "cyclic_output_discrepancy",
+    "gradient_norm_sampling",
+    "entropy_gradient_norm",
+    "loss_prediction_sampling",
+    "predicted_loss",
+    "random_sampling",
+    "random_scores",
+]

@@ -1,0 +1,351 @@
+"""Selection helpers shared by every query strategy.
+
+A strategy is ``strategy(classifier, X_pool, n_instances=1, **options)``. The
+helpers here do what all of them share, in this order, before any scoring:
+
+1. :func:`get_estimator` unwraps a modAL learner and rejects what the
+   strategies cannot use (a committee, a scikit-learn ``Pipeline``);
+2. the strategy checks that the estimator has what it needs (a clear
+   ``TypeError`` otherwise);
+3. :func:`select` checks ``n_instances``/``subset_size``/``batch_size``,
+   validates the pool once (shape, finiteness chunk by chunk, never copying a
+   memory map), draws the random candidate subset, scores the candidates and
+   returns the top ``n_instances`` indices into ``X_pool``.
+
+Ties are broken deterministically: among equal scores the smaller pool index
+comes first (stable sort), so the same model, pool and ``random_state`` always
+give the same query.
+"""
+
+import numbers
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from .._data import as_image_array
+
+__all__ = ["get_estimator", "validate_pool", "draw_candidates", "select", "check_batch_size",
+           "check_method_chunk", "method_scores", "module_slots"]
+
+
+def get_estimator(classifier, strategy):
+    """Return the estimator behind ``classifier`` (a modAL learner or the estimator).
+
+    Parameters
+    ----------
+    classifier : estimator or modAL learner
+        A modAL ``ActiveLearner`` (anything with ``estimator`` and
+        ``query_strategy``) or the estimator itself.
+    strategy : str
+        Name of the calling strategy, for error messages.
+
+    Returns
+    -------
+    estimator : object
+
+    Raises
+    ------
+    TypeError
+        For ``None``, a modAL committee or a scikit-learn ``Pipeline``.
+    """
+    if classifier is None:
+        raise TypeError(f"{strategy} needs a fitted estimator or a modAL learner as first "
+                        "argument, got None")
+    if hasattr(classifier, "learner_list"):
+        raise TypeError(
+            f"{strategy} scores the pool with one estimator; a modAL committee "
+            f"({type(classifier).__name__}) is not supported: query with one of its learners")
+    est = classifier
+    if hasattr(classifier, "query_strategy") and hasattr(classifier, "estimator"):
+        est = classifier.estimator
+    if hasattr(est, "steps") and hasattr(est, "named_steps"):
+        raise TypeError(
+            f"{strategy} does not support a scikit-learn Pipeline ({type(est).__name__}); "
+            "pass the final estimator and the transformed pool instead")
+    return est
+
+
+def require_method(est, method, strategy, needs):
+    """Raise ``TypeError`` unless ``est`` has a callable ``method``.
+
+    Parameters
+    ----------
+    est : object
+        The unwrapped estimator.
+    method : str
+        Required method name.
+    strategy : str
+        Name of the calling strategy.
+    needs : str
+        What kind of estimator provides it (e.g. ``"a CriticLossNet"``).
+    """
+    if not callable(getattr(est, method, None)):
+        raise TypeError(
+            f"{strategy} needs {needs} (an estimator with a `{method}(X)` method), "
+            f"got {type(est).__name__}")
+
+
+def require_module(est, strategy):
+    """Raise ``TypeError`` unless ``est`` is a skorch-style net of this package.
+
+    The model-based strategies run ``est.module_`` themselves, batch by batch,
+    on ``est.device``; they need :class:`~sklearn_crtcl.ResNetClassifier`
+    (or a subclass).
+    """
+    missing = [a for a in ("_validate_X", "_eval_mode", "initialize_module")
+               if not hasattr(est, a)]
+    if missing:
+        raise TypeError(
+            f"{strategy} needs a ResNetClassifier (or a subclass, e.g. CriticLossNet) to run "
+            f"its network; got {type(est).__name__}, which lacks {', '.join(missing)}")
+
+
+def _check_positive_int(value, name, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
+            or value < 1):
+        expected = "a positive integer or None" if allow_none else "a positive integer"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return int(value)
+
+
+def check_batch_size(batch_size, est):
+    """Return the scoring batch size: ``batch_size`` or the estimator's ``batch_size``.
+
+    Parameters
+    ----------
+    batch_size : int or None
+        Requested size.
+    est : object
+        Estimator whose ``batch_size`` is the default (128 if it has none).
+
+    Returns
+    -------
+    int
+    """
+    batch_size = _check_positive_int(batch_size, "batch_size", allow_none=True)
+    if batch_size is None:
+        batch_size = getattr(est, "batch_size", None)
+        if not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            batch_size = 128
+    return int(batch_size)
+
+
+def check_method_chunk(batch_size, est):
+    """Rows per call of an estimator's own scoring method (``predict_correctness``...).
+
+    ``batch_size`` if given, else 8 batches of the estimator's ``batch_size``:
+    the method batches its forward passes itself, so bigger calls only save
+    per-call overhead (validation, switching to eval mode).
+
+    Parameters
+    ----------
+    batch_size : int or None
+        Requested rows per call.
+    est : object
+        The estimator.
+
+    Returns
+    -------
+    int
+    """
+    if batch_size is None:
+        return 8 * check_batch_size(None, est)
+    return check_batch_size(batch_size, est)
+
+
+def validate_pool(est, X_pool):
+    """Validate the pool once and view it as images ``(n, C, H, W)``.
+
+    Uses the estimator's own ``_validate_X`` (shape against the fitted data,
+    finiteness chunk by chunk) when it has one, else
+    :func:`~sklearn_crtcl._data.as_image_array`. A numpy array or memory map
+    is only viewed, never copied.
+
+    Parameters
+    ----------
+    est : object
+        The unwrapped estimator.
+    X_pool : array-like
+        The unlabeled pool.
+
+    Returns
+    -------
+    X4 : ndarray of shape (n, C, H, W)
+    """
+    if hasattr(est, "_validate_X"):
+        return est._validate_X(X_pool, reset=False, name="X_pool")
+    X4, _ = as_image_array(X_pool, getattr(est, "input_shape", None), name="X_pool")
+    return X4
+
+
+def pool_size(X_pool):
+    """Number of samples of a pool that is not validated as images (random sampling).
+
+    Raises ``ValueError`` for an empty pool.
+    """
+    if X_pool is None:
+        raise ValueError("X_pool is None; expected an array of samples")
+    shape = getattr(X_pool, "shape", None)
+    if shape is not None and len(shape) > 0:
+        n = int(shape[0])
+    else:
+        try:
+            n = len(X_pool)
+        except TypeError as exc:
+            raise ValueError(f"X_pool must be an array of samples, got "
+                             f"{type(X_pool).__name__}") from exc
+    if n == 0:
+        raise ValueError("X_pool is empty (0 samples); there is nothing to query")
+    return n
+
+
+def draw_candidates(n_pool, subset_size, random_state):
+    """Draw the random candidate subset of the pool.
+
+    Parameters
+    ----------
+    n_pool : int
+        Number of samples in the pool.
+    subset_size : int or None
+        Number of candidates; ``None`` or ``>= n_pool`` means the whole pool.
+    random_state : int, RandomState instance or None
+        Seed of the draw (:func:`sklearn.utils.check_random_state`).
+
+    Returns
+    -------
+    candidates : ndarray of int or None
+        Sorted indices into the pool, or ``None`` for the whole pool.
+    """
+    if subset_size is None or subset_size >= n_pool:
+        return None
+    rng = check_random_state(random_state)
+    return np.sort(rng.choice(n_pool, size=subset_size, replace=False)).astype(np.intp)
+
+
+def top_k(scores, n_instances, largest):
+    """Positions of the ``n_instances`` best scores, best first, ties by position.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n,)
+        Scores; NaN always ranks last.
+    n_instances : int
+        How many positions to return.
+    largest : bool
+        Highest scores first if True, lowest first otherwise.
+
+    Returns
+    -------
+    ndarray of int of shape (n_instances,)
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    key = -scores if largest else scores
+    # NaN sorts last in numpy; a stable sort keeps the smaller index first on ties
+    return np.argsort(key, kind="stable")[:n_instances]
+
+
+def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random_state=None,
+           validate=validate_pool):
+    """The body shared by every strategy: validate, draw, score, pick.
+
+    Parameters
+    ----------
+    est : object
+        The unwrapped estimator (already checked for what the strategy needs).
+    X_pool : array-like
+        The pool.
+    n_instances : int
+        Number of samples to select (positive, at most the number of
+        candidates).
+    score : callable
+        ``score(X4, candidates) -> ndarray`` of one score per candidate
+        (per pool sample when ``candidates`` is None), where ``X4`` is what
+        ``validate`` returned.
+    largest : bool
+        Select the highest scores (True) or the lowest (False).
+    subset_size : int or None, default=None
+        Score only this many random candidates.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the candidate draw.
+    validate : callable, default=validate_pool
+        ``validate(est, X_pool) -> X4``.
+
+    Returns
+    -------
+    indices : ndarray of int of shape (n_instances,)
+        Indices into ``X_pool``, most informative first.
+    """
+    n_instances = _check_positive_int(n_instances, "n_instances")
+    subset_size = _check_positive_int(subset_size, "subset_size", allow_none=True)
+    X4 = validate(est, X_pool)
+    n_pool = X4.shape[0] if hasattr(X4, "shape") else int(X4)
+    n_candidates = n_pool if subset_size is None else min(subset_size, n_pool)
+    if n_instances > n_candidates:
+        where = (f"the pool has {n_pool} samples" if n_candidates == n_pool
+                 else f"subset_size={subset_size} candidates are drawn")
+        raise ValueError(f"n_instances={n_instances} is larger than the number of candidates: "
+                         f"{where}")
+    candidates = draw_candidates(n_pool, subset_size, random_state)
+    scores = np.asarray(score(X4, candidates), dtype=np.float64).reshape(-1)
+    if scores.shape[0] != n_candidates:  # pragma: no cover - guards the scoring functions
+        raise RuntimeError(f"scoring returned {scores.shape[0]} scores for {n_candidates} "
+                           "candidates")
+    best = top_k(scores, n_instances, largest)
+    if candidates is not None:
+        best = candidates[best]
+    return np.asarray(best, dtype=np.intp)
+
+
+def method_scores(method, X4, candidates, batch_size):
+    """Call an estimator's scoring method on the pool, one chunk of rows at a time.
+
+    Only ``batch_size`` rows are ever gathered (``X4[candidates[i:i + batch_size]]``
+    or a slice), so scoring a candidate subset of a memory-mapped pool reads
+    just those rows and never copies the pool; the estimator's own batching
+    and device handling do the rest.
+
+    Parameters
+    ----------
+    method : callable
+        ``method(X_chunk) -> ndarray of shape (len(X_chunk),)``, e.g. a bound
+        ``predict_correctness``.
+    X4 : ndarray of shape (n, C, H, W)
+        The validated pool.
+    candidates : ndarray of int or None
+        Rows to score (all rows if None).
+    batch_size : int
+        Rows per call.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_candidates,)
+    """
+    n = X4.shape[0] if candidates is None else len(candidates)
+    out = np.empty(n, dtype=np.float64)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        rows = X4[start:stop] if candidates is None else X4[candidates[start:stop]]
+        values = np.asarray(method(rows), dtype=np.float64).reshape(-1)
+        if values.shape[0] != stop - start:
+            raise ValueError(f"{getattr(method, '__name__', 'the scoring method')} returned "
+                             f"{values.shape[0]} scores for {stop - start} samples")
+        out[start:stop] = values
+    return out
+
+
+def module_slots(module, kind):
+    """``(name, tensor)`` for every (submodule, attribute) holding a parameter or buffer.
+
+    A module used at two places is listed once (torch.func cannot swap one
+    attribute under two names), a tensor shared by two modules twice.
+    """
+    out = []
+    for prefix, sub in module.named_modules():
+        named = (sub.named_parameters(recurse=False) if kind == "parameters"
+                 else sub.named_buffers(recurse=False))
+        for local, tensor in named:
+            if tensor is not None:
+                out.append((f"{prefix}.{local}" if prefix else local, tensor))
+    return out

@@ -1,0 +1,89 @@
+"""Random sampling: the baseline of every active-learning paper.
+
+Each candidate gets an independent uniform score
+:math:`u(x) \\sim \\mathcal{U}[0, 1)` and the :math:`n` highest are queried,
+which is a uniform draw of :math:`n` samples without replacement. The model
+is not used.
+"""
+
+from sklearn.utils import check_random_state
+
+from ._common import get_estimator, pool_size, select
+
+__all__ = ["random_scores", "random_sampling"]
+
+
+def _validate(est, X_pool):
+    """The estimator's own validation when it is a fitted net of this package,
+    else only the number of samples (random sampling needs no model)."""
+    if hasattr(est, "_validate_X") and getattr(est, "initialized_", False):
+        return est._validate_X(X_pool, reset=False, name="X_pool", check_finite=False)
+    return pool_size(X_pool)
+
+
+def random_scores(classifier, X, *, random_state=None):
+    """Independent uniform scores, one per sample.
+
+    Parameters
+    ----------
+    classifier : estimator, modAL learner or None
+        Not used (kept for the common signature of utility functions).
+    X : array-like of shape (n, ...)
+        The samples; only their number is used.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the scores.
+
+    Returns
+    -------
+    scores : ndarray of shape (n,)
+        Uniform numbers in ``[0, 1)``.
+    """
+    if classifier is not None:
+        get_estimator(classifier, "random_scores")
+    n = pool_size(X)
+    return check_random_state(random_state).random_sample(n)
+
+
+def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
+                    batch_size=None):
+    """Query ``n_instances`` samples uniformly at random, without replacement.
+
+    Parameters
+    ----------
+    classifier : estimator or modAL learner
+        Not used to score; a fitted net of this package validates the pool
+        (shape of the fitted images), any other estimator is accepted as is.
+    X_pool : array-like of shape (n, ...)
+        The unlabeled pool, possibly a memory map (never read).
+    n_instances : int, default=1
+        Number of samples to query.
+    subset_size : int, optional
+        Draw from this many candidates drawn at random first (the same
+        distribution as drawing from the whole pool; accepted so that every
+        strategy takes the same options).
+    random_state : int, RandomState instance or None, default=None
+        Seed: the same seed and pool size give the same query.
+    batch_size : int, optional
+        Not used (accepted so that every strategy takes the same options).
+
+    Returns
+    -------
+    indices : ndarray of int of shape (n_instances,)
+        Distinct indices into ``X_pool``.
+
+    Raises
+    ------
+    ValueError
+        For an empty pool or ``n_instances`` larger than the number of
+        candidates.
+    """
+    est = get_estimator(classifier, "random_sampling") if classifier is not None else None
+    rng = check_random_state(random_state)  # one stream: candidates first, then scores
+
+    def score(X4, candidates):
+        n = (X4.shape[0] if hasattr(X4, "shape") else X4) if candidates is None \
+            else len(candidates)
+        return rng.random_sample(n)
+
+    return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
+                  random_state=rng, validate=_validate)

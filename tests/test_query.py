@@ -1,0 +1,436 @@
+"""Tests for the query strategies of sklearn_crtcl.query."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from torch import nn
+
+import sklearn_crtcl._modal_compat  # noqa: F401  (modAL + scikit-learn >= 1.8)
+from sklearn_crtcl import ResNetClassifier
+from sklearn_crtcl.nets.crtcl import CriticLossNet
+from sklearn_crtcl.nets.lossnet import LossPredictionNet
+from sklearn_crtcl.query import (
+    cod_sampling,
+    critic_correctness,
+    critic_sampling,
+    cyclic_output_discrepancy,
+    entropy_gradient_norm,
+    gradient_norm_sampling,
+    loss_prediction_sampling,
+    predicted_loss,
+    random_sampling,
+    random_scores,
+)
+from sklearn_crtcl.query.gradnorm import per_sample_grad_sq_norms
+
+modal = pytest.importorskip("modAL.models")
+ActiveLearner = modal.ActiveLearner
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Tiny models on a shared machine: one thread avoids oversubscription."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16).astype(np.float32), y
+
+
+TINY = dict(module__width=4, max_epochs=2, input_shape=(1, 8, 8), device="cpu",
+            random_state=0, batch_size=64)
+
+
+def make_net(kind):
+    if kind == "critic":
+        return CriticLossNet(critic__hidden=8, **TINY)
+    if kind == "lossnet":
+        return LossPredictionNet(loss_head__hidden=8, **TINY)
+    return ResNetClassifier(**TINY)
+
+
+# strategy, utility, estimator kind, True if the highest scores are queried
+STRATEGIES = {
+    "critic": (critic_sampling, critic_correctness, "critic", False),
+    "cod": (cod_sampling, cyclic_output_discrepancy, "plain", True),
+    "gradnorm": (gradient_norm_sampling, entropy_gradient_norm, "plain", True),
+    "lossnet": (loss_prediction_sampling, predicted_loss, "lossnet", True),
+    "random": (random_sampling, None, "plain", True),
+}
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    """One fitted tiny net of each kind (on the first 150 digits)."""
+    X, y = digits
+    return {kind: make_net(kind).fit(X[:150], y[:150]) for kind in ("plain", "critic", "lossnet")}
+
+
+@pytest.fixture(scope="module")
+def pool(digits):
+    return digits[0][150:450]
+
+
+def assert_same_scores(a, b, scores):
+    """Same picks, up to the order of (numerically) tied scores."""
+    np.testing.assert_allclose(np.sort(scores[a]), np.sort(scores[b]), rtol=1e-5, atol=1e-7)
+
+
+def utility(name, est, X):
+    strategy, util, _, _ = STRATEGIES[name]
+    if util is None:
+        return random_scores(est, X, random_state=0)
+    return util(est, X)
+
+
+# --------------------------------------------------------------------------- modAL loops
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_three_cycle_active_learner_loop(name, digits):
+    strategy, _, kind, _ = STRATEGIES[name]
+    X, y = digits
+    rng = np.random.RandomState(0)
+    order = rng.permutation(len(X))
+    labeled, pool_idx = order[:100], order[100:400]
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return strategy(*args, **kwargs)
+
+    learner = ActiveLearner(make_net(kind), query_strategy=counted,
+                            X_training=X[labeled], y_training=y[labeled])
+    seen = set(labeled.tolist())
+    for cycle in range(3):
+        X_pool = X[pool_idx]
+        idx, X_query = learner.query(X_pool, n_instances=8, random_state=cycle)
+        assert len(calls) == cycle + 1  # the strategy runs once per query
+        idx = np.asarray(idx)
+        assert idx.shape == (8,) and idx.dtype.kind == "i"
+        assert len(np.unique(idx)) == 8
+        assert idx.min() >= 0 and idx.max() < len(X_pool)
+        np.testing.assert_array_equal(X_query, X_pool[idx])
+        chosen = pool_idx[idx]
+        assert not seen.intersection(chosen.tolist())  # never a labeled sample again
+        seen.update(chosen.tolist())
+        learner.teach(X[chosen], y[chosen])
+        pool_idx = np.delete(pool_idx, idx)
+    assert len(learner.X_training) == 100 + 3 * 8
+    assert len(seen) == 124
+
+
+# --------------------------------------------------------------------------- common behaviour
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_same_random_state_same_query(name, fitted, pool):
+    strategy, _, kind, _ = STRATEGIES[name]
+    est = fitted[kind]
+    a = strategy(est, pool, n_instances=10, subset_size=120, random_state=3)
+    b = strategy(est, pool, n_instances=10, subset_size=120, random_state=3)
+    np.testing.assert_array_equal(a, b)
+    c = strategy(est, pool, n_instances=10, subset_size=120,
+                 random_state=np.random.RandomState(3))
+    np.testing.assert_array_equal(a, c)
+    others = [strategy(est, pool, n_instances=10, subset_size=120, random_state=s)
+              for s in (4, 5, 6)]
+    assert any(not np.array_equal(a, o) for o in others)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_subset_size_restricts_candidates(name, fitted, pool):
+    strategy, _, kind, largest = STRATEGIES[name]
+    est = fitted[kind]
+    k = 40
+    # asking for as many samples as candidates returns the candidate set itself
+    candidates = strategy(est, pool, n_instances=k, subset_size=k, random_state=7)
+    assert len(np.unique(candidates)) == k
+    picked = strategy(est, pool, n_instances=5, subset_size=k, random_state=7)
+    assert set(picked.tolist()) <= set(candidates.tolist())
+    if name != "random":
+        # the pick is the best of the candidates, not of the whole pool
+        scores = utility(name, est, pool)
+        cand = np.sort(candidates)
+        order = np.argsort(-scores[cand] if largest else scores[cand], kind="stable")
+        assert_same_scores(picked, cand[order[:5]], scores)
+        whole = strategy(est, pool, n_instances=5)
+        best = np.argsort(-scores if largest else scores, kind="stable")[:5]
+        assert_same_scores(whole, best, scores)
+        assert not np.allclose(np.sort(scores[picked]), np.sort(scores[best]))
+    with pytest.raises(ValueError, match="n_instances=41 is larger"):
+        strategy(est, pool, n_instances=k + 1, subset_size=k, random_state=7)
+    # a subset at least as large as the pool is the whole pool
+    np.testing.assert_array_equal(
+        strategy(est, pool[:30], n_instances=30, subset_size=1000, random_state=0).size, 30)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_scores_one_per_pool_sample(name, fitted, pool):
+    _, _, kind, _ = STRATEGIES[name]
+    scores = utility(name, fitted[kind], pool)
+    assert scores.shape == (len(pool),)
+    assert np.isfinite(scores).all()
+    assert np.unique(scores).size > len(pool) // 2  # informative, not constant
+
+
+@pytest.mark.parametrize("name", ["critic", "cod", "gradnorm", "lossnet"])
+def test_learner_or_estimator_and_batch_size_give_the_same_query(name, fitted, pool, digits):
+    strategy, util, kind, _ = STRATEGIES[name]
+    est = fitted[kind]
+    learner = ActiveLearner(est, query_strategy=strategy)
+    a = strategy(est, pool, n_instances=6)
+    np.testing.assert_array_equal(a, strategy(learner, pool, n_instances=6))
+    assert_same_scores(a, strategy(est, pool, n_instances=6, batch_size=7), util(est, pool))
+    np.testing.assert_allclose(util(est, pool), util(est, pool, batch_size=13), rtol=1e-5,
+                               atol=1e-7)
+    # flat rows and images give the same scores
+    np.testing.assert_allclose(util(est, pool), util(est, pool.reshape(-1, 1, 8, 8)),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_memmap_pool_gives_same_query_and_is_not_modified(name, fitted, pool, tmp_path):
+    strategy, _, kind, _ = STRATEGIES[name]
+    mm = np.lib.format.open_memmap(tmp_path / "pool.npy", mode="w+", dtype=np.float32,
+                                   shape=pool.shape)
+    mm[:] = pool
+    mm.flush()
+    mm = np.load(tmp_path / "pool.npy", mmap_mode="r")
+    before = pool.copy()
+    a = strategy(fitted[kind], pool, n_instances=5, subset_size=100, random_state=1)
+    b = strategy(fitted[kind], mm, n_instances=5, subset_size=100, random_state=1)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(pool, before)
+
+
+# --------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_bad_n_instances_and_pool(name, fitted, pool):
+    strategy, _, kind, _ = STRATEGIES[name]
+    est = fitted[kind]
+    with pytest.raises(ValueError, match="n_instances=301 is larger .* pool has 300"):
+        strategy(est, pool, n_instances=301)
+    for bad in (0, -1, 1.5, True, None, "3"):
+        with pytest.raises(ValueError, match="n_instances must be a positive integer"):
+            strategy(est, pool, n_instances=bad)
+    for bad in (0, -5, 2.0):
+        with pytest.raises(ValueError, match="subset_size must be"):
+            strategy(est, pool, n_instances=1, subset_size=bad)
+    with pytest.raises(ValueError, match="0 sample"):
+        strategy(est, pool[:0], n_instances=1)
+
+
+@pytest.mark.parametrize("name", ["critic", "cod", "gradnorm", "lossnet"])
+def test_invalid_pool_contents(name, fitted, pool):
+    strategy, _, kind, _ = STRATEGIES[name]
+    est = fitted[kind]
+    bad = pool.copy()
+    bad[17, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        strategy(est, bad, n_instances=1)
+    with pytest.raises(ValueError, match="features"):
+        strategy(est, pool[:, :60], n_instances=1)
+    with pytest.raises(ValueError, match="batch_size must be"):
+        strategy(est, pool, n_instances=1, batch_size=0)
+
+
+def test_strategy_needs_the_right_estimator(fitted, pool, digits):
+    plain = fitted["plain"]
+    with pytest.raises(TypeError, match="critic_sampling needs a fitted CriticLossNet.*"
+                                        "predict_correctness.*ResNetClassifier"):
+        critic_sampling(plain, pool)
+    with pytest.raises(TypeError, match="CriticLossNet"):
+        critic_correctness(ActiveLearner(plain, query_strategy=critic_sampling), pool)
+    with pytest.raises(TypeError, match="LossPredictionNet.*predict_loss"):
+        loss_prediction_sampling(plain, pool)
+    with pytest.raises(TypeError, match="LossPredictionNet"):
+        predicted_loss(fitted["critic"], pool)
+    X, y = digits
+    logreg = LogisticRegression(max_iter=200).fit(X[:200], y[:200])
+    for strategy in (cod_sampling, gradient_norm_sampling):
+        with pytest.raises(TypeError, match="needs a ResNetClassifier"):
+            strategy(logreg, pool)
+    pipe = make_pipeline(FunctionTransformer(), ResNetClassifier(**TINY))
+    with pytest.raises(TypeError, match="Pipeline"):
+        cod_sampling(pipe, pool)
+    committee = modal.Committee([ActiveLearner(plain, query_strategy=cod_sampling)],
+                                query_strategy=cod_sampling)
+    with pytest.raises(TypeError, match="committee"):
+        cod_sampling(committee, pool)
+    with pytest.raises(TypeError, match="None"):
+        gradient_norm_sampling(None, pool)
+    for strategy in (cod_sampling, gradient_norm_sampling):
+        with pytest.raises(NotFittedError):
+            strategy(ResNetClassifier(**TINY), pool)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        gradient_norm_sampling(plain, pool, norm="frobenius")
+    with pytest.raises(ValueError, match="ord must be 1 or 2"):
+        cod_sampling(plain, pool, ord=3)
+
+
+def test_random_sampling_needs_no_model():
+    X = np.zeros((50, 3))
+    idx = random_sampling(LogisticRegression(), X, n_instances=50, random_state=0)
+    np.testing.assert_array_equal(np.sort(idx), np.arange(50))
+    a = random_sampling(None, X, n_instances=5, random_state=0)
+    assert len(set(a.tolist())) == 5
+    np.testing.assert_array_equal(a, random_sampling(None, X, n_instances=5, random_state=0))
+    # roughly uniform: every sample is picked about equally often over many draws
+    counts = np.bincount(np.concatenate(
+        [random_sampling(None, X, n_instances=5, random_state=s) for s in range(400)]),
+        minlength=50)
+    assert counts.min() > 15 and counts.max() < 70
+
+
+# --------------------------------------------------------------------------- COD
+def test_cod_is_zero_when_the_model_has_not_changed(fitted, pool):
+    est = fitted["plain"]
+    saved = est.previous_state_dict_
+    try:
+        est.previous_state_dict_ = est._module_snapshot()
+        d = cyclic_output_discrepancy(est, pool)
+        np.testing.assert_array_equal(d, np.zeros(len(pool)))
+        assert np.all(cyclic_output_discrepancy(est, pool, ord=1) == 0)
+    finally:
+        est.previous_state_dict_ = saved
+    assert cyclic_output_discrepancy(est, pool).min() > 0
+
+
+def test_cod_matches_a_copy_of_the_previous_model(fitted, pool):
+    import copy
+
+    est = fitted["plain"]
+    old = copy.deepcopy(est.module_)
+    old.load_state_dict(est.previous_state_dict_)
+    old.eval()
+    est.module_.eval()
+    x = torch.as_tensor(pool.reshape(-1, 1, 8, 8))
+    with torch.no_grad():
+        diff = torch.softmax(est.module_(x), 1) - torch.softmax(old(x), 1)
+    np.testing.assert_allclose(cyclic_output_discrepancy(est, pool),
+                               diff.norm(dim=1).numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(cyclic_output_discrepancy(est, pool, ord=1),
+                               diff.abs().sum(dim=1).numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_cod_follows_the_snapshot_of_each_fit(digits):
+    X, y = digits
+    est = ResNetClassifier(**TINY).fit(X[:100], y[:100])
+    first = cyclic_output_discrepancy(est, X[500:600])
+    est.fit(X[:200], y[:200])  # a new cycle: compare with the end of the first fit
+    second = cyclic_output_discrepancy(est, X[500:600])
+    assert not np.allclose(first, second)
+    est2 = ResNetClassifier(**TINY).fit(X[:100], y[:100])
+    saved = est2._module_snapshot()
+    est2.fit(X[:200], y[:200])
+    for key, value in saved.items():
+        torch.testing.assert_close(est2.previous_state_dict_[key], value)
+
+
+# --------------------------------------------------------------------------- gradient norms
+def naive_grad_norms(module, X, norm="sum"):
+    """One sample at a time: backward of the entropy, norms of .grad."""
+    was_training = module.training
+    module.eval()
+    out = []
+    for x in X:
+        module.zero_grad()
+        logp = torch.log_softmax(module(x.unsqueeze(0)), dim=1)
+        (-(logp.exp() * logp).sum()).backward()
+        norms = torch.stack([p.grad.norm() if p.grad is not None else torch.tensor(0.)
+                             for p in module.parameters()]).double()
+        out.append(norms.sum() if norm == "sum" else norms.pow(2).sum().sqrt())
+    module.zero_grad()
+    module.train(was_training)
+    return torch.stack(out).numpy()
+
+
+@pytest.mark.parametrize("norm", ["sum", "global"])
+def test_gradient_norms_match_a_per_sample_loop(fitted, pool, norm):
+    est = fitted["plain"]
+    X = pool[:40]
+    expected = naive_grad_norms(est.module_, torch.as_tensor(X.reshape(-1, 1, 8, 8)), norm)
+    training = est.module_.training
+    got = entropy_gradient_norm(est, X, norm=norm, batch_size=16)
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+    assert est.module_.training == training
+    assert all(p.grad is None or not p.grad.any() for p in est.module_.parameters())
+
+
+def _bn_stats(module, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+    return module
+
+
+@pytest.mark.parametrize("method", ["hooks", "vmap"])
+def test_per_sample_gradients_both_methods_on_a_resnet(method):
+    from sklearn_crtcl.backbones import resnet18
+
+    torch.manual_seed(0)
+    module = _bn_stats(resnet18(num_classes=5, in_channels=3, width=4)).eval()
+    X = torch.randn(12, 3, 16, 16)
+    expected = naive_grad_norms(module, X, "global")
+    sq = per_sample_grad_sq_norms(module, X, method=method)
+    assert sq.shape == (12, len(list(module.parameters())))
+    np.testing.assert_allclose(sq.sum(1).sqrt().double().numpy(), expected, rtol=1e-4)
+
+
+def test_per_sample_gradients_other_layers():
+    torch.manual_seed(0)
+    # in-place ReLU after batch norm, a bias-carrying strided/dilated conv, Linear on 3-D
+    hooks_net = _bn_stats(nn.Sequential(
+        nn.Conv2d(2, 3, 3, stride=2, padding=2, dilation=2), nn.BatchNorm2d(3),
+        nn.ReLU(inplace=True), nn.Flatten(2), nn.Linear(4, 4), nn.Flatten(), nn.Linear(12, 3),
+    )).eval()
+    # LayerNorm has no per-layer rule: falls back to vmap
+    vmap_net = nn.Sequential(nn.Flatten(), nn.Linear(32, 6), nn.LayerNorm(6), nn.Tanh(),
+                             nn.Linear(6, 3)).eval()
+    X = torch.randn(9, 2, 4, 4) * 2
+    for net in (hooks_net, vmap_net):
+        expected = naive_grad_norms(net, X, "sum")
+        sq = per_sample_grad_sq_norms(net, X)
+        np.testing.assert_allclose(sq.sqrt().sum(1).double().numpy(), expected, rtol=1e-4)
+    with pytest.raises(ValueError, match="without a per-layer rule"):
+        per_sample_grad_sq_norms(vmap_net, X, method="hooks")
+    with pytest.raises(ValueError, match="eval mode"):
+        per_sample_grad_sq_norms(hooks_net.train(), X)
+    hooks_net.eval()
+    # strides, dilations and paddings that differ per axis, in each of the three
+    # ways a convolution's per-sample gradients are computed (grouped convolution
+    # for large maps, one matrix product per kernel offset, Gram matrices)
+    convs = nn.Sequential(
+        nn.Conv2d(2, 3, 3, stride=(1, 2), padding=(2, 1), dilation=(2, 1)),  # 20x20 map
+        nn.Tanh(), nn.Conv2d(3, 8, 3, stride=2, padding=2, dilation=2, bias=False),  # 10x10
+        nn.Tanh(), nn.Conv2d(8, 8, (3, 2), stride=4, padding=(0, 1)),  # 2x3
+        nn.Flatten(), nn.Linear(48, 3)).eval()
+    X2 = torch.randn(6, 2, 20, 40)
+    np.testing.assert_allclose(
+        per_sample_grad_sq_norms(convs, X2, method="hooks").sqrt().sum(1).double(),
+        naive_grad_norms(convs, X2, "sum"), rtol=1e-4)
+    # a layer used twice: the hook rules do not apply, auto falls back to vmap
+    lin = nn.Linear(3, 3)
+    shared = nn.Sequential(nn.Flatten(), nn.Linear(32, 3), lin, nn.Tanh(), lin).eval()
+    np.testing.assert_allclose(per_sample_grad_sq_norms(shared, X).sqrt().sum(1).double(),
+                               naive_grad_norms(shared, X, "sum"), rtol=1e-4)
+    # a weight tied between two layers
+    first, second = nn.Linear(32, 32), nn.Linear(32, 3)
+    tied = nn.Sequential(nn.Flatten(), first, nn.Tanh(), nn.Linear(32, 32), nn.Tanh(),
+                         second).eval()
+    tied[3].weight = first.weight
+    weights = [p for p in tied.parameters()]
+    np.testing.assert_allclose(per_sample_grad_sq_norms(tied, X).sqrt().sum(1).double(),
+                               naive_grad_norms(tied, X, "sum"), rtol=1e-4)
+    # the modules keep their own parameters (torch.func swaps them back)
+    assert all(a is b for a, b in zip(weights, tied.parameters()))
+    assert isinstance(lin.weight, nn.Parameter) and lin.weight is shared[4].weight
