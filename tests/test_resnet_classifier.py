@@ -143,6 +143,11 @@ def test_clone_params_and_set_params_routing(digits):
     net.fit(X[:100], y[:100])
     assert net.module_.width == 6 and net.module_.stage_channels[0] == 6
     assert not hasattr(clone(net), "module_")
+    # optimizer arguments set on a fitted net reach the optimizer and get_params
+    net.set_params(optimizer__momentum=0.5)
+    assert net.optimizer_.param_groups[0]["momentum"] == 0.5
+    assert net.get_params()["optimizer__momentum"] == 0.5
+    assert clone(net).optimizer__momentum == 0.5
 
 
 def test_grid_search_cross_val_and_pipeline(digits):

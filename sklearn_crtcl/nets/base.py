@@ -215,6 +215,28 @@ class ResNetClassifier(NeuralNetClassifier):
         # bookkeeping (``_params_to_validate``); parameters never start with "_".
         return [k for k in super()._get_param_names() if not k.startswith("_")]
 
+    def set_params(self, **params):
+        """Set parameters, as skorch does, keeping ``get_params`` in step.
+
+        skorch applies ``optimizer__*`` arguments of an initialised net to the
+        live optimizer only; the attribute is updated here too, so
+        ``get_params`` and ``clone`` see the new value.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : ResNetClassifier
+        """
+        super().set_params(**params)
+        for key, value in params.items():
+            if key.startswith("optimizer__") and "param_groups" not in key:
+                vars(self)[key] = value
+        return self
+
     def check_data(self, X, y):
         """No-op: ``fit`` validates the data (and sets ``classes_``) itself."""
 
