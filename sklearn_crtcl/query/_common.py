@@ -6,9 +6,9 @@ helpers here do what all of them share, in this order, before any scoring:
 1. :func:`get_estimator` unwraps a modAL learner and rejects what the
    strategies cannot use (a committee, a scikit-learn ``Pipeline``);
 2. the strategy checks that the estimator has what it needs (a clear
-   ``TypeError`` otherwise);
-3. :func:`select` checks ``n_instances``/``subset_size``/``batch_size``,
-   validates the pool once (shape, finiteness chunk by chunk, never copying a
+   ``TypeError`` otherwise) and its own options (``batch_size``...);
+3. :func:`select` checks ``n_instances`` and ``subset_size``, validates the
+   pool once (shape, finiteness chunk by chunk, never copying a
    memory map), draws the random candidate subset, scores the candidates and
    returns the top ``n_instances`` indices into ``X_pool``.
 
@@ -270,7 +270,8 @@ def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random
     random_state : int, RandomState instance or None, default=None
         Seed of the candidate draw.
     validate : callable, default=validate_pool
-        ``validate(est, X_pool) -> X4``.
+        ``validate(est, X_pool) -> X4``, the validated pool (or just its
+        number of samples, for strategies that do not read it).
 
     Returns
     -------

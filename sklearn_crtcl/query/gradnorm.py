@@ -322,6 +322,17 @@ def _combine(sq, norm):
     return sq.sum(dim=1).clamp_min(0).sqrt()
 
 
+#: default samples per batched gradient computation (at most the estimator's
+#: batch_size): the memory of a backward pass grows with it, the speed hardly
+_DEFAULT_BATCH = 64
+
+
+def _gradnorm_batch_size(batch_size, est):
+    if batch_size is None:
+        return min(_DEFAULT_BATCH, check_batch_size(None, est))
+    return check_batch_size(batch_size, est)
+
+
 def _check_norm(norm):
     if norm not in _NORMS:
         raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
@@ -367,9 +378,9 @@ def entropy_gradient_norm(classifier, X, *, norm="sum", batch_size=None):
         the reference code of Ent-GradNorm/LPLgrad; ``"global"``: L2 norm of
         all gradients together.
     batch_size : int, optional
-        Samples per batched gradient computation; defaults to the
-        estimator's ``batch_size``. Memory grows with it roughly as in a
-        training step.
+        Samples per batched gradient computation; defaults to 64 (or the
+        estimator's ``batch_size`` if smaller). Memory grows with it roughly
+        as in a training step.
 
     Returns
     -------
@@ -378,7 +389,7 @@ def entropy_gradient_norm(classifier, X, *, norm="sum", batch_size=None):
     est = get_estimator(classifier, "entropy_gradient_norm")
     require_module(est, "entropy_gradient_norm")
     norm = _check_norm(norm)
-    batch_size = check_batch_size(batch_size, est)
+    batch_size = _gradnorm_batch_size(batch_size, est)
     X4 = validate_pool(est, X)
     return _gradnorm_scores(est, X4, None, batch_size, norm)
 
@@ -410,8 +421,8 @@ def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", sub
     random_state : int, RandomState instance or None, default=None
         Seed of the candidate draw.
     batch_size : int, optional
-        Samples per batched gradient computation; defaults to the
-        estimator's ``batch_size``.
+        Samples per batched gradient computation; defaults to 64 (or the
+        estimator's ``batch_size`` if smaller).
 
     Returns
     -------
@@ -430,7 +441,7 @@ def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", sub
     est = get_estimator(classifier, "gradient_norm_sampling")
     require_module(est, "gradient_norm_sampling")
     norm = _check_norm(norm)
-    batch_size = check_batch_size(batch_size, est)
+    batch_size = _gradnorm_batch_size(batch_size, est)
 
     def score(X4, candidates):
         return _gradnorm_scores(est, X4, candidates, batch_size, norm)
