@@ -17,12 +17,12 @@ from sklearn_crtcl.experiments import (
     RESULT_COLUMNS,
     ExperimentConfig,
     area_under_curve,
-    entropy_sampling,
     load_results,
     run_experiment,
     summary_table,
 )
 from sklearn_crtcl.experiments.cli import main
+from sklearn_crtcl.query import entropy_sampling
 from sklearn_crtcl.experiments.report import TIME_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ command line: ``python -m sklearn_crtcl.experiments`` (or the
 ``sklearn-crtcl-experiment`` console script).
 """
 
-from .methods import METHODS, classifier_entropy, entropy_sampling
+from .methods import METHODS
 from .report import RESULT_COLUMNS, area_under_curve, load_results, summary_table
 from .runner import PROTOCOLS, QUICK_PRESET, ExperimentConfig, run_experiment
 
@@ -16,8 +16,6 @@ __all__ = [
     "RESULT_COLUMNS",
     "ExperimentConfig",
     "area_under_curve",
-    "classifier_entropy",
-    "entropy_sampling",
     "load_results",
     "run_experiment",
     "summary_table",

@@ -4,7 +4,7 @@
 method    estimator                                    query strategy                   unlabeled
 ========  ==========================================  ===============================  =========
 random    ResNetClassifier (cross-entropy)             random_sampling                  no
-entropy   ResNetClassifier (cross-entropy)             entropy_sampling (this module)   no
+entropy   ResNetClassifier (cross-entropy)             entropy_sampling                  no
 crtcl     CriticLossNet                                critic_sampling                  yes
 ll4al     LossPredictionNet                            loss_prediction_sampling         no
 lplgrad   LossPredictionNet                            gradient_norm_sampling           no
@@ -23,7 +23,7 @@ import numpy as np
 
 from ._progress import EpochProgressBar
 
-__all__ = ["METHODS", "MethodSpec", "METHOD_SPECS", "entropy_sampling", "classifier_entropy",
+__all__ = ["METHODS", "MethodSpec", "METHOD_SPECS",
            "make_estimator", "get_strategy"]
 
 
@@ -59,7 +59,7 @@ METHOD_SPECS = {
                    "sklearn_crtcl.query:random_sampling", False,
                    "cross-entropy ResNet, random queries (the paper's baseline)"),
         MethodSpec("entropy", "sklearn_crtcl.nets.base:ResNetClassifier",
-                   "sklearn_crtcl.experiments.methods:entropy_sampling", False,
+                   "sklearn_crtcl.query.entropy:entropy_sampling", False,
                    "cross-entropy ResNet, maximum predictive entropy"),
         MethodSpec("crtcl", "sklearn_crtcl.nets.crtcl:CriticLossNet",
                    "sklearn_crtcl.query:critic_sampling", True,
@@ -145,115 +145,3 @@ def make_estimator(method, *, classes, width, max_epochs, batch_size, device, wa
         classes=np.asarray(classes),
         callbacks=[("epoch_progress", EpochProgressBar(enabled=progress, desc=progress_desc))],
     )
-
-
-# ---------------------------------------------------------------------------
-# Maximum-entropy sampling (written in the style of sklearn_crtcl.query, so it can
-# move there as is)
-# ---------------------------------------------------------------------------
-
-
-def _entropy(proba):
-    proba = np.asarray(proba, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(proba > 0, proba * np.log(proba), 0.0)
-    return -terms.sum(axis=1)
-
-
-def classifier_entropy(classifier, X, *, batch_size=None):
-    r"""Predictive entropy of each sample.
-
-    .. math::
-
-        H(x) = -\sum_{k=1}^{K} p_k(x) \log p_k(x), \qquad 0 \log 0 = 0,
-
-    where :math:`p(x)` is the classifier's ``predict_proba``.
-
-    Parameters
-    ----------
-    classifier : estimator or modAL learner
-        A fitted classifier with ``predict_proba``, or a modAL learner
-        wrapping one.
-    X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
-        Images, possibly a memory map (read ``batch_size`` rows at a time).
-    batch_size : int, optional
-        Rows per ``predict_proba`` call; defaults to the estimator's
-        ``batch_size``.
-
-    Returns
-    -------
-    entropy : ndarray of shape (n,)
-        In nats, between 0 and :math:`\log K`.
-    """
-    from ..query._common import (check_batch_size, get_estimator, method_scores,
-                                 require_method, validate_pool)
-
-    est = get_estimator(classifier, "classifier_entropy")
-    require_method(est, "predict_proba", "classifier_entropy", "a fitted classifier")
-    batch_size = check_batch_size(batch_size, est)
-    return method_scores(lambda rows: _entropy(est.predict_proba(rows)),
-                         validate_pool(est, X), None, batch_size)
-
-
-def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                     batch_size=None):
-    r"""Query the samples with the highest predictive entropy.
-
-    Maximum-entropy uncertainty sampling:
-
-    .. math::
-
-        S = \operatorname{arg\,max}_{S \subset U,\, |S| = n}
-        \sum_{x \in S} H(x),
-
-    with :math:`H` of :func:`classifier_entropy`. Unlike
-    ``modAL.uncertainty.entropy_sampling`` (modAL 0.4.1), the pool is scored
-    ``batch_size`` rows at a time, a random candidate subset can be scored
-    instead of the whole pool, and only the indices are returned, as every
-    strategy of :mod:`sklearn_crtcl.query`.
-
-    Parameters
-    ----------
-    classifier : estimator or modAL learner
-        A fitted classifier with ``predict_proba``, or a modAL
-        ``ActiveLearner`` wrapping one.
-    X_pool : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
-        The unlabeled pool, possibly a memory map (never copied).
-    n_instances : int, default=1
-        Number of samples to query.
-    subset_size : int, optional
-        Score only this many candidates drawn at random from the pool;
-        ``None`` scores the whole pool.
-    random_state : int, RandomState instance or None, default=None
-        Seed of the candidate draw.
-    batch_size : int, optional
-        Rows per ``predict_proba`` call; defaults to the estimator's
-        ``batch_size``.
-
-    Returns
-    -------
-    indices : ndarray of int of shape (n_instances,)
-        Indices into ``X_pool``, highest entropy first (ties: smaller index
-        first).
-
-    Raises
-    ------
-    TypeError
-        If the estimator has no ``predict_proba``.
-    ValueError
-        For an empty or invalid pool, or ``n_instances`` larger than the
-        number of candidates.
-    """
-    from ..query._common import (check_batch_size, get_estimator, method_scores,
-                                 require_method, select)
-
-    est = get_estimator(classifier, "entropy_sampling")
-    require_method(est, "predict_proba", "entropy_sampling", "a fitted classifier")
-    batch_size = check_batch_size(batch_size, est)
-
-    def score(X4, candidates):
-        return method_scores(lambda rows: _entropy(est.predict_proba(rows)), X4, candidates,
-                             batch_size)
-
-    return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
-                  random_state=random_state)

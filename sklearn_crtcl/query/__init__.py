@@ -16,7 +16,9 @@ first); beside it, a utility function returns one score per sample, as
 * :func:`loss_prediction_sampling` / :func:`predicted_loss`: highest predicted
   losses of a ``LossPredictionNet`` (LL4AL);
 * :func:`random_sampling` / :func:`random_scores`: uniform, reproducible with
-  ``random_state``.
+  ``random_state``;
+* :func:`entropy_sampling` / :func:`classifier_entropy`: highest predictive
+  entropy (the classic uncertainty baseline).
 
 Common options: ``subset_size`` (score only that many random candidates, as
 the papers do with 10,000; ``None`` = the whole pool), ``random_state`` (seed
@@ -28,6 +30,7 @@ memory map) is never copied.
 
 from .cod import cod_sampling, cyclic_output_discrepancy
 from .critic import critic_correctness, critic_sampling
+from .entropy import classifier_entropy, entropy_sampling
 from .gradnorm import entropy_gradient_norm, gradient_norm_sampling
 from .lossprediction import loss_prediction_sampling, predicted_loss
 from .random import random_sampling, random_scores
@@ -43,4 +46,6 @@ __all__ = [
     "predicted_loss",
     "random_sampling",
     "random_scores",
+    "entropy_sampling",
+    "classifier_entropy",
 ]

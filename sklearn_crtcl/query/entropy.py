@@ -1,0 +1,111 @@
+"""Maximum-entropy uncertainty sampling (the runner's ``entropy`` method).
+
+The classic uncertainty baseline, in the protocol of this package: batched
+scoring, an optional random candidate subset, indices only.
+"""
+
+import numpy as np
+
+from ._common import (check_batch_size, get_estimator, method_scores, require_method, select,
+                      validate_pool)
+
+__all__ = ["entropy_sampling", "classifier_entropy"]
+
+def _entropy(proba):
+    proba = np.asarray(proba, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(proba > 0, proba * np.log(proba), 0.0)
+    return -terms.sum(axis=1)
+
+
+def classifier_entropy(classifier, X, *, batch_size=None):
+    r"""Predictive entropy of each sample.
+
+    .. math::
+
+        H(x) = -\sum_{k=1}^{K} p_k(x) \log p_k(x), \qquad 0 \log 0 = 0,
+
+    where :math:`p(x)` is the classifier's ``predict_proba``.
+
+    Parameters
+    ----------
+    classifier : estimator or modAL learner
+        A fitted classifier with ``predict_proba``, or a modAL learner
+        wrapping one.
+    X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
+        Images, possibly a memory map (read ``batch_size`` rows at a time).
+    batch_size : int, optional
+        Rows per ``predict_proba`` call; defaults to the estimator's
+        ``batch_size``.
+
+    Returns
+    -------
+    entropy : ndarray of shape (n,)
+        In nats, between 0 and :math:`\log K`.
+    """
+    est = get_estimator(classifier, "classifier_entropy")
+    require_method(est, "predict_proba", "classifier_entropy", "a fitted classifier")
+    batch_size = check_batch_size(batch_size, est)
+    return method_scores(lambda rows: _entropy(est.predict_proba(rows)),
+                         validate_pool(est, X), None, batch_size)
+
+
+def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
+                     batch_size=None):
+    r"""Query the samples with the highest predictive entropy.
+
+    Maximum-entropy uncertainty sampling:
+
+    .. math::
+
+        S = \operatorname{arg\,max}_{S \subset U,\, |S| = n}
+        \sum_{x \in S} H(x),
+
+    with :math:`H` of :func:`classifier_entropy`. Unlike
+    ``modAL.uncertainty.entropy_sampling`` (modAL 0.4.1), the pool is scored
+    ``batch_size`` rows at a time, a random candidate subset can be scored
+    instead of the whole pool, and only the indices are returned, as every
+    strategy of :mod:`sklearn_crtcl.query`.
+
+    Parameters
+    ----------
+    classifier : estimator or modAL learner
+        A fitted classifier with ``predict_proba``, or a modAL
+        ``ActiveLearner`` wrapping one.
+    X_pool : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
+        The unlabeled pool, possibly a memory map (never copied).
+    n_instances : int, default=1
+        Number of samples to query.
+    subset_size : int, optional
+        Score only this many candidates drawn at random from the pool;
+        ``None`` scores the whole pool.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the candidate draw.
+    batch_size : int, optional
+        Rows per ``predict_proba`` call; defaults to the estimator's
+        ``batch_size``.
+
+    Returns
+    -------
+    indices : ndarray of int of shape (n_instances,)
+        Indices into ``X_pool``, highest entropy first (ties: smaller index
+        first).
+
+    Raises
+    ------
+    TypeError
+        If the estimator has no ``predict_proba``.
+    ValueError
+        For an empty or invalid pool, or ``n_instances`` larger than the
+        number of candidates.
+    """
+    est = get_estimator(classifier, "entropy_sampling")
+    require_method(est, "predict_proba", "entropy_sampling", "a fitted classifier")
+    batch_size = check_batch_size(batch_size, est)
+
+    def score(X4, candidates):
+        return method_scores(lambda rows: _entropy(est.predict_proba(rows)), X4, candidates,
+                             batch_size)
+
+    return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
+                  random_state=random_state)
