@@ -1,8 +1,45 @@
 """skorch callbacks shared by the estimators."""
 
+import numbers
+
 from skorch.callbacks import Callback
 
-__all__ = ["MilestoneLR", "milestone_epochs"]
+__all__ = ["MilestoneLR", "milestone_epochs", "epoch_count"]
+
+
+def epoch_count(value, max_epochs, name):
+    """Turn a per-fit epoch setting (fraction or count) into a number of epochs.
+
+    Used for settings such as ``generator_stop_epoch`` (CrtCl's E') and
+    ``epoch_loss`` (LL4AL), counted from the start of each ``fit``.
+
+    Parameters
+    ----------
+    value : float in [0, 1], int >= 0 or None
+        A float is a fraction of ``max_epochs`` (``0.65`` of 200 is 130); an
+        int is an epoch count; ``None`` means "never" and is returned as is.
+    max_epochs : int
+        Epochs of one ``fit``.
+    name : str
+        Name of the setting, for error messages.
+
+    Returns
+    -------
+    int or None
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a float in [0, 1], an int >= 0 or None, "
+                         f"got {value!r}")
+    if isinstance(value, numbers.Integral):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+        return int(value)
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} as a float is a fraction of max_epochs and must be in "
+                         f"[0, 1], got {value!r}; pass an int for an epoch count")
+    return int(round(float(value) * max_epochs))
 
 
 def milestone_epochs(milestones, max_epochs):

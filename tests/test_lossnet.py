@@ -18,15 +18,6 @@ from sklearn_crtcl.losses import loss_prediction_ranking_loss
 from sklearn_crtcl.nets.lossnet import LOSS_HEAD_TAPS, LossPredictionNet
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # tiny nets on a shared 2-core machine: one thread is much faster
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def digits():
     X, y = load_digits(return_X_y=True)

@@ -2,7 +2,6 @@
 
 import warnings
 
-import pytest
 from sklearn.utils.estimator_checks import check_estimator
 
 from sklearn_crtcl import ResNetClassifier

@@ -15,14 +15,6 @@ from sklearn_crtcl.losses import consistency_loss, ema_update, ema_warmup_decay
 from sklearn_crtcl.nets.tod import TODNet
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def digits():
     X, y = load_digits(return_X_y=True)

@@ -18,7 +18,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_device
 
 from ..backbones import TAP_NAMES, forward_taps, resnet18
-from ..callbacks import MilestoneLR
+from ..callbacks import MilestoneLR, epoch_count
 from ..heads import MultiTapHead, tap_dims
 from ..losses import critic_generator_loss, wasserstein_critic_loss
 from ._unlabeled import SemiSupervisedMixin
@@ -355,19 +355,7 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
     @staticmethod
     def _generator_epochs(stop, max_epochs):
         """Number of epochs (from the start of a fit) with a generator step; None = all."""
-        if stop is None:
-            return None
-        if isinstance(stop, bool) or not isinstance(stop, numbers.Real):
-            raise ValueError(f"generator_stop_epoch must be a float in [0, 1], an int >= 0 or "
-                             f"None, got {stop!r}")
-        if isinstance(stop, numbers.Integral):
-            if stop < 0:
-                raise ValueError(f"generator_stop_epoch must be >= 0, got {stop!r}")
-            return int(stop)
-        if not 0 <= stop <= 1:
-            raise ValueError(f"generator_stop_epoch as a float is a fraction of max_epochs and "
-                             f"must be in [0, 1], got {stop!r}; pass an int for an epoch count")
-        return int(round(float(stop) * max_epochs))
+        return epoch_count(stop, max_epochs, "generator_stop_epoch")
 
     def initialize(self):
         """Check the CrtCl parameters, then initialise skorch's parts."""

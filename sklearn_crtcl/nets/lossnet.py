@@ -25,7 +25,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_device
 
 from ..backbones import forward_taps, resnet18
-from ..callbacks import MilestoneLR
+from ..callbacks import MilestoneLR, epoch_count
 from ..heads import MultiTapHead, tap_dims
 from ..losses import loss_prediction_ranking_loss
 from .base import ResNetClassifier
@@ -200,19 +200,7 @@ class LossPredictionNet(ResNetClassifier):
     @staticmethod
     def _epoch_loss_index(epoch_loss, max_epochs):
         """First epoch (0-based, within one fit) whose stage outputs are detached."""
-        if epoch_loss is None:
-            return None
-        if isinstance(epoch_loss, bool) or not isinstance(epoch_loss, numbers.Real):
-            raise ValueError(f"epoch_loss must be a float in [0, 1], an int >= 0 or None, "
-                             f"got {epoch_loss!r}")
-        if isinstance(epoch_loss, numbers.Integral):
-            if epoch_loss < 0:
-                raise ValueError(f"epoch_loss must be >= 0, got {epoch_loss!r}")
-            return int(epoch_loss)
-        if not 0 <= epoch_loss <= 1:
-            raise ValueError(f"epoch_loss as a float is a fraction of max_epochs and must be "
-                             f"in [0, 1], got {epoch_loss!r}; pass an int for an epoch number")
-        return int(round(float(epoch_loss) * max_epochs))
+        return epoch_count(epoch_loss, max_epochs, "epoch_loss")
 
     def initialize_module(self):
         """Build the backbone, then the loss head on its four stage outputs.
