@@ -218,9 +218,11 @@ class ResNetClassifier(NeuralNetClassifier):
     def set_params(self, **params):
         """Set parameters, as skorch does, keeping ``get_params`` in step.
 
-        skorch applies ``optimizer__*`` arguments of an initialised net to the
-        live optimizer only; the attribute is updated here too, so
-        ``get_params`` and ``clone`` see the new value.
+        skorch applies the arguments of an initialised net's optimizers
+        (``optimizer__*``, and ``critic_optimizer__*`` or
+        ``loss_head_optimizer__*`` in the subclasses) to the live optimizer
+        only; the attribute is updated here too, so ``get_params`` and
+        ``clone`` see the new value.
 
         Parameters
         ----------
@@ -232,10 +234,19 @@ class ResNetClassifier(NeuralNetClassifier):
         self : ResNetClassifier
         """
         super().set_params(**params)
+        prefixes = tuple(f"{name}__" for name in self._optimizers)
         for key, value in params.items():
-            if key.startswith("optimizer__") and "param_groups" not in key:
+            if key.startswith(prefixes) and "param_groups" not in key:
                 vars(self)[key] = value
         return self
+
+    def _reject_fit_params(self, fit_params, takes="X and y"):
+        """Raise ``TypeError`` naming fit arguments that nothing would receive."""
+        if fit_params:
+            raise TypeError(
+                f"{type(self).__name__}.fit got unexpected keyword argument(s) "
+                f"{', '.join(sorted(fit_params))}: it takes {takes}, and the backbone's "
+                "forward takes only images")
 
     def check_data(self, X, y):
         """No-op: ``fit`` validates the data (and sets ``classes_``) itself."""

@@ -326,12 +326,8 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         new_optimizer = "critic_optimizer" in params
         if new_optimizer:
             plain["critic_optimizer"] = params.pop("critic_optimizer")
-        # skorch applies optimizer arguments to the live optimizer only; keep the
-        # attributes in step so get_params and clone see the new values
-        dunder_opt = {k: v for k, v in params.items() if k.startswith("critic_optimizer__")}
-        super().set_params(**params)
-        for key, value in {**plain, **dunder_opt}.items():
-            vars(self)[key] = value
+        super().set_params(**params)  # also keeps critic_optimizer__* attributes in step
+        vars(self).update(plain)
         if new_optimizer and self.initialized_:
             self._initialize_optimizer()
         return self
@@ -408,11 +404,8 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
 
     # ------------------------------------------------------------------ training
     def _fit_encoded(self, X, y, classes, initialize, **fit_params):
-        if fit_params:
-            # the training step runs the backbone itself: nothing would receive them
-            raise TypeError(
-                f"{type(self).__name__}.fit got unexpected keyword argument(s) "
-                f"{sorted(fit_params)}; it takes X, y and X_unlabeled")
+        # the training step runs the backbone itself: nothing would receive them
+        self._reject_fit_params(fit_params, takes="X, y and X_unlabeled")
         X_u = getattr(self, "_X_unlabeled", None)
         if X_u is not None and X_u.shape[0] < 2:
             raise ValueError(f"X_unlabeled needs at least 2 samples (unlabeled batches go "

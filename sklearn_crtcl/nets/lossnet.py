@@ -282,9 +282,9 @@ class LossPredictionNet(ResNetClassifier):
         rebuild = new_optimizer or any(v is None for v in opt_args.values())
         if opt_args and not rebuild:
             params.update(opt_args)  # skorch updates the live optimizer
-        super().set_params(**params)
-        vars(self).update(opt_args)
+        super().set_params(**params)  # keeps loss_head_optimizer__* attributes in step
         if rebuild:
+            vars(self).update(opt_args)
             vars(self)["loss_head_optimizer"] = opt_class
             if self.initialized_:
                 self._initialize_loss_head_optimizer()
@@ -296,12 +296,6 @@ class LossPredictionNet(ResNetClassifier):
         return super().initialize()
 
     # ------------------------------------------------------------------ training
-    def _reject_fit_params(self, fit_params):
-        if fit_params:
-            raise TypeError(
-                f"{type(self).__name__}.fit got unexpected keyword argument(s) "
-                f"{', '.join(sorted(fit_params))}: the backbone's forward takes only images")
-
     def fit(self, X, y, **fit_params):
         """Train the backbone and the loss head on images ``X`` with labels ``y``.
 
