@@ -9,7 +9,6 @@ GPU convolutions are not bit-identical to CPU ones (cuDNN algorithms, TF32),
 so CPU/GPU comparisons use tolerances relative to the spread of the values.
 """
 
-import io
 import pickle
 
 import numpy as np
@@ -17,7 +16,6 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-import sklearn_crtcl._modal_compat  # noqa: F401  (modAL + scikit-learn >= 1.8)
 from sklearn_crtcl import CriticLossNet, LossPredictionNet, TODNet
 from sklearn_crtcl.query import (
     cod_sampling,
