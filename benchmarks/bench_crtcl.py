@@ -295,7 +295,8 @@ def main(argv=None):
             summary[config].update(forward_cpu_s=fwd, backward_cpu_s=bwd)
             print(f"{config:<30}{fwd:>10.2f}{bwd:>10.2f}{cpu - fwd - bwd:>10.2f}"
                   f"{(fwd + bwd) / cpu:>15.2f}")
-        share = (median(CONFIGS[0], "forward_cpu_s") + median(CONFIGS[0], "backward_cpu_s"))
+        plain = summary[CONFIGS[0]]
+        share = plain["forward_cpu_s"] + plain["backward_cpu_s"]
         print(f"\nan unlabeled batch as large as the labeled one repeats the backbone's "
               f"forward and backward pass:\nfloor of the ratio = 1 + {share / base_cpu:.2f} "
               f"(the plain step's fwd+bwd share)")

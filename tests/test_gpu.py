@@ -123,6 +123,6 @@ def test_tod_on_the_gpu(digits):
     assert _on(net.module_, ON) and _on(net.teacher_, ON)
     cod = cyclic_output_discrepancy(net, X_test)
     assert cod.shape == (100,) and np.all(np.isfinite(cod)) and np.all(cod >= 0)
-    assert np.any(cod > 0)  # two fits' states differ
+    assert np.any(cod > 0)  # the fit moved the weights from their pre-fit snapshot
     idx = cod_sampling(net, X_test, n_instances=5)
     np.testing.assert_array_equal(idx, np.argsort(-cod, kind="stable")[:5])
