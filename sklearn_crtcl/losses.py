@@ -22,8 +22,8 @@ __all__ = [
 # ---------------------------------------------------------------------------
 # Critic loss (CrtCl, Rappazzo et al. 2024)
 # ---------------------------------------------------------------------------
-def wasserstein_critic_loss(scores, correct):
-    r"""Wasserstein critic loss of CrtCl: incorrect minus correct mean score.
+def wasserstein_critic_loss(scores, correct, reduction="sum"):
+    r"""Wasserstein critic loss of CrtCl: incorrect minus correct scores.
 
     The critic :math:`C_\phi` scores the features :math:`F_\theta(x)` of the
     classifier; the batch is split into the correctly classified samples
@@ -31,17 +31,18 @@ def wasserstein_critic_loss(scores, correct):
 
     .. math::
 
-        \mathcal{L}_{cc} = \frac{1}{|I|} \sum_{x \in I} C_\phi(F_\theta(x))
-            - \frac{1}{|C_R|} \sum_{x \in C_R} C_\phi(F_\theta(x)),
+        \mathcal{L}_{cc} = \sum_{x \in I} C_\phi(F_\theta(x))
+            - \sum_{x \in C_R} C_\phi(F_\theta(x))
 
-    the mini-batch estimate of the Kantorovich-Rubinstein dual of the
-    Wasserstein-1 distance between the score distributions of incorrect and
-    correct predictions (Rappazzo, Ferber and Gomes, "Critic Loss for Image
-    Classification", 2024, Eq. 4, with the sums replaced by means so that the
-    loss does not depend on the batch size or on the error rate). Minimising
-    it pushes the scores of correct predictions up and those of incorrect
-    predictions down; a 1-Lipschitz constraint on the critic (weight
-    clipping, as in WGAN) keeps it bounded.
+    (Rappazzo, Ferber and Gomes, "Critic Loss for Image Classification",
+    2024, Eq. 4), a mini-batch estimate of the Kantorovich-Rubinstein dual of
+    the Wasserstein-1 distance between the score distributions of incorrect
+    and correct predictions. Minimising it pushes the scores of correct
+    predictions up and those of incorrect predictions down; a Lipschitz
+    constraint on the critic (weight clipping, as in WGAN) keeps it bounded.
+    With ``reduction="mean"`` each sum is replaced by the mean over its group
+    (the textbook WGAN estimate, independent of the batch size and of the
+    error rate).
 
     Parameters
     ----------
@@ -49,6 +50,8 @@ def wasserstein_critic_loss(scores, correct):
         Critic scores :math:`C_\phi(F_\theta(x))` of the batch.
     correct : torch.Tensor of shape (B,), bool
         Whether the classifier predicted each sample correctly.
+    reduction : {"sum", "mean"}, default="sum"
+        ``"sum"``: Eq. 4 as written in the paper; ``"mean"``: group means.
 
     Returns
     -------
@@ -58,15 +61,18 @@ def wasserstein_critic_loss(scores, correct):
     Raises
     ------
     ValueError
-        If the shapes differ, ``correct`` is not boolean, or one of the two
-        groups is empty (the loss is then undefined: a mean over no sample;
-        callers skip the critic step on such a batch).
+        If the shapes differ, ``correct`` is not boolean, ``reduction`` is
+        unknown, or one of the two groups is empty (callers skip the critic
+        step on such a batch: with one group only, the loss would just push
+        every score in one direction).
 
     Examples
     --------
     >>> import torch
     >>> scores = torch.tensor([0.5, -0.5, 1.0])
     >>> wasserstein_critic_loss(scores, torch.tensor([True, False, True]))
+    tensor(-2.)
+    >>> wasserstein_critic_loss(scores, torch.tensor([True, False, True]), reduction="mean")
     tensor(-1.2500)
     """
     if not isinstance(scores, torch.Tensor) or not isinstance(correct, torch.Tensor):
@@ -77,30 +83,40 @@ def wasserstein_critic_loss(scores, correct):
                          f"shapes {tuple(scores.shape)} and {tuple(correct.shape)}")
     if correct.dtype != torch.bool:
         raise ValueError(f"correct must be a boolean tensor, got dtype {correct.dtype}")
+    _check_reduction(reduction)
     n_correct = int(correct.sum())
     if n_correct == 0 or n_correct == correct.shape[0]:
         raise ValueError(
             "the Wasserstein critic loss needs both correct and incorrect predictions, got "
             f"{n_correct} correct of {correct.shape[0]}")
     wrong = ~correct
-    return scores[wrong].mean() - scores[correct].mean()
+    if reduction == "mean":
+        return scores[wrong].mean() - scores[correct].mean()
+    return scores[wrong].sum() - scores[correct].sum()
 
 
-def critic_generator_loss(scores, gamma=0.04):
-    r"""Generator loss of CrtCl: the critic's mean score, negated and weighted.
+def _check_reduction(reduction):
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction must be 'sum' (the paper's Eq. 4 and 5) or 'mean', "
+                         f"got {reduction!r}")
+
+
+def critic_generator_loss(scores, gamma=0.04, reduction="sum"):
+    r"""Generator loss of CrtCl: the critic's scores, summed, negated and weighted.
 
     The classifier, seen as the generator of the critic's inputs, is trained
     to make its predictions look correct to the critic:
 
     .. math::
 
-        \mathcal{L}_G = -\gamma\, \frac{1}{|B_u|} \sum_{x \in B_u}
-            C_\phi(F_\theta(x))
+        \mathcal{L}_G = -\gamma \sum_{x \in B_u} C_\phi(F_\theta(x))
 
     over a batch :math:`B_u` of (unlabeled) images (Rappazzo et al. 2024,
-    Eq. 5 and Algorithm 1, line 13, in mean form). No label is needed. The
-    gradient reaches the classifier through whichever of the critic's inputs
-    are attached to its graph; CrtCl attaches only the output distribution.
+    Eq. 5 and Algorithm 1, line 13, with the weight :math:`\gamma`). No label
+    is needed. The gradient reaches the classifier through whichever of the
+    critic's inputs are attached to its graph; CrtCl attaches only the output
+    distribution. With ``reduction="mean"`` the sum becomes a mean, which
+    divides the loss (and its gradient) by the batch size.
 
     Parameters
     ----------
@@ -109,6 +125,8 @@ def critic_generator_loss(scores, gamma=0.04):
     gamma : float, default=0.04
         Weight :math:`\gamma` of the loss (0.04 for CIFAR-10/100 and 0.02 for
         SVHN in the paper).
+    reduction : {"sum", "mean"}, default="sum"
+        ``"sum"``: Eq. 5 as written in the paper; ``"mean"``: batch mean.
 
     Returns
     -------
@@ -118,13 +136,15 @@ def critic_generator_loss(scores, gamma=0.04):
     Raises
     ------
     ValueError
-        If ``scores`` is not a non-empty 1-d tensor or ``gamma`` is not a
-        finite number >= 0.
+        If ``scores`` is not a non-empty 1-d tensor, ``gamma`` is not a
+        finite number >= 0 or ``reduction`` is unknown.
 
     Examples
     --------
     >>> import torch
     >>> critic_generator_loss(torch.tensor([1.0, 3.0]), gamma=0.5)
+    tensor(-2.)
+    >>> critic_generator_loss(torch.tensor([1.0, 3.0]), gamma=0.5, reduction="mean")
     tensor(-1.)
     """
     if not isinstance(scores, torch.Tensor):
@@ -134,7 +154,9 @@ def critic_generator_loss(scores, gamma=0.04):
     if (isinstance(gamma, bool) or not isinstance(gamma, numbers.Real)
             or not 0 <= float(gamma) < float("inf")):
         raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
-    return -float(gamma) * scores.mean()
+    _check_reduction(reduction)
+    total = scores.mean() if reduction == "mean" else scores.sum()
+    return -float(gamma) * total
 
 
 # ---------------------------------------------------------------------------

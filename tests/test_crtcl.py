@@ -31,14 +31,26 @@ def _fit_tiny(digits, n=256, n_unlabeled=256, max_epochs=2, **params):
 
 
 # --------------------------------------------------------------------------- losses
-def test_wasserstein_critic_loss_is_incorrect_mean_minus_correct_mean():
+def test_wasserstein_critic_loss_is_incorrect_sum_minus_correct_sum():
+    # Eq. 4 of the paper, as written: sums over the two groups
     scores = torch.tensor([1.0, 2.0, -1.0, 4.0, 0.5], requires_grad=True)
     correct = torch.tensor([True, True, False, True, False])
     loss = wasserstein_critic_loss(scores, correct)
+    assert loss.item() == pytest.approx((-1.0 + 0.5) - (1.0 + 2.0 + 4.0))
+    loss.backward()
+    np.testing.assert_allclose(scores.grad.numpy(), [-1, -1, 1, -1, 1])
+
+
+def test_wasserstein_critic_loss_mean_form_is_incorrect_mean_minus_correct_mean():
+    scores = torch.tensor([1.0, 2.0, -1.0, 4.0, 0.5], requires_grad=True)
+    correct = torch.tensor([True, True, False, True, False])
+    loss = wasserstein_critic_loss(scores, correct, reduction="mean")
     assert loss.item() == pytest.approx((-1.0 + 0.5) / 2 - (1.0 + 2.0 + 4.0) / 3)
     loss.backward()
     # d/ds: +1/|I| for incorrect, -1/|C_R| for correct
     np.testing.assert_allclose(scores.grad.numpy(), [-1 / 3, -1 / 3, 0.5, -1 / 3, 0.5])
+    with pytest.raises(ValueError, match="reduction"):
+        wasserstein_critic_loss(scores, correct, reduction="max")
 
 
 @pytest.mark.parametrize("correct", [[True, True, True], [False, False, False]])
@@ -58,12 +70,22 @@ def test_critic_loss_input_checks():
         critic_generator_loss(torch.zeros(0))
 
 
-def test_critic_generator_loss_is_minus_gamma_mean_score():
+def test_critic_generator_loss_is_minus_gamma_sum_of_scores():
     scores = torch.tensor([1.0, 2.0, 6.0], requires_grad=True)
     loss = critic_generator_loss(scores, gamma=0.04)
+    assert loss.item() == pytest.approx(-0.04 * 9.0)
+    loss.backward()
+    np.testing.assert_allclose(scores.grad.numpy(), [-0.04] * 3, rtol=1e-6)
+
+
+def test_critic_generator_loss_mean_form_is_minus_gamma_mean_score():
+    scores = torch.tensor([1.0, 2.0, 6.0], requires_grad=True)
+    loss = critic_generator_loss(scores, gamma=0.04, reduction="mean")
     assert loss.item() == pytest.approx(-0.04 * 3.0)
     loss.backward()
     np.testing.assert_allclose(scores.grad.numpy(), [-0.04 / 3] * 3, rtol=1e-6)
+    with pytest.raises(ValueError, match="reduction"):
+        critic_generator_loss(scores, reduction="none")
 
 
 # --------------------------------------------------------------------------- critic
@@ -171,14 +193,18 @@ def test_generator_gradient_reaches_the_classifier_only_through_its_output(
     n_batches = 3
     generator_calls = [c for c in calls if c["proba"][0]]
     critic_calls = [c for c in calls if not c["proba"][0]]
+    assert len(generator_calls) + len(critic_calls) == len(calls)
     assert len(generator_calls) == n_batches  # one generator step per labeled batch
     assert len(critic_calls) == net.history[-1, "critic_steps"] > 0
     for call in generator_calls:
-        # only the output distribution carries gradient; the image and the stage
-        # outputs reach the critic detached; the critic itself is frozen
+        # only the output (probabilities, and logits if the critic reads them)
+        # carries gradient; the image and the stage outputs reach the critic
+        # detached; the critic itself is frozen
         assert call["proba"] == (True, True)
         assert set(call) == set(taps) | {"_critic_params_trainable"}
-        for name in set(taps) - {"proba"}:
+        if "logits" in taps:
+            assert call["logits"] == (True, True)
+        for name in set(taps) - {"proba", "logits"}:
             assert call[name] == (False, False), name
         assert not call["_critic_params_trainable"]
     for call in critic_calls:  # the critic step sees no classifier graph at all

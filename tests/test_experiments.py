@@ -190,7 +190,7 @@ def _cli_args(cfg, out):
             "--subset-size", str(cfg["subset_size"]), "--seed", str(cfg.get("seed", 0)),
             "--device", cfg["device"], "--output-dir", str(out), "--no-progress",
             "--threads", str(cfg["num_threads"])]
-    return args + (["--warm-start"] if cfg.get("warm_start") else [])
+    return args + (["--warm-start"] if cfg.get("warm_start", True) else ["--from-scratch"])
 
 
 def _n_records(out):

@@ -6,11 +6,13 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from skorch.callbacks import Callback
 
 from sklearn_crtcl import ResNetClassifier
+from sklearn_crtcl.backbones import forward_taps
 from sklearn_crtcl.losses import consistency_loss, ema_update, ema_warmup_decay
 from sklearn_crtcl.nets.tod import TODNet
 
@@ -124,7 +126,7 @@ def test_teacher_is_a_copy_then_an_ema_of_the_student(digits):
         assert torch.equal(b_t, b_s), name
     # the optimizer never sees the teacher, nor does it get gradients
     opt = {id(p) for g in net.optimizer_.param_groups for p in g["params"]}
-    assert opt == {id(p) for p in net.module_.parameters()}
+    assert opt == {id(p) for m in (net.module_, net.aux_head_) for p in m.parameters()}
     assert all(p.grad is None for p in net.teacher_.parameters())
 
 
@@ -181,8 +183,41 @@ def test_consistency_on_the_first_step_is_zero_without_unlabeled_data(digits):
     # at the first step the teacher is the initial student: identical logits
     # (both in training mode on the same batch)
     X, y = digits
-    net = TODNet(**{**TINY, "batch_size": 64}, max_epochs=1).fit(X[:64], y[:64])
+    net = TODNet(**{**TINY, "batch_size": 64}, max_epochs=1, consistency_head="main")
+    net.fit(X[:64], y[:64])
     assert net.history[0, "batches", 0, "consistency_loss"] == 0.0
+
+
+def test_auxiliary_head_consistency_is_the_reference_sum_of_two_mse(digits):
+    # TOD's reference: MSE(aux head, teacher's classifier) + MSE(classifier, aux head).
+    # With lr=0 the weights after fit are those of the first step.
+    X, y = digits
+    net = TODNet(**{**TINY, "batch_size": 64}, max_epochs=1, lr=0.0).fit(X[:64], y[:64])
+    x = torch.as_tensor(X[:64].reshape(-1, 1, 8, 8), dtype=torch.float32)
+    net.module_.train(), net.teacher_.train()
+    with torch.no_grad():
+        taps = forward_taps(net.module_, x)
+        aux = net.aux_head_(taps["stage4"].mean(dim=(2, 3)))
+        expected = (F.mse_loss(aux, net.teacher_(x)) + F.mse_loss(taps["logits"], aux)).item()
+    assert net.history[0, "batches", 0, "consistency_loss"] == pytest.approx(expected, rel=1e-4)
+    assert expected > 0
+
+
+@pytest.mark.parametrize("head", ["auxiliary", "main"])
+def test_unsupervised_weight_changes_the_model_with_either_head(digits, head):
+    X, y = digits
+    kw = dict(TINY, max_epochs=3, consistency_head=head)
+    a = TODNet(**kw).fit(X[:100], y[:100], X_unlabeled=X[100:300])
+    b = TODNet(**kw, unsupervised_weight=0.0).fit(X[:100], y[:100], X_unlabeled=X[100:300])
+    assert np.abs(a.predict_proba(X[300:400]) - b.predict_proba(X[300:400])).max() > 1e-3
+    if head == "auxiliary":  # the auxiliary head is trained
+        assert a.aux_head_.weight.grad is not None
+
+
+def test_consistency_head_is_checked(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="consistency_head"):
+        TODNet(**TINY, consistency_head="second").fit(X[:64], y[:64])
 
 
 def test_modal_active_learner_with_unlabeled_pool(digits):

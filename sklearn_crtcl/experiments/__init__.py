@@ -5,11 +5,13 @@ command line: ``python -m sklearn_crtcl.experiments`` (or the
 ``sklearn-crtcl-experiment`` console script).
 """
 
-from .methods import METHODS
+from .methods import ABLATIONS, ALL_METHODS, METHODS
 from .report import RESULT_COLUMNS, area_under_curve, load_results, summary_table
 from .runner import PROTOCOLS, QUICK_PRESET, ExperimentConfig, run_experiment
 
 __all__ = [
+    "ABLATIONS",
+    "ALL_METHODS",
     "METHODS",
     "PROTOCOLS",
     "QUICK_PRESET",

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .methods import METHOD_SPECS, METHODS
+from .methods import ALL_METHODS, METHOD_SPECS
 from .runner import PROTOCOLS, QUICK_PRESET, ExperimentConfig, run_experiment
 
 __all__ = ["build_parser", "config_from_args", "main"]
@@ -23,7 +23,7 @@ _FIELDS = {
     "device": "device", "warm_start": "warm_start", "output_dir": "output_dir",
     "resume": "resume", "overwrite": "overwrite", "batch_size": "batch_size",
     "data_home": "data_home", "threads": "num_threads", "n_train": "n_train",
-    "n_test": "n_test",
+    "n_test": "n_test", "augment": "augment",
 }
 
 
@@ -67,8 +67,8 @@ def build_parser():
     parser.add_argument("--preset", choices=sorted(PRESETS),
                         help="start from named settings; other options override them")
     parser.add_argument("--dataset", choices=DATASET_NAMES, help="data set (default: digits)")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, metavar="METHOD",
-                        help="methods to compare (default: all). " + methods_help)
+    parser.add_argument("--methods", nargs="+", choices=ALL_METHODS, metavar="METHOD",
+                        help="methods to compare (default: the six methods without the ablations). " + methods_help)
     parser.add_argument("--initial-size", type=int, help="size of the random initial labeled set")
     parser.add_argument("--query-size", type=int, help="samples labeled per cycle")
     parser.add_argument("--cycles", type=int, help="query cycles after the initial training")
@@ -81,9 +81,16 @@ def build_parser():
     parser.add_argument("--batch-size", type=int, help="training mini-batch size")
     parser.add_argument("--seed", type=int, help="base random seed (default: 0)")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--warm-start", action="store_true", default=None,
-                        help="continue from the previous cycle's weights instead of "
-                             "retraining from scratch each cycle")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--warm-start", action="store_true", default=None,
+                       help="each cycle continues training the previous cycle's model, with "
+                            "new optimizers and schedule, as the reference code (the default)")
+    start.add_argument("--from-scratch", dest="warm_start", action="store_false",
+                       help="retrain from a fresh initialisation each cycle")
+    parser.add_argument("--augment", choices=("none", "flip", "crop", "flip+crop"),
+                        help="augmentation of the training batches (default: the data set's "
+                             "protocol: flips for CIFAR, SVHN and Fashion-MNIST, none for "
+                             "digits)")
     parser.add_argument("--output-dir", help="where to write results (default: results)")
     parser.add_argument("--threads", type=int,
                         help="CPU threads for torch (default: torch's choice; 1 is often "

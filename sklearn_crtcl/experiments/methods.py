@@ -1,29 +1,42 @@
 """The compared methods: one estimator paired with one query strategy each.
 
-========  ==========================================  ===============================  =========
-method    estimator                                    query strategy                   unlabeled
-========  ==========================================  ===============================  =========
-random    ResNetClassifier (cross-entropy)             random_sampling                  no
-entropy   ResNetClassifier (cross-entropy)             entropy_sampling                  no
-crtcl     CriticLossNet                                critic_sampling                  yes
-ll4al     LossPredictionNet                            loss_prediction_sampling         no
-lplgrad   LossPredictionNet                            gradient_norm_sampling           no
-tod       TODNet                                       cod_sampling                     yes
-========  ==========================================  ===============================  =========
+============  ==========================================  ===============================  =========
+method        estimator                                    query strategy                   unlabeled
+============  ==========================================  ===============================  =========
+random        ResNetClassifier (cross-entropy)             random_sampling                  no
+entropy       ResNetClassifier (cross-entropy)             entropy_sampling                 no
+crtcl         CriticLossNet                                critic_sampling                  yes
+ll4al         LossPredictionNet                            loss_prediction_sampling         no
+lplgrad       LossPredictionNet                            gradient_norm_sampling           no
+tod           TODNet                                       cod_sampling                     yes
+============  ==========================================  ===============================  =========
 
 "unlabeled" marks the semi-supervised estimators, whose ``fit`` receives the
-remaining pool as ``X_unlabeled``. Estimators and strategies are imported
-when first used.
+remaining pool as ``X_unlabeled``.
+
+The two ablations of the CrtCl paper are methods too (not run by default):
+
+* *auxiliary loss only* (Fig. 4): ``crtcl_loss``, ``ll4al_loss`` and
+  ``tod_loss`` train like ``crtcl``, ``ll4al`` (= ``lplgrad``) and ``tod`` but
+  query at random;
+* *selection only* (Fig. 5): ``crtcl_query``, ``ll4al_query``,
+  ``lplgrad_query`` and ``tod_query`` train the auxiliary network of the
+  method without back-propagating its loss into the classifier (``gamma=0``;
+  ``epoch_loss=0``, the stage outputs detached before the loss head from the
+  first epoch; ``unsupervised_weight=0``), so the classifier is trained with
+  cross-entropy only, and query with the method's strategy.
+
+Estimators and strategies are imported when first used.
 """
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._progress import EpochProgressBar
 
-__all__ = ["METHODS", "MethodSpec", "METHOD_SPECS",
+__all__ = ["METHODS", "ALL_METHODS", "ABLATIONS", "MethodSpec", "METHOD_SPECS",
            "make_estimator", "get_strategy"]
 
 
@@ -43,6 +56,10 @@ class MethodSpec:
         Whether ``fit`` takes the unlabeled pool as ``X_unlabeled``.
     description : str
         One line for the documentation and ``--help``.
+    params : dict, optional
+        Estimator parameters that make the method (the ablations' settings).
+    ablation : bool, default=False
+        Whether the method belongs to an ablation (not run by default).
     """
 
     name: str
@@ -50,6 +67,8 @@ class MethodSpec:
     strategy: str
     semi_supervised: bool
     description: str
+    params: dict = field(default_factory=dict)
+    ablation: bool = False
 
 
 METHOD_SPECS = {
@@ -73,11 +92,50 @@ METHOD_SPECS = {
         MethodSpec("tod", "sklearn_crtcl.nets.tod:TODNet",
                    "sklearn_crtcl.query:cod_sampling", True,
                    "temporal output discrepancy (TOD), cyclic output discrepancy"),
+        # ablation 1 (CrtCl paper, Fig. 4): each method's loss, random queries
+        MethodSpec("crtcl_loss", "sklearn_crtcl.nets.crtcl:CriticLossNet",
+                   "sklearn_crtcl.query:random_sampling", True,
+                   "ablation: CrtCl training, random queries", ablation=True),
+        MethodSpec("ll4al_loss", "sklearn_crtcl.nets.lossnet:LossPredictionNet",
+                   "sklearn_crtcl.query:random_sampling", False,
+                   "ablation: LL4AL/LPLgrad training, random queries", ablation=True),
+        MethodSpec("tod_loss", "sklearn_crtcl.nets.tod:TODNet",
+                   "sklearn_crtcl.query:random_sampling", True,
+                   "ablation: TOD training, random queries", ablation=True),
+        # ablation 2 (Fig. 5): each method's queries, auxiliary loss not back-propagated
+        MethodSpec("crtcl_query", "sklearn_crtcl.nets.crtcl:CriticLossNet",
+                   "sklearn_crtcl.query:critic_sampling", False,
+                   "ablation: critic queries, cross-entropy training (gamma=0)",
+                   params={"gamma": 0.0}, ablation=True),
+        MethodSpec("ll4al_query", "sklearn_crtcl.nets.lossnet:LossPredictionNet",
+                   "sklearn_crtcl.query:loss_prediction_sampling", False,
+                   "ablation: loss-prediction queries, cross-entropy training "
+                   "(loss head on detached features)",
+                   params={"epoch_loss": 0}, ablation=True),
+        MethodSpec("lplgrad_query", "sklearn_crtcl.nets.lossnet:LossPredictionNet",
+                   "sklearn_crtcl.query:gradient_norm_sampling", False,
+                   "ablation: gradient-norm queries, cross-entropy training "
+                   "(loss head on detached features)",
+                   params={"epoch_loss": 0}, ablation=True),
+        MethodSpec("tod_query", "sklearn_crtcl.nets.tod:TODNet",
+                   "sklearn_crtcl.query:cod_sampling", False,
+                   "ablation: COD queries, cross-entropy training (unsupervised_weight=0)",
+                   params={"unsupervised_weight": 0.0}, ablation=True),
     )
 }
 
-#: Names of the methods the runner knows, in the order they are run.
-METHODS = tuple(METHOD_SPECS)
+#: Names of the methods the runner runs by default, in order.
+METHODS = tuple(name for name, spec in METHOD_SPECS.items() if not spec.ablation)
+
+#: Every method the runner knows, ablations included.
+ALL_METHODS = tuple(METHOD_SPECS)
+
+#: The methods of the CrtCl paper's two ablations (Fig. 4 and Fig. 5), each with
+#: its reference row: ``random`` (cross-entropy, random queries).
+ABLATIONS = {
+    "loss": ("random", "crtcl_loss", "ll4al_loss", "tod_loss"),
+    "query": ("random", "crtcl_query", "ll4al_query", "lplgrad_query", "tod_query"),
+}
 
 
 def _load(target):
@@ -91,7 +149,7 @@ def get_strategy(method):
     Parameters
     ----------
     method : str
-        One of :data:`METHODS`.
+        One of :data:`ALL_METHODS`.
 
     Returns
     -------
@@ -103,13 +161,13 @@ def get_strategy(method):
 
 
 def make_estimator(method, *, classes, width, max_epochs, batch_size, device, warm_start,
-                   random_state, progress=False, progress_desc="epochs"):
+                   random_state, augment=None, progress=False, progress_desc="epochs"):
     """Build the (unfitted) estimator of a method.
 
     Parameters
     ----------
     method : str
-        One of :data:`METHODS`.
+        One of :data:`ALL_METHODS`.
     classes : array-like
         All labels of the data set, so a small labeled set missing a class
         still gives a model with every output.
@@ -125,6 +183,9 @@ def make_estimator(method, *, classes, width, max_epochs, batch_size, device, wa
         Continue from the previous cycle's weights instead of retraining.
     random_state : int
         Seed of the weight initialisation and batch order.
+    augment : None or str, default=None
+        Augmentation of the training batches (see
+        :class:`~sklearn_crtcl.ResNetClassifier`).
     progress : bool, default=False
         Attach an :class:`~sklearn_crtcl.experiments._progress.EpochProgressBar`.
     progress_desc : str, default="epochs"
@@ -142,6 +203,8 @@ def make_estimator(method, *, classes, width, max_epochs, batch_size, device, wa
         device=device,
         warm_start=warm_start,
         random_state=random_state,
+        augment=augment,
         classes=np.asarray(classes),
         callbacks=[("epoch_progress", EpochProgressBar(enabled=progress, desc=progress_desc))],
+        **METHOD_SPECS[method].params,
     )

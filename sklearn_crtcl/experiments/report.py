@@ -12,7 +12,7 @@ __all__ = ["RESULT_COLUMNS", "TIME_COLUMNS", "write_results_csv", "load_results"
 
 #: Columns of ``results.csv``, in order.
 RESULT_COLUMNS = ("method", "trial", "cycle", "n_labeled", "accuracy", "ece", "nll",
-                  "wall_time", "query_time", "train_time")
+                  "train_loss", "wall_time", "query_time", "train_time")
 
 #: The timing columns (seconds): they differ between otherwise identical runs.
 TIME_COLUMNS = ("wall_time", "query_time", "train_time")

@@ -23,26 +23,28 @@ from pathlib import Path
 import numpy as np
 
 from ._progress import CycleProgress
-from .methods import METHOD_SPECS, METHODS, get_strategy, make_estimator
+from .methods import ALL_METHODS, METHOD_SPECS, METHODS, get_strategy, make_estimator
 from .report import RESULT_COLUMNS, save_plots, summary_table, write_results_csv
 
 __all__ = ["ExperimentConfig", "PROTOCOLS", "QUICK_PRESET", "run_experiment", "load_state"]
 
 #: Defaults of the protocol per data set, used for the options left ``None``.
 #: CIFAR-10, CIFAR-100 and SVHN follow Section IV of the CrtCl paper
-#: (ResNet-18 of width 64, 200 epochs, batches of 128, 7 cycles, 3 trials);
-#: the digits and Fashion-MNIST values are this package's scaled-down choices.
+#: (ResNet-18 of width 64, 200 epochs, batches of 128, 7 cycles, 3 trials,
+#: random horizontal flips); the digits and Fashion-MNIST values are this
+#: package's scaled-down choices (no augmentation for digits, whose 8x8
+#: images flips and crops would distort; flips for Fashion-MNIST).
 PROTOCOLS = {
     "cifar10": dict(initial_size=1200, query_size=200, n_cycles=7, n_trials=3,
-                    max_epochs=200, width=64, batch_size=128),
+                    max_epochs=200, width=64, batch_size=128, augment="flip"),
     "cifar100": dict(initial_size=1200, query_size=200, n_cycles=7, n_trials=3,
-                     max_epochs=200, width=64, batch_size=128),
+                     max_epochs=200, width=64, batch_size=128, augment="flip"),
     "svhn": dict(initial_size=500, query_size=500, n_cycles=7, n_trials=3,
-                 max_epochs=200, width=64, batch_size=128),
+                 max_epochs=200, width=64, batch_size=128, augment="flip"),
     "fashion_mnist": dict(initial_size=1000, query_size=500, n_cycles=7, n_trials=3,
-                          max_epochs=100, width=32, batch_size=128),
+                          max_epochs=100, width=32, batch_size=128, augment="flip"),
     "digits": dict(initial_size=100, query_size=50, n_cycles=7, n_trials=3,
-                   max_epochs=50, width=16, batch_size=32),
+                   max_epochs=50, width=16, batch_size=32, augment="none"),
 }
 
 #: The small settings of ``--preset quick``: all six methods on the digits in
@@ -56,7 +58,7 @@ QUICK_PRESET = dict(dataset="digits", initial_size=100, query_size=50, n_cycles=
 # fields that do not change results: they may differ when resuming
 _RUN_ONLY_FIELDS = ("output_dir", "resume", "overwrite", "progress", "data_home")
 
-_STATE_FORMAT = 1
+_STATE_FORMAT = 2
 _FIT, _QUERY = 0, 1
 
 
@@ -94,8 +96,11 @@ class ExperimentConfig:
         One of ``"digits"``, ``"fashion_mnist"``, ``"cifar10"``,
         ``"cifar100"``, ``"svhn"`` (see :func:`sklearn_crtcl.datasets.load_dataset`).
         The training split is the pool, the test split the evaluation set.
-    methods : sequence of str, default=all six
-        Methods to compare, among :data:`~sklearn_crtcl.experiments.METHODS`.
+    methods : sequence of str, default=METHODS
+        Methods to compare, among
+        :data:`~sklearn_crtcl.experiments.ALL_METHODS`: by default the six of
+        :data:`~sklearn_crtcl.experiments.METHODS`; the ablation methods of
+        :data:`~sklearn_crtcl.experiments.ABLATIONS` on demand.
     initial_size : int, optional
         Size of the random initial labeled set (the paper's :math:`k`).
     query_size : int, optional
@@ -116,9 +121,16 @@ class ExperimentConfig:
         Base seed; trial ``t`` uses ``seed + t``.
     device : str, default=DEFAULT_DEVICE
         Torch device (``"cuda"`` when available, else ``"cpu"``).
-    warm_start : bool, default=False
-        Continue training from the previous cycle's weights instead of
-        retraining from a fresh initialisation each cycle.
+    warm_start : bool, default=True
+        Each cycle continues training the previous cycle's model (with new
+        optimizers and a restarted learning-rate schedule), as the LL4AL and
+        TOD reference code do; ``False`` retrains from a fresh initialisation
+        each cycle.
+    augment : str, optional
+        Augmentation of the training batches: ``"none"``, ``"flip"``,
+        ``"crop"`` or ``"flip+crop"`` (see
+        :class:`~sklearn_crtcl.ResNetClassifier`); by default the data set's
+        protocol.
     output_dir : str or path, default="results"
         Where results, state, summary and plots are written.
     resume : bool, default=False
@@ -155,7 +167,8 @@ class ExperimentConfig:
     subset_size: int = None
     seed: int = 0
     device: str = field(default_factory=_default_device)
-    warm_start: bool = False
+    warm_start: bool = True
+    augment: str = None
     output_dir: str = "results"
     resume: bool = False
     overwrite: bool = False
@@ -178,17 +191,23 @@ class ExperimentConfig:
             raise ValueError(f"methods must be a sequence of method names, "
                              f"got {self.methods!r}") from None
         if not methods:
-            raise ValueError("methods is empty; valid methods: " + ", ".join(METHODS))
+            raise ValueError("methods is empty; valid methods: " + ", ".join(ALL_METHODS))
         unknown = [m for m in methods if m not in METHOD_SPECS]
         if unknown:
             raise ValueError(f"unknown method(s) {', '.join(map(repr, unknown))}; valid "
-                             "methods: " + ", ".join(METHODS))
+                             "methods: " + ", ".join(ALL_METHODS))
         if len(set(methods)) != len(methods):
             raise ValueError(f"methods has repeated names: {list(methods)}")
         self.methods = methods
         for key, value in PROTOCOLS[self.dataset].items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
+        from ..augment import AUGMENTATIONS
+        if self.augment not in ("none",) + tuple(AUGMENTATIONS):
+            raise ValueError(f"augment must be one of {('none',) + tuple(AUGMENTATIONS)}, "
+                             f"got {self.augment!r}")
+        if not isinstance(self.warm_start, bool):
+            raise ValueError(f"warm_start must be True or False, got {self.warm_start!r}")
         self.initial_size = _check_int(self.initial_size, "initial_size", 2)
         self.query_size = _check_int(self.query_size, "query_size", 1)
         self.n_cycles = _check_int(self.n_cycles, "n_cycles", 0)
@@ -447,6 +466,8 @@ def _run_one(config, method, trial, data, classes, out, state):
         record = {"method": method, "trial": trial, "cycle": cycle,
                   "n_labeled": len(labeled)}
         record.update(_evaluate(learner, X_test, y_test))
+        # the last epoch's training loss: shows whether the cycle's training converged
+        record["train_loss"] = float(learner.estimator.history[-1, "train_loss"])
         now = time.perf_counter()
         record.update(wall_time=now - t_start, query_time=t_query,
                       train_time=now - t_start - t_query)  # training + evaluation
@@ -465,6 +486,7 @@ def _run_one(config, method, trial, data, classes, out, state):
                                  max_epochs=config.max_epochs, batch_size=config.batch_size,
                                  device=config.device, warm_start=config.warm_start,
                                  random_state=_derived_seed(config, trial, 0, _FIT),
+                                 augment=None if config.augment == "none" else config.augment,
                                  progress=config.progress)
             learner = ActiveLearner(estimator=net, query_strategy=strategy,
                                     X_training=X_train[labeled], y_training=y_train[labeled],
@@ -529,7 +551,7 @@ def run_experiment(config=None, **kwargs):
     -------
     records : list of dict
         One per (method, trial, cycle), sorted in that order, with the keys
-        ``method, trial, cycle, n_labeled, accuracy, ece, nll, wall_time,
+        ``method, trial, cycle, n_labeled, accuracy, ece, nll, train_loss, wall_time,
         query_time, train_time`` (times in seconds; ``wall_time`` covers the
         query, training and evaluation of the cycle).
 

@@ -9,9 +9,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetClassifier
+from skorch.dataset import unpack_data
+from skorch.utils import to_device
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 
 from .._data import ArrayBatchLoader, as_image_array, iter_batches
+from ..augment import check_augment
 from ..backbones import resnet18
 from ..callbacks import MilestoneLR
 
@@ -77,10 +80,21 @@ class ResNetClassifier(NeuralNetClassifier):
         ``(n, C*H*W)`` (e.g. after a scikit-learn transformer in a
         ``Pipeline``). Without it, flat rows are treated as one-pixel-high
         images ``(1, 1, n_features)``.
+    augment : None, str or callable, default=None
+        Data augmentation of the training batches: ``"flip"`` (random
+        horizontal flips, as the CrtCl paper), ``"crop"`` (random crop of the
+        image padded by 4 pixels), ``"flip+crop"`` (both, as the LL4AL, LPLgrad
+        and TOD reference code), a :class:`~sklearn_crtcl.augment.RandomFlipCrop`
+        with other settings, or any callable mapping a batch tensor
+        ``(n, C, H, W)`` to one of the same shape. It acts on whole batches on
+        their device; it is applied in training only, never in
+        ``predict_proba``, scoring or query strategies. ``None`` (default):
+        no augmentation, since flips or crops are wrong for some data (digits,
+        non-image features).
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation and batch shuffling (in a forked torch
-        generator: the global torch random state is left as it was). Same
-        ``random_state``, same model on CPU.
+        Seeds weight initialisation, the batch order and augmentation (in a
+        forked torch generator: the global torch random state is left as it
+        was). Same ``random_state``, same model on CPU.
     classes : array-like, optional
         All labels the model may see. Useful with ``warm_start`` in active
         learning, when the first labeled set may miss a class.
@@ -95,9 +109,21 @@ class ResNetClassifier(NeuralNetClassifier):
         Mini-batch loaders; :class:`~sklearn_crtcl._data.ArrayBatchLoader`
         slices in-memory arrays directly (no per-sample collation). Any
         ``DataLoader``-like class works.
+    iterator_train__shuffle : bool, default=True
+        Draw a new order of the training samples at every epoch (seeded by
+        ``random_state``), as the reference code of the papers does with its
+        random samplers. ``False`` visits them in the given order, which
+        trains badly when the data are sorted (e.g. by class, or by query
+        score in active learning).
+    warm_start : bool, default=False
+        With ``True``, ``fit`` after a first ``fit`` continues from the
+        trained weights (an active-learning cycle of the reference code):
+        the optimizers are created anew and the learning-rate schedule
+        restarts, as the reference code does each cycle. ``partial_fit``
+        always continues, keeping the optimizers' state.
     **kwargs
         Any other :class:`skorch.NeuralNet` parameter (``module__width``,
-        ``callbacks``, ``warm_start``, ...).
+        ``callbacks``, ...).
 
     Attributes
     ----------
@@ -142,13 +168,16 @@ class ResNetClassifier(NeuralNetClassifier):
         lr_milestones=(0.8,),
         lr_gamma=0.1,
         input_shape=None,
+        augment=None,
         random_state=None,
         classes=None,
         train_split=None,
+        warm_start=False,
         device=DEFAULT_DEVICE,
         verbose=0,
         iterator_train=ArrayBatchLoader,
         iterator_valid=ArrayBatchLoader,
+        iterator_train__shuffle=True,
         **kwargs,
     ):
         super().__init__(
@@ -160,17 +189,20 @@ class ResNetClassifier(NeuralNetClassifier):
             batch_size=batch_size,
             classes=classes,
             train_split=train_split,
+            warm_start=warm_start,
             device=device,
             verbose=verbose,
             iterator_train=iterator_train,
             iterator_valid=iterator_valid,
             optimizer__momentum=optimizer__momentum,
             optimizer__weight_decay=optimizer__weight_decay,
+            iterator_train__shuffle=iterator_train__shuffle,
             **kwargs,
         )
         self.lr_milestones = lr_milestones
         self.lr_gamma = lr_gamma
         self.input_shape = input_shape
+        self.augment = augment
         self.random_state = random_state
 
     # ------------------------------------------------------------------ skorch set-up
@@ -319,6 +351,7 @@ class ResNetClassifier(NeuralNetClassifier):
         return y_enc, classes
 
     def _validate_fit_data(self, X, y, reset):
+        check_augment(self.augment)
         if isinstance(X, torch.utils.data.Dataset):
             raise TypeError(f"{type(self).__name__} takes arrays of images, not a torch Dataset")
         X4 = self._validate_X(X, reset=reset)
@@ -350,14 +383,57 @@ class ResNetClassifier(NeuralNetClassifier):
             torch.manual_seed(seed)
             yield
 
+    # ------------------------------------------------------------------ training
+    def augment_batch(self, X):
+        """Augment a training batch with the net's ``augment`` setting.
+
+        Every net calls it on each training batch (labeled and unlabeled),
+        after moving it to the device; inference never does.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n, C, H, W)
+            A batch of images on the net's device.
+
+        Returns
+        -------
+        torch.Tensor
+            ``X`` itself when ``augment`` is ``None``, else the augmented batch.
+        """
+        augment = check_augment(self.augment)
+        return X if augment is None else augment(X)
+
+    def train_step_single(self, batch, **fit_params):
+        """skorch's training step on the augmented batch.
+
+        Parameters
+        ----------
+        batch : tuple of (torch.Tensor, torch.Tensor)
+            Images and encoded labels.
+        **fit_params : dict
+            Passed to :meth:`infer`.
+
+        Returns
+        -------
+        dict
+            ``{"loss": loss, "y_pred": logits}``.
+        """
+        Xi, yi = unpack_data(batch)
+        Xi = self.augment_batch(to_device(Xi, self.device))
+        return super().train_step_single((Xi, yi), **fit_params)
+
     # ------------------------------------------------------------------ fitting
-    def _fit_encoded(self, X, y, classes, initialize, **fit_params):
+    def _fit_encoded(self, X, y, classes, initialize, restart_optimizers=False, **fit_params):
         self.classes_inferred_ = np.arange(len(classes))
         try:
             with self._seeded():
                 previous = self._module_snapshot() if self.initialized_ else None
                 if initialize or not self.initialized_:
                     self.initialize()
+                elif restart_optimizers:
+                    # a new cycle of the reference code: new optimizers (no momentum
+                    # carried over); MilestoneLR restarts the schedule at every fit
+                    self._initialize_optimizer()
                 self._check_module_matches(len(classes))
                 # weights as they were before this fit: the end of the previous fit,
                 # or the initial weights on the first one (used by cod_sampling)
@@ -406,7 +482,8 @@ class ResNetClassifier(NeuralNetClassifier):
         """
         reset = not (self.warm_start and self._fitted_before())
         X4, y_enc, classes = self._validate_fit_data(X, y, reset=reset)
-        return self._fit_encoded(X4, y_enc, classes, initialize=reset, **fit_params)
+        return self._fit_encoded(X4, y_enc, classes, initialize=reset,
+                                 restart_optimizers=not reset, **fit_params)
 
     def partial_fit(self, X, y, classes=None, **fit_params):
         """Continue training for ``max_epochs`` without re-initialising the module.

@@ -416,7 +416,7 @@ class LossPredictionNet(ResNetClassifier):
         """
         self._set_training(True)
         Xi, yi = unpack_data(batch)
-        Xi = to_device(Xi, self.device)
+        Xi = self.augment_batch(to_device(Xi, self.device))
         yi = to_device(yi, self.device)
         logits, true_loss, _, ranking = self.compute_losses(Xi, yi)
         loss = true_loss.mean() + self.lambda_ * ranking

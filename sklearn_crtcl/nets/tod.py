@@ -1,16 +1,10 @@
 """``TODNet``: semi-supervised training with a mean teacher (TOD, Huang et al. 2021).
 
-The classifier (student, weights :math:`w`) is trained on
-
-.. math::
-
-    L = \\frac{1}{B} \\sum_{i=1}^{B} \\operatorname{CE}(f(x_i; w), y_i)
-        + \\lambda \\big[ L_U(x^{L}) + L_U(x^{U}) \\big],
-    \\qquad
-    L_U(x) = \\frac{1}{nK} \\sum_{i=1}^{n} \\| f(x_i; w) - f(x_i; \\tilde w) \\|^2,
-
-on a labeled batch :math:`x^L` and a random unlabeled batch :math:`x^U`, where
-the teacher :math:`\\tilde w` is an exponential moving average of the student,
+The classifier (student, weights :math:`w`) is trained on cross-entropy plus a
+consistency loss between the student's outputs and a teacher's, on a labeled
+batch :math:`x^L` and a random unlabeled batch :math:`x^U` (see
+:class:`TODNet` for the two forms, the reference code's auxiliary head and the
+paper's Eq. 7), where the teacher :math:`\\tilde w` is an exponential moving average of the student,
 updated after every optimizer step :math:`t`:
 
 .. math::
@@ -26,14 +20,18 @@ import numpy as np
 import torch
 from skorch.callbacks import PassthroughScoring
 from skorch.dataset import unpack_data
-from skorch.utils import to_tensor
+from skorch.utils import to_device
 
-from ..backbones import resnet18
+from ..backbones import forward_taps, resnet18
+from ..heads import tap_dims
 from ..losses import consistency_loss, ema_update, ema_warmup_decay
 from ._unlabeled import SemiSupervisedMixin
 from .base import ResNetClassifier
 
 __all__ = ["TODNet"]
+
+# offset of the auxiliary head's seed from random_state (1: unlabeled batches)
+_AUX_SEED_OFFSET = 3
 
 
 class TODNet(SemiSupervisedMixin, ResNetClassifier):
@@ -53,22 +51,37 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
 
     (the warm-up of Mean Teacher: :math:`\\alpha_0 = 0`). The teacher is not
     trained by the optimizer; its batch-norm buffers are copied from the
-    student at each update. Each training step minimises
+    student at each update. With ``consistency_head="auxiliary"`` (default,
+    as TOD's reference code) the student has a second, auxiliary linear head
+    :math:`g` on the pooled stage-4 features beside its classifier :math:`f`,
+    and each training step minimises
 
     .. math::
 
         L = \\frac{1}{B} \\sum_i \\operatorname{CE}(f(x_i; w), y_i)
-            + \\lambda \\big[ L_U(x^L) + L_U(x^U) \\big],
-        \\quad
-        L_U(x) = \\frac{1}{nK} \\sum_{i=1}^{n}
-                 \\| f(x_i; w) - f(x_i; \\tilde w) \\|_2^2,
+            + \\lambda \\sum_{x \\in \\{x^L, x^U\\}}
+              \\big[ \\operatorname{MSE}(g(x; w), f(x; \\tilde w))
+                    + \\operatorname{MSE}(f(x; w), g(x; w)) \\big],
 
-    the mean squared difference of the logits of student and teacher
-    (:func:`~sklearn_crtcl.losses.consistency_loss`), on the labeled batch
-    :math:`x^L` and, when ``fit`` gets ``X_unlabeled``, on a batch
-    :math:`x^U` drawn at random from it (without ``X_unlabeled``, only the
-    labeled term). As in the reference implementation the teacher runs in
-    training mode (batch statistics) during training.
+    with :math:`\\operatorname{MSE}(a, b) = \\frac{1}{nK} \\sum_{i=1}^n \\|a_i -
+    b_i\\|_2^2` on logits (:func:`~sklearn_crtcl.losses.consistency_loss`):
+    the auxiliary head follows the teacher's classifier and the two heads of
+    the student follow each other (the logit-distance cost of Mean Teacher's
+    code, from which TOD's code comes), so the classifier feels the teacher
+    only through the auxiliary head. With ``consistency_head="main"`` (the
+    form of the TOD paper's Eq. 7) the classifier itself follows the teacher:
+
+    .. math::
+
+        L = \\frac{1}{B} \\sum_i \\operatorname{CE}(f(x_i; w), y_i)
+            + \\lambda \\big[ \\operatorname{MSE}(f(x^L; w), f(x^L; \\tilde w))
+                    + \\operatorname{MSE}(f(x^U; w), f(x^U; \\tilde w)) \\big].
+
+    :math:`x^L` is the (augmented) labeled batch and :math:`x^U` a batch drawn
+    at random from ``X_unlabeled`` and augmented like it (without
+    ``X_unlabeled``, only the labeled terms). As in the reference
+    implementation the teacher runs in training mode (batch statistics)
+    during training and sees the same augmented batch as the student.
 
     Parameters
     ----------
@@ -81,6 +94,11 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
         ``0`` the consistency terms are not computed and the student trains
         exactly like a :class:`~sklearn_crtcl.ResNetClassifier` with the same
         ``random_state`` (the teacher is still averaged).
+    consistency_head : {"auxiliary", "main"}, default="auxiliary"
+        Which student output follows the teacher: a second linear head
+        (``aux_head_``) tied to the classifier by an MSE term, as TOD's
+        reference code, or the classifier's logits themselves, as the paper's
+        Eq. 7 (see above).
     unlabeled_batch_size : int or None, default=None
         Size of the unlabeled batches; ``None`` uses ``batch_size`` (as TOD).
     **kwargs
@@ -92,12 +110,15 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
         The moving-average model (same architecture as ``module_``; its
         parameters do not require gradients). It is saved with
         ``save_params(f_teacher=...)`` and pickled with the net.
+    aux_head_ : torch.nn.Linear
+        The auxiliary head (``consistency_head="auxiliary"`` only), trained
+        with the student by the same optimizer; not used for prediction.
     ema_step_ : int
         Optimizer steps since the teacher was initialised (the :math:`t` of
         the next update).
     module_, classes_, n_features_in_, history_ : see ResNetClassifier
         ``history_`` also holds ``consistency_loss`` per batch and per epoch
-        (the unweighted :math:`L_U(x^L) + L_U(x^U)`).
+        (the unweighted sum of the consistency terms).
 
     References
     ----------
@@ -124,12 +145,14 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
         *,
         ema_decay=0.999,
         unsupervised_weight=0.05,
+        consistency_head="auxiliary",
         unlabeled_batch_size=None,
         **kwargs,
     ):
         super().__init__(module, **kwargs)
         self.ema_decay = ema_decay
         self.unsupervised_weight = unsupervised_weight
+        self.consistency_head = consistency_head
         self.unlabeled_batch_size = unlabeled_batch_size
 
     # ------------------------------------------------------------------ skorch set-up
@@ -148,6 +171,9 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
         w = self.unsupervised_weight
         if isinstance(w, bool) or not isinstance(w, numbers.Real) or not 0 <= w < np.inf:
             raise ValueError(f"unsupervised_weight must be a finite number >= 0, got {w!r}")
+        if self.consistency_head not in ("auxiliary", "main"):
+            raise ValueError(f"consistency_head must be 'auxiliary' (the TOD reference code) "
+                             f"or 'main', got {self.consistency_head!r}")
         b = self.unlabeled_batch_size
         if b is not None and (isinstance(b, bool) or not isinstance(b, numbers.Integral)
                               or b < 1):
@@ -163,6 +189,14 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
     def initialize_module(self):
         """Build the student, then the teacher as a deep copy of it (step 0)."""
         super().initialize_module()
+        if self.consistency_head == "auxiliary":
+            n_features, n_classes = tap_dims(self.module_, ("stage4", "logits"),
+                                             sample_shape=getattr(self, "input_shape_", None))
+            seed = self._torch_seed(offset=_AUX_SEED_OFFSET)
+            with torch.random.fork_rng(devices=[]):
+                if seed is not None:
+                    torch.manual_seed(seed)
+                self.aux_head_ = torch.nn.Linear(n_features, n_classes).to(self.device)
         teacher = copy.deepcopy(self.module_)  # consumes no random numbers
         for param in teacher.parameters():
             param.requires_grad_(False)
@@ -190,14 +224,14 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
         self._check_tod_params()
 
     def train_step_single(self, batch, **fit_params):
-        """Cross-entropy plus ``unsupervised_weight`` x consistency with the teacher.
+        """Cross-entropy plus ``unsupervised_weight`` x the consistency terms.
 
         Parameters
         ----------
         batch : tuple of (torch.Tensor, torch.Tensor)
             Labeled images and encoded labels.
         **fit_params : dict
-            Passed to :meth:`infer`.
+            Unused (the backbone's forward takes only images).
 
         Returns
         -------
@@ -206,18 +240,34 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
         """
         self._set_training(True)  # student and teacher in training mode, as TOD
         Xi, yi = unpack_data(batch)
-        y_pred = self.infer(Xi, **fit_params)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        if self.unsupervised_weight:
-            X_l = to_tensor(Xi, device=self.device)
-            X_u = self.unlabeled_batch()
-            cons = consistency_loss(y_pred, self._teacher_logits(X_l))
-            if X_u is not None:
-                cons = cons + consistency_loss(self.module_(X_u), self._teacher_logits(X_u))
+        x = self.augment_batch(to_device(Xi, self.device))
+        y = to_device(yi, self.device)
+        logits, cons = self._consistency(x)
+        loss = self.get_loss(logits, y, X=x, training=True)
+        if cons is not None:
+            x_u = self.unlabeled_batch()
+            if x_u is not None:
+                cons = cons + self._consistency(self.augment_batch(x_u))[1]
             loss = loss + self.unsupervised_weight * cons
             self.history.record_batch("consistency_loss", cons.item())
         loss.backward()
-        return {"loss": loss, "y_pred": y_pred}
+        return {"loss": loss, "y_pred": logits}
+
+    def _consistency(self, x):
+        """The student's main logits on ``x`` and the unweighted consistency term
+        (``None`` when ``unsupervised_weight`` is 0)."""
+        if self.consistency_head == "main" or not self.unsupervised_weight:
+            logits = self.module_(x)
+            if not self.unsupervised_weight:
+                return logits, None
+            return logits, consistency_loss(logits, self._teacher_logits(x))
+        taps = forward_taps(self.module_, x)
+        logits = taps["logits"]
+        aux = self.aux_head_(taps["stage4"].mean(dim=(2, 3)))
+        # TOD's reference: the auxiliary head follows the teacher, the two heads
+        # follow each other (neither side detached)
+        return logits, (consistency_loss(aux, self._teacher_logits(x))
+                        + torch.nn.functional.mse_loss(logits, aux))
 
     def _teacher_logits(self, X):
         with torch.no_grad():
