@@ -129,7 +129,7 @@ def test_gamma_zero_trains_the_classifier_exactly_like_resnet_classifier(digits)
 
 def test_critic_score_separates_correct_from_incorrect_predictions(digits):
     X_train, X_test, y_train, y_test = digits
-    net = CriticLossNet(module__width=4, critic__hidden=16, max_epochs=6, batch_size=32,
+    net = CriticLossNet(module__width=4, critic__hidden=16, max_epochs=10, batch_size=32,
                         lr=0.05, random_state=1, device="cpu")
     net.fit(X_train[:300], y_train[:300], X_unlabeled=X_train[300:])
     correct = net.predict(X_test) == y_test
@@ -275,7 +275,7 @@ def test_one_sided_batches_skip_the_critic_step(digits):
     X = rng.standard_normal((128, 1, 4, 4)).astype(np.float32)
     y = np.arange(128) % 2
     X[:, 0] += 2 * (2 * y[:, None, None] - 1)
-    easy = CriticLossNet(**{**TINY, "max_epochs": 6, "batch_size": 32}).fit(X, y)
+    easy = CriticLossNet(**{**TINY, "max_epochs": 12, "batch_size": 32}).fit(X, y)
     assert (easy.predict(X) == y).all()
     assert easy.history[-1, "critic_steps"] == 0
     assert np.isnan(easy.history[-1, "critic_loss"])  # no step taken: no loss to report
@@ -366,7 +366,7 @@ def test_params_clone_and_set_params(digits):
     params = net.get_params()
     for key, value in [("critic__hidden", 16), ("critic__taps", CRITIC_TAPS),
                        ("critic_optimizer", torch.optim.AdamW), ("critic_optimizer__lr", 1e-3),
-                       ("critic_lr_milestones", (0.5,)), ("gamma", 0.02), ("clip_value", 0.01),
+                       ("critic_lr_milestones", (0.5,)), ("gamma", 0.02), ("clip_value", 0.05),
                        ("generator_stop_epoch", 0.65), ("unlabeled_batch_size", None)]:
         assert params[key] == value, key
     assert clone(net).get_params()["critic__hidden"] == 16

@@ -148,8 +148,8 @@ def summary_table(records, title=None):
     Three tables: accuracy and ECE per cycle (rows) and method (columns),
     mean ± standard deviation over trials (population standard deviation,
     0 for one trial), then per method the normalised area under the
-    accuracy curve (:func:`area_under_curve`), the final accuracy and ECE,
-    and the mean wall time per cycle.
+    accuracy curve (:func:`area_under_curve`), the final accuracy, ECE and
+    training loss (of the last epoch), and the mean wall time per cycle.
 
     Parameters
     ----------
@@ -191,16 +191,21 @@ def summary_table(records, title=None):
     for m in methods:
         final = by_cell.get((m, last), [])
         times = [r["wall_time"] for r in records if r["method"] == m]
+        losses = [r["train_loss"] for r in final if r.get("train_loss") is not None]
         rows.append([m, _mean_std(auc[m]),
                      _mean_std([r["accuracy"] for r in final]) if final else "-",
                      _mean_std([r["ece"] for r in final]) if final else "-",
+                     _mean_std(losses) if losses else "-",
                      f"{np.mean(times):.1f}"])
     parts += ["## Per method", "",
               "AUC: area under the accuracy curve over n_labeled, divided by the "
-              "n_labeled range (the mean accuracy over the labeling budget).", "",
+              "n_labeled range (the mean accuracy over the labeling budget). Train loss: "
+              "the training loss of the last epoch of the last cycle (has the training "
+              "converged?).", "",
               _markdown(["method", "AUC accuracy", f"accuracy (cycle {last})",
-                         f"ECE (cycle {last})", "time per cycle (s)"], rows,
-                        ["l", "r", "r", "r", "r"]), ""]
+                         f"ECE (cycle {last})", f"train loss (cycle {last})",
+                         "time per cycle (s)"], rows,
+                        ["l", "r", "r", "r", "r", "r"]), ""]
     return "\n".join(parts)
 
 
