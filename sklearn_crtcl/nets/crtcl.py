@@ -439,7 +439,6 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
     def _fit_encoded(self, X, y, classes, initialize, restart_optimizers=False, **fit_params):
         # the training step runs the backbone itself: nothing would receive them
         self._reject_fit_params(fit_params, takes="X, y and X_unlabeled")
-        fit_params = {"restart_optimizers": restart_optimizers}
         X_u = getattr(self, "_X_unlabeled", None)
         if X_u is not None and X_u.shape[0] < 2:
             raise ValueError(f"X_unlabeled needs at least 2 samples (unlabeled batches go "
@@ -447,7 +446,8 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         self._check_crtcl_params()
         if self.initialized_ and not initialize:
             self._check_critic_taps()
-        return super()._fit_encoded(X, y, classes, initialize, **fit_params)
+        return super()._fit_encoded(X, y, classes, initialize,
+                                    restart_optimizers=restart_optimizers)
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Check the parameters and remember where this ``fit`` starts."""
@@ -479,6 +479,10 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
                     t = taps[name]
                     out[name] = t.mean(dim=(2, 3)) if t.dim() == 4 else t.detach()
         return out
+
+    def _critic_scores(self, taps):
+        """The critic's scores of a batch from the backbone's taps, as a numpy array."""
+        return self.critic_(self._critic_inputs(taps)).reshape(-1).float().cpu().numpy()
 
     @torch.no_grad()
     def _clip_critic(self):
@@ -612,9 +616,9 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
             for batch in self.get_iterator(dataset, training=False):
                 Xi, yi = unpack_data(batch)
                 taps = forward_taps(self.module_, to_device(Xi, self.device))
-                scores.append(self.critic_(self._critic_inputs(taps)).reshape(-1).float().cpu())
+                scores.append(self._critic_scores(taps))
                 correct.append((taps["logits"].argmax(dim=1).cpu() == yi.cpu()))
-        scores, correct = torch.cat(scores).numpy(), torch.cat(correct).numpy()
+        scores, correct = np.concatenate(scores), torch.cat(correct).numpy()
         if correct.all() or not correct.any():
             return float("nan")
         return float(roc_auc_score(correct, scores))
@@ -639,9 +643,7 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         """
         self.check_is_fitted()
 
-        def score(module, xb):
-            taps = forward_taps(module, xb)
-            return self.critic_(self._critic_inputs(taps)).reshape(-1).float().cpu().numpy()
-
-        parts = self._inference_batches(X, score, modules=(self.critic_,))
+        parts = self._inference_batches(
+            X, lambda module, xb: self._critic_scores(forward_taps(module, xb)),
+            modules=(self.critic_,))
         return np.concatenate(parts, axis=0)

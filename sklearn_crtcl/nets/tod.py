@@ -256,16 +256,17 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
     def _consistency(self, x):
         """The student's main logits on ``x`` and the unweighted consistency term
         (``None`` when ``unsupervised_weight`` is 0)."""
-        if self.consistency_head == "main" or not self.unsupervised_weight:
+        if not self.unsupervised_weight:
+            return self.module_(x), None
+        if self.consistency_head == "main":
             logits = self.module_(x)
-            if not self.unsupervised_weight:
-                return logits, None
             return logits, consistency_loss(logits, self._teacher_logits(x))
         taps = forward_taps(self.module_, x)
         logits = taps["logits"]
         aux = self.aux_head_(taps["stage4"].mean(dim=(2, 3)))
         # TOD's reference: the auxiliary head follows the teacher, the two heads
-        # follow each other (neither side detached)
+        # follow each other (neither side detached, hence plain mse_loss: the
+        # consistency loss detaches its target)
         return logits, (consistency_loss(aux, self._teacher_logits(x))
                         + torch.nn.functional.mse_loss(logits, aux))
 
