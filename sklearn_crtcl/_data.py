@@ -11,7 +11,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-__all__ = ["as_image_array", "check_finite_chunked", "iter_batches", "ArrayBatchLoader"]
+__all__ = ["as_image_array", "check_finite_chunked", "iter_batches", "training_array",
+           "ArrayBatchLoader"]
 
 _CHUNK = 4096
 
@@ -138,6 +139,30 @@ def as_image_array(X, input_shape=None, name="X", check_finite=True, n_features_
     if check_finite:
         check_finite_chunked(X, name)
     return X, n_features
+
+
+def training_array(X):
+    """``X`` as a C-contiguous, writable float32 array, for training.
+
+    Training reads every sample each epoch, so the training set is held in
+    memory: the array is copied only when it is not float32 and contiguous
+    already, or when it is read-only (e.g. a memory map opened with
+    ``mode="r"``, which torch would otherwise wrap with a warning that the
+    array is not writable).
+
+    Parameters
+    ----------
+    X : ndarray
+        Validated images.
+
+    Returns
+    -------
+    ndarray of dtype float32
+    """
+    out = np.ascontiguousarray(X, dtype=np.float32)
+    if not out.flags.writeable:
+        out = out.copy()
+    return out
 
 
 def iter_batches(X, batch_size, device="cpu", indices=None):

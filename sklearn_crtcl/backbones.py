@@ -16,7 +16,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["BasicBlock", "ResNet", "resnet18", "resnet34", "forward_taps", "TAP_NAMES"]
+__all__ = ["BasicBlock", "ResNet", "resnet18", "resnet34", "forward_taps", "TAP_NAMES",
+           "MIN_IMAGE_SIZE"]
+
+#: Smallest image side (pixels) the estimators accept with these backbones: the
+#: three stride-2 stages bring 8x8 down to 1x1 at stage 4; on smaller images the
+#: last stages compute on zero padding.
+MIN_IMAGE_SIZE = 8
 
 #: Names of the intermediate outputs returned by :func:`forward_taps`, in order.
 TAP_NAMES = ("input", "stage1", "stage2", "stage3", "stage4", "logits")

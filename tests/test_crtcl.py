@@ -272,7 +272,7 @@ def test_one_sided_batches_skip_the_critic_step(digits):
     # a nearly separable two-class problem learned perfectly: every batch is
     # all-correct in the end, the critic steps stop and nothing becomes NaN
     rng = np.random.RandomState(0)
-    X = rng.standard_normal((128, 1, 4, 4)).astype(np.float32)
+    X = rng.standard_normal((128, 1, 8, 8)).astype(np.float32)
     y = np.arange(128) % 2
     X[:, 0] += 2 * (2 * y[:, None, None] - 1)
     easy = CriticLossNet(**{**TINY, "max_epochs": 12, "batch_size": 32}).fit(X, y)

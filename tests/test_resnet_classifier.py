@@ -107,14 +107,18 @@ def test_image_layouts_and_n_features(digits):
     with pytest.raises(ValueError, match="cannot be reshaped"):
         small(input_shape=(1, 7, 7)).fit(X[:50], y[:50])
     # partial_fit right after initialize() (e.g. before load_params) sets the data attributes
-    net = small(classes=np.arange(10))
-    net.initialize()  # built without data: 3 input channels by default
+    net = small(classes=np.arange(10), input_shape=None)
+    net.initialize()  # built without knowing the data: 3 input channels by default
     with pytest.raises(ValueError, match="module__in_channels=1"):
-        net.partial_fit(X[:100], y[:100])
-    net = small(classes=np.arange(10), module__in_channels=1)
+        net.partial_fit(X4[:100], y[:100])
+    net = small(classes=np.arange(10), input_shape=None, module__in_channels=1)
     net.initialize()
-    net.partial_fit(X[:100], y[:100])
+    net.partial_fit(X4[:100], y[:100])
     assert net.n_features_in_ == 64
+    # with input_shape and classes, initialize() builds the net for the data
+    net = small(classes=np.arange(10)).initialize()
+    assert net.module_.in_channels == 1 and net.input_shape_ == (1, 8, 8)
+    net.partial_fit(X[:100], y[:100])
 
 
 def test_random_state_reproducible_and_global_rng_untouched(digits):

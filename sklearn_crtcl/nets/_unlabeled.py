@@ -8,10 +8,9 @@ so draws are reproducible and do not disturb the shuffling of labeled
 batches.
 """
 
-import numpy as np
 import torch
 
-from .._data import as_image_array
+from .._data import as_image_array, training_array
 
 __all__ = ["SemiSupervisedMixin"]
 
@@ -37,10 +36,17 @@ class SemiSupervisedMixin:
             raise ValueError(
                 f"X_unlabeled must have the same per-sample shape as X: X_unlabeled has "
                 f"samples of shape {X4u.shape[1:]}, X has {X4.shape[1:]}")
-        return torch.from_numpy(np.ascontiguousarray(X4u, dtype=np.float32))
+        return torch.from_numpy(training_array(X4u))
 
     def _fit_with_unlabeled(self, fit_method, X, y, X_unlabeled, **fit_params):
-        X_u = self._validate_unlabeled(X, X_unlabeled)  # before any training
+        # parameters and arguments before the data, the data before any training
+        self._check_params()
+        self._reject_fit_params({k: v for k, v in fit_params.items() if k != "classes"},
+                                takes="X, y and X_unlabeled")
+        X_u = self._validate_unlabeled(X, X_unlabeled)
+        if X_u is not None and X_u.shape[0] < 2:
+            raise ValueError(f"X_unlabeled needs at least 2 samples (unlabeled batches go "
+                             f"through batch normalisation), got {X_u.shape[0]}")
         self._X_unlabeled = X_u
         self._unlabeled_generator = None
         try:
@@ -62,7 +68,7 @@ class SemiSupervisedMixin:
             Unlabeled images with the same per-sample shape as ``X``. Without
             them, the unsupervised term is computed on the labeled batch.
         **fit_params : dict
-            Passed on to skorch.
+            Not supported: a ``TypeError`` names them before any work.
 
         Returns
         -------
@@ -84,7 +90,7 @@ class SemiSupervisedMixin:
         X_unlabeled : array-like, optional
             Unlabeled images.
         **fit_params : dict
-            Passed on to skorch.
+            Not supported: a ``TypeError`` names them before any work.
 
         Returns
         -------
@@ -120,6 +126,6 @@ class SemiSupervisedMixin:
                 gen.manual_seed(seed)
             self._unlabeled_generator = gen
         size = getattr(self, "unlabeled_batch_size", None) or self.batch_size
-        size = min(int(size), X_u.shape[0])
+        size = X_u.shape[0] if size == -1 else min(int(size), X_u.shape[0])
         idx = torch.randperm(X_u.shape[0], generator=self._unlabeled_generator)[:size]
         return X_u[idx].to(self.device, non_blocking=True)

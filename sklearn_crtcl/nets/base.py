@@ -5,6 +5,7 @@ import numbers
 
 import numpy as np
 import torch
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d
@@ -13,10 +14,11 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_device
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 
-from .._data import ArrayBatchLoader, as_image_array, iter_batches
+from .._checks import check_device, check_number
+from .._data import ArrayBatchLoader, as_image_array, iter_batches, training_array
 from ..augment import check_augment
-from ..backbones import resnet18
-from ..callbacks import MilestoneLR
+from ..backbones import MIN_IMAGE_SIZE, ResNet, resnet18, resnet34
+from ..callbacks import MilestoneLR, milestone_epochs
 
 __all__ = ["ResNetClassifier", "DEFAULT_DEVICE", "EXPECTED_FAILED_CHECKS"]
 
@@ -229,6 +231,30 @@ class ResNetClassifier(NeuralNetClassifier):
             kwargs.setdefault("num_classes", len(classes))
         return kwargs
 
+    def initialize(self):
+        """Check the parameters, then initialise skorch's parts (modules,
+        criterion, optimizers, callbacks).
+
+        Returns
+        -------
+        self : ResNetClassifier
+        """
+        self._check_params()
+        if not hasattr(self, "n_features_in_"):
+            self._data_attributes_from_params()
+        return super().initialize()
+
+    def _data_attributes_from_params(self):
+        """Set the data attributes from ``input_shape`` and ``classes`` when both
+        are given: ``initialize()`` then builds the net for the data, ready for
+        ``load_params`` (as a fit would, without training)."""
+        shape, classes = self.input_shape, self.classes
+        if shape is None or classes is None or len(classes) < 2:
+            return
+        shape = tuple(int(s) for s in shape)
+        self.input_shape_ = (1,) + shape if len(shape) == 2 else shape
+        self.n_features_in_ = int(np.prod(self.input_shape_))
+
     def initialize_module(self):
         """Build the backbone with ``num_classes`` and ``in_channels`` from the data."""
         if isinstance(self.module, torch.nn.Module):
@@ -274,42 +300,109 @@ class ResNetClassifier(NeuralNetClassifier):
 
     def _reject_fit_params(self, fit_params, takes="X and y"):
         """Raise ``TypeError`` naming fit arguments that nothing would receive."""
-        if fit_params:
-            raise TypeError(
-                f"{type(self).__name__}.fit got unexpected keyword argument(s) "
-                f"{', '.join(sorted(fit_params))}: it takes {takes}, and the backbone's "
-                "forward takes only images")
+        if not fit_params:
+            return
+        hint = ""
+        if "X_unlabeled" in fit_params:
+            hint = ("; only the semi-supervised nets (CriticLossNet, TODNet) train on "
+                    "unlabeled images")
+        raise TypeError(
+            f"{type(self).__name__}.fit got unexpected keyword argument(s) "
+            f"{', '.join(sorted(fit_params))}: it takes {takes}, and the backbone's "
+            f"forward takes only images{hint}")
+
+    def _check_params(self):
+        """Validate the parameters before any work.
+
+        ``fit``, ``partial_fit`` and ``initialize`` call it first, so a bad
+        value raises a ``ValueError`` or ``TypeError`` naming the parameter
+        while a fitted model is still intact. Subclasses extend it.
+        """
+        check_number(self.max_epochs, "max_epochs", integer=True, min_val=1)
+        size = self.batch_size
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or not (
+                size >= 1 or size == -1):
+            raise ValueError(f"batch_size must be a positive integer, or -1 for one batch "
+                             f"of all samples, got {size!r}")
+        check_number(self.lr, "lr", min_val=0)
+        check_number(self.lr_gamma, "lr_gamma", min_val=0, include_boundaries="neither")
+        milestones = self.lr_milestones
+        if milestones is not None and (isinstance(milestones, (str, numbers.Number))
+                                       or not hasattr(milestones, "__iter__")):
+            raise ValueError(f"lr_milestones must be a sequence of numbers (fractions of "
+                             f"max_epochs or epoch numbers) or None, got {milestones!r}")
+        milestone_epochs(milestones or (), self.max_epochs)
+        check_number(self.verbose, "verbose", integer=True, min_val=0)
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise TypeError(f"warm_start must be True or False, got {self.warm_start!r}")
+        input_shape = self.input_shape
+        if input_shape is not None:
+            if (not isinstance(input_shape, (tuple, list)) or len(input_shape) not in (2, 3)
+                    or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                               and s > 0 for s in input_shape)):
+                raise ValueError(
+                    f"input_shape must be a tuple (C, H, W) or (H, W) of positive integers, "
+                    f"got {input_shape!r}")
+        check_augment(self.augment)
+        check_device(self.device)
+        check_random_state(self.random_state)
 
     def check_data(self, X, y):
         """No-op: ``fit`` validates the data (and sets ``classes_``) itself."""
 
     # ------------------------------------------------------------------ validation
     def _validate_X(self, X, reset, name="X", check_finite=True):
-        """Validate ``X``; with ``reset`` remember its shape, else compare to it."""
-        input_shape = self.input_shape
-        if input_shape is not None:
-            if (not isinstance(input_shape, (tuple, list)) or len(input_shape) not in (2, 3)
-                    or not all(isinstance(s, numbers.Integral) and s > 0 for s in input_shape)):
-                raise ValueError(
-                    f"input_shape must be a tuple (C, H, W) or (H, W) of positive integers, "
-                    f"got {input_shape!r}")
+        """Validate ``X`` as images ``(n, C, H, W)``.
+
+        With ``reset`` (a new fit) it returns ``(X4, n_features)`` and sets
+        nothing: ``fit`` stores the shape once the whole call is validated.
+        Without it, the net must be fitted and ``X`` must match the images
+        it was fitted on; returns ``X4``.
+        """
         if not reset:
             self.check_is_fitted()
+            if not hasattr(self, "n_features_in_"):
+                # initialize() builds the modules, but only fit knows the data
+                raise NotFittedError(
+                    f"This {type(self).__name__} instance is initialized but not fitted "
+                    "yet. Call 'fit' with appropriate arguments before using this "
+                    "estimator (to load saved parameters instead, set input_shape and "
+                    "classes before initialize()).")
         X4, n_features = as_image_array(
-            X, input_shape, name=name, check_finite=check_finite,
+            X, self.input_shape, name=name, check_finite=check_finite,
             n_features_expected=None if reset else self.n_features_in_,
             estimator_name=type(self).__name__)
         if reset:
-            self.n_features_in_ = n_features
-            self.input_shape_ = tuple(int(s) for s in X4.shape[1:])
-            return X4
+            # flat rows without input_shape are (1, 1, n_features) "images": the
+            # fallback for non-image features, which has no image size to check
+            if not (self.input_shape is None and X4.shape[1:3] == (1, 1)):
+                self._check_image_size(X4.shape[2:], name)
+            return X4, n_features
         if tuple(X4.shape[1:]) != self.input_shape_:
             raise ValueError(
                 f"{name} has images of shape {tuple(X4.shape[1:])}, but "
                 f"{type(self).__name__} was fitted on images of shape {self.input_shape_}")
         return X4
 
-    def _encode_y(self, y, n_samples, reset):
+    def _check_image_size(self, size, name):
+        """The package's ResNets need images of at least ``MIN_IMAGE_SIZE`` pixels a side.
+
+        Flat feature rows given without ``input_shape`` (seen as one-pixel-high
+        single-channel rows: the fallback for non-image data, e.g. in
+        scikit-learn's estimator checks) are not images and are not checked.
+        """
+        module = self.module
+        ours = (module in (resnet18, resnet34) or isinstance(module, ResNet)
+                or (isinstance(module, type) and issubclass(module, ResNet)))
+        if ours and min(size) < MIN_IMAGE_SIZE:
+            raise ValueError(
+                f"{name} has images of {size[0]}x{size[1]} pixels; the ResNet backbones need "
+                f"at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} (their three stride-2 stages "
+                f"bring {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} down to 1x1; smaller images leave "
+                "the last stages computing on padding). Upsample the images, or pass "
+                "another module")
+
+    def _encode_y(self, y, n_samples, reset, classes=None):
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
                              "is None")
@@ -327,8 +420,10 @@ class ResNetClassifier(NeuralNetClassifier):
         if type_of_target(y) not in ("binary", "multiclass"):
             raise ValueError(f"Unknown label type: {type_of_target(y)!r}")
         if reset:
-            if self.classes is not None and len(self.classes):
-                classes = np.asarray(self.classes)
+            if classes is None and self.classes is not None and len(self.classes):
+                classes = self.classes
+            if classes is not None:
+                classes = np.asarray(classes)
                 if len(np.unique(classes)) != len(classes):
                     raise ValueError(f"classes has repeated labels: {classes!r}")
             else:
@@ -350,16 +445,24 @@ class ResNetClassifier(NeuralNetClassifier):
                 "pass all labels with the `classes` parameter") from exc
         return y_enc, classes
 
-    def _validate_fit_data(self, X, y, reset):
-        check_augment(self.augment)
+    def _validate_fit_data(self, X, y, reset, classes=None):
+        """Validate the training data; return ``(X4, y_enc, classes, n_features)``.
+
+        Nothing is stored on the estimator: a rejected call leaves a fitted
+        model as it was. ``X4`` is a writable float32 array (a read-only
+        memory map is copied once).
+        """
         if isinstance(X, torch.utils.data.Dataset):
             raise TypeError(f"{type(self).__name__} takes arrays of images, not a torch Dataset")
-        X4 = self._validate_X(X, reset=reset)
-        y_enc, classes = self._encode_y(y, X4.shape[0], reset=reset)
+        if reset:
+            X4, n_features = self._validate_X(X, reset=True)
+        else:
+            X4, n_features = self._validate_X(X, reset=False), self.n_features_in_
+        y_enc, classes = self._encode_y(y, X4.shape[0], reset=reset, classes=classes)
         if X4.shape[0] < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 samples to fit "
                              f"(batch normalisation), got 1 sample")
-        return np.ascontiguousarray(X4, dtype=np.float32), y_enc, classes
+        return training_array(X4), y_enc, classes, n_features
 
     # ------------------------------------------------------------------ randomness
     def _torch_seed(self, offset=0):
@@ -423,25 +526,44 @@ class ResNetClassifier(NeuralNetClassifier):
         return super().train_step_single((Xi, yi), **fit_params)
 
     # ------------------------------------------------------------------ fitting
-    def _fit_encoded(self, X, y, classes, initialize, restart_optimizers=False, **fit_params):
-        self.classes_inferred_ = np.arange(len(classes))
-        try:
-            with self._seeded():
-                previous = self._module_snapshot() if self.initialized_ else None
-                if initialize or not self.initialized_:
-                    self.initialize()
-                elif restart_optimizers:
-                    # a new cycle of the reference code: new optimizers (no momentum
-                    # carried over); MilestoneLR restarts the schedule at every fit
-                    self._initialize_optimizer()
-                self._check_module_matches(len(classes))
-                # weights as they were before this fit: the end of the previous fit,
-                # or the initial weights on the first one (used by cod_sampling)
-                self.previous_state_dict_ = previous or self._module_snapshot()
+    def _fit_encoded(self, X, y, classes, initialize, restart_optimizers=False,
+                     n_features=None, **fit_params):
+        """Set up (initialise or continue) and train on validated, encoded data.
+
+        If the set-up fails (e.g. an optimizer rejects its arguments), the
+        estimator is restored as it was: a fitted model is never lost to a
+        rejected call.
+        """
+        saved = dict(vars(self))
+        with self._seeded():
+            try:
+                self._set_up_fit(X, classes, initialize, restart_optimizers, n_features)
+            except BaseException:
+                vars(self).clear()
+                vars(self).update(saved)
+                raise
+            try:
                 NeuralNetClassifier.partial_fit(self, X, y, **fit_params)
-        finally:
-            self.classes_inferred_ = classes
+            finally:
+                self.classes_inferred_ = classes
         return self
+
+    def _set_up_fit(self, X, classes, initialize, restart_optimizers, n_features):
+        self.classes_inferred_ = np.arange(len(classes))
+        if n_features is not None:
+            self.n_features_in_ = n_features
+            self.input_shape_ = tuple(int(s) for s in X.shape[1:])
+        previous = self._module_snapshot() if self.initialized_ else None
+        if initialize or not self.initialized_:
+            self.initialize()
+        elif restart_optimizers:
+            # a new cycle of the reference code: new optimizers (no momentum
+            # carried over); MilestoneLR restarts the schedule at every fit
+            self._initialize_optimizer()
+        self._check_module_matches(len(classes))
+        # weights as they were before this fit: the end of the previous fit,
+        # or the initial weights on the first one (used by cod_sampling)
+        self.previous_state_dict_ = previous or self._module_snapshot()
 
     def _module_snapshot(self):
         """A CPU copy of ``module_.state_dict()``."""
@@ -474,16 +596,21 @@ class ResNetClassifier(NeuralNetClassifier):
         y : array-like of shape (n,)
             Labels of any type (strings, non-contiguous integers...).
         **fit_params : dict
-            Passed on to skorch.
+            Not supported: a ``TypeError`` names them before any work (the
+            backbone's forward takes only images; ``X_unlabeled`` is for
+            :class:`~sklearn_crtcl.CriticLossNet` and :class:`~sklearn_crtcl.TODNet`).
 
         Returns
         -------
         self : ResNetClassifier
         """
+        self._check_params()
+        self._reject_fit_params(fit_params)
         reset = not (self.warm_start and self._fitted_before())
-        X4, y_enc, classes = self._validate_fit_data(X, y, reset=reset)
+        X4, y_enc, classes, n_features = self._validate_fit_data(X, y, reset=reset)
         return self._fit_encoded(X4, y_enc, classes, initialize=reset,
-                                 restart_optimizers=not reset, **fit_params)
+                                 restart_optimizers=not reset,
+                                 n_features=n_features if reset else None)
 
     def partial_fit(self, X, y, classes=None, **fit_params):
         """Continue training for ``max_epochs`` without re-initialising the module.
@@ -495,19 +622,22 @@ class ResNetClassifier(NeuralNetClassifier):
         y : array-like of shape (n,)
             Labels; after the first call they must be among ``classes_``.
         classes : array-like, optional
-            All labels, needed on the first call if ``y`` does not show them all.
+            All labels, needed on the first call if ``y`` does not show them
+            all (later calls ignore it, as scikit-learn's ``partial_fit`` does).
         **fit_params : dict
-            Passed on to skorch.
+            Not supported (a ``TypeError`` names them before any work).
 
         Returns
         -------
         self : ResNetClassifier
         """
+        self._check_params()
+        self._reject_fit_params(fit_params)
         reset = not self._fitted_before()
-        if reset and classes is not None:
-            self.classes = classes
-        X4, y_enc, classes_ = self._validate_fit_data(X, y, reset=reset)
-        return self._fit_encoded(X4, y_enc, classes_, initialize=False, **fit_params)
+        X4, y_enc, classes_, n_features = self._validate_fit_data(
+            X, y, reset=reset, classes=classes if reset else None)
+        return self._fit_encoded(X4, y_enc, classes_, initialize=False,
+                                 n_features=n_features if reset else None)
 
     # ------------------------------------------------------------------ inference
     @contextlib.contextmanager
@@ -534,6 +664,8 @@ class ResNetClassifier(NeuralNetClassifier):
         """
         X4 = self._validate_X(X, reset=False, name=name)
         batch_size = batch_size or self.batch_size
+        if batch_size == -1:  # skorch's "one batch of all samples"
+            batch_size = max(1, X4.shape[0] if indices is None else len(indices))
         out = []
         with self._eval_mode(*modules), torch.no_grad():
             for xb in iter_batches(X4, batch_size, self.device, indices=indices):

@@ -10,13 +10,13 @@ no label, is then a learned loss for the classifier on unlabeled data
 acquisition score for active learning (:meth:`CriticLossNet.predict_correctness`).
 """
 
-import numbers
 
 import numpy as np
 import torch
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_device
 
+from .._checks import check_number
 from ..backbones import TAP_NAMES, forward_taps, resnet18
 from ..callbacks import MilestoneLR, epoch_count
 from ..heads import MultiTapHead, tap_dims
@@ -348,32 +348,32 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
             self._initialize_optimizer()
         return self
 
-    def _check_crtcl_params(self):
-        gamma = self.gamma
-        if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not (
-                0 <= gamma < np.inf):
-            raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
-        clip = self.clip_value
-        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, numbers.Real)
-                                 or not 0 < clip < np.inf):
-            raise ValueError(f"clip_value must be a finite number > 0 or None, got {clip!r}")
-        size = self.unlabeled_batch_size
-        if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral)
-                                 or size < 2):
-            raise ValueError(f"unlabeled_batch_size must be an integer >= 2 (batch "
-                             f"normalisation) or None, got {size!r}")
-        n = self.n_critic
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"n_critic must be an integer >= 1, got {n!r}")
+    def _check_params(self):
+        """Validate the parameters (see :meth:`ResNetClassifier._check_params`)."""
+        super()._check_params()
+        check_number(self.gamma, "gamma", min_val=0)
+        check_number(self.clip_value, "clip_value", min_val=0, include_boundaries="neither",
+                     allow_none=True)
+        check_number(self.unlabeled_batch_size, "unlabeled_batch_size", integer=True,
+                     min_val=2, allow_none=True)  # 2: batch normalisation
+        check_number(self.n_critic, "n_critic", integer=True, min_val=1)
         if self.loss_reduction not in ("sum", "mean"):
             raise ValueError(f"loss_reduction must be 'sum' (the paper's Eq. 4 and 5) or "
                              f"'mean', got {self.loss_reduction!r}")
         self._generator_epochs(self.generator_stop_epoch, self.max_epochs)
+        self._check_critic_taps()
 
     def _check_critic_taps(self):
         """A generator loss needs a path into the classifier: the critic must
         read ``"proba"`` or ``"logits"``, the only taps left attached."""
-        taps = getattr(self.critic_, "taps", _ALL_TAPS)
+        critic = getattr(self, "critic_", None) if self.initialized_ else self.critic
+        if isinstance(critic, torch.nn.Module):
+            taps = getattr(critic, "taps", _ALL_TAPS)
+        else:
+            taps = self.get_params_for("critic").get("taps", CRITIC_TAPS)
+        if (isinstance(taps, str) or not hasattr(taps, "__iter__")
+                or not set(taps) <= set(_ALL_TAPS)):
+            return  # the critic's constructor names the problem
         if self.gamma > 0 and not {"proba", "logits"} & set(taps):
             raise ValueError(
                 f"gamma={self.gamma!r} > 0 needs a critic that reads 'proba' or 'logits' "
@@ -384,11 +384,6 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
     def _generator_epochs(stop, max_epochs):
         """Number of epochs (from the start of a fit) with a generator step; None = all."""
         return epoch_count(stop, max_epochs, "generator_stop_epoch")
-
-    def initialize(self):
-        """Check the CrtCl parameters, then initialise skorch's parts."""
-        self._check_crtcl_params()
-        return super().initialize()
 
     def _tap_dims(self):
         names = TAP_NAMES + ("proba",)
@@ -436,23 +431,10 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         return self
 
     # ------------------------------------------------------------------ training
-    def _fit_encoded(self, X, y, classes, initialize, restart_optimizers=False, **fit_params):
-        # the training step runs the backbone itself: nothing would receive them
-        self._reject_fit_params(fit_params, takes="X, y and X_unlabeled")
-        X_u = getattr(self, "_X_unlabeled", None)
-        if X_u is not None and X_u.shape[0] < 2:
-            raise ValueError(f"X_unlabeled needs at least 2 samples (unlabeled batches go "
-                             f"through batch normalisation), got {X_u.shape[0]}")
-        self._check_crtcl_params()
-        if self.initialized_ and not initialize:
-            self._check_critic_taps()
-        return super()._fit_encoded(X, y, classes, initialize,
-                                    restart_optimizers=restart_optimizers)
-
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Check the parameters and remember where this ``fit`` starts."""
         super().on_train_begin(net, X=X, y=y, **kwargs)
-        self._check_crtcl_params()
+        self._check_params()
         self.fit_start_epoch_ = len(self.history)
 
     def _generator_active(self):

@@ -16,7 +16,6 @@ with :math:`L_{\\text{rank}}` the margin ranking loss of
 ranking term no longer shapes the backbone.
 """
 
-import numbers
 
 import numpy as np
 import torch
@@ -24,6 +23,7 @@ from skorch.callbacks import PassthroughScoring
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_device
 
+from .._checks import check_number
 from ..backbones import forward_taps, resnet18
 from ..callbacks import MilestoneLR, epoch_count
 from ..heads import MultiTapHead, tap_dims
@@ -188,13 +188,11 @@ class LossPredictionNet(ResNetClassifier):
         ]
         return callbacks
 
-    def _check_loss_params(self):
-        lam = self.lambda_
-        if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not 0 <= lam < np.inf:
-            raise ValueError(f"lambda_ must be a finite number >= 0, got {lam!r}")
-        m = self.margin
-        if isinstance(m, bool) or not isinstance(m, numbers.Real) or not 0 <= m < np.inf:
-            raise ValueError(f"margin must be a finite number >= 0, got {m!r}")
+    def _check_params(self):
+        """Validate the parameters (see :meth:`ResNetClassifier._check_params`)."""
+        super()._check_params()
+        check_number(self.lambda_, "lambda_", min_val=0)
+        check_number(self.margin, "margin", min_val=0)
         self._epoch_loss_index(self.epoch_loss, self.max_epochs)
 
     @staticmethod
@@ -290,57 +288,11 @@ class LossPredictionNet(ResNetClassifier):
                 self._initialize_loss_head_optimizer()
         return self
 
-    def initialize(self):
-        """Check ``lambda_``, ``margin`` and ``epoch_loss``, then initialise skorch's parts."""
-        self._check_loss_params()
-        return super().initialize()
-
     # ------------------------------------------------------------------ training
-    def fit(self, X, y, **fit_params):
-        """Train the backbone and the loss head on images ``X`` with labels ``y``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
-            Training images.
-        y : array-like of shape (n,)
-            Labels of any type.
-        **fit_params : dict
-            Not supported (a ``TypeError`` names them): the backbone's forward
-            takes only images.
-
-        Returns
-        -------
-        self : LossPredictionNet
-        """
-        self._reject_fit_params(fit_params)
-        return super().fit(X, y)
-
-    def partial_fit(self, X, y, classes=None, **fit_params):
-        """Continue training for ``max_epochs`` without re-initialising.
-
-        Parameters
-        ----------
-        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
-            Training images.
-        y : array-like of shape (n,)
-            Labels; after the first call they must be among ``classes_``.
-        classes : array-like, optional
-            All labels, needed on the first call if ``y`` does not show them all.
-        **fit_params : dict
-            Not supported (a ``TypeError`` names them).
-
-        Returns
-        -------
-        self : LossPredictionNet
-        """
-        self._reject_fit_params(fit_params)
-        return super().partial_fit(X, y, classes=classes)
-
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Remember where this ``fit`` starts (``epoch_loss`` counts from here)."""
         super().on_train_begin(net, X=X, y=y, **kwargs)
-        self._check_loss_params()
+        self._check_params()
         self.fit_start_epoch_ = len(self.history)
 
     def _stage_outputs_detached(self):

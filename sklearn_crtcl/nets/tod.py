@@ -14,14 +14,13 @@ updated after every optimizer step :math:`t`:
 """
 
 import copy
-import numbers
 
-import numpy as np
 import torch
 from skorch.callbacks import PassthroughScoring
 from skorch.dataset import unpack_data
 from skorch.utils import to_device
 
+from .._checks import check_number
 from ..backbones import forward_taps, resnet18
 from ..heads import tap_dims
 from ..losses import consistency_loss, ema_update, ema_warmup_decay
@@ -164,27 +163,16 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
                               PassthroughScoring(name="consistency_loss", on_train=True)))
         return callbacks
 
-    def _check_tod_params(self):
-        a = self.ema_decay
-        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0 <= a <= 1:
-            raise ValueError(f"ema_decay must be a number in [0, 1], got {a!r}")
-        w = self.unsupervised_weight
-        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not 0 <= w < np.inf:
-            raise ValueError(f"unsupervised_weight must be a finite number >= 0, got {w!r}")
+    def _check_params(self):
+        """Validate the parameters (see :meth:`ResNetClassifier._check_params`)."""
+        super()._check_params()
+        check_number(self.ema_decay, "ema_decay", min_val=0, max_val=1)
+        check_number(self.unsupervised_weight, "unsupervised_weight", min_val=0)
         if self.consistency_head not in ("auxiliary", "main"):
             raise ValueError(f"consistency_head must be 'auxiliary' (the TOD reference code) "
                              f"or 'main', got {self.consistency_head!r}")
-        b = self.unlabeled_batch_size
-        if b is not None and (isinstance(b, bool) or not isinstance(b, numbers.Integral)
-                              or b < 1):
-            raise ValueError(f"unlabeled_batch_size must be a positive integer or None, "
-                             f"got {b!r}")
-
-    def initialize(self):
-        """Check ``ema_decay``, ``unsupervised_weight`` and ``unlabeled_batch_size``,
-        then initialise skorch's parts."""
-        self._check_tod_params()
-        return super().initialize()
+        check_number(self.unlabeled_batch_size, "unlabeled_batch_size", integer=True,
+                     min_val=2, allow_none=True)  # 2: batch normalisation
 
     def initialize_module(self):
         """Build the student, then the teacher as a deep copy of it (step 0)."""
@@ -221,7 +209,7 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Check the parameters (they may have changed with ``set_params``)."""
         super().on_train_begin(net, X=X, y=y, **kwargs)
-        self._check_tod_params()
+        self._check_params()
 
     def train_step_single(self, batch, **fit_params):
         """Cross-entropy plus ``unsupervised_weight`` x the consistency terms.

@@ -1,0 +1,107 @@
+"""Parameter checks shared by the estimators and the runner.
+
+Thin wrappers around :func:`sklearn.utils.check_scalar` (which gives
+scikit-learn's messages, e.g. ``max_epochs == 0, must be >= 1.``) that also
+reject booleans and non-finite numbers, and a check of torch device names.
+"""
+
+import numbers
+import math
+
+import torch
+from sklearn.utils import check_scalar
+
+__all__ = ["InvalidParameterError", "check_number", "check_device"]
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A parameter has a wrong type or value.
+
+    A subclass of both ``ValueError`` and ``TypeError``, like scikit-learn's
+    error of the same name, so that either ``except`` clause catches it.
+    """
+
+
+def check_number(value, name, *, integer=False, min_val=None, max_val=None,
+                 include_boundaries="both", allow_none=False):
+    """Check a numeric parameter; return it unchanged.
+
+    Parameters
+    ----------
+    value : object
+        The parameter's value.
+    name : str
+        Its name, used in the messages.
+    integer : bool, default=False
+        Require an integer (``numbers.Integral``); otherwise any real number.
+    min_val, max_val : float, optional
+        Bounds, as in :func:`sklearn.utils.check_scalar`.
+    include_boundaries : {"both", "left", "right", "neither"}, default="both"
+        Whether the bounds are allowed values.
+    allow_none : bool, default=False
+        Accept ``None``.
+
+    Returns
+    -------
+    object
+        ``value``.
+
+    Raises
+    ------
+    InvalidParameterError
+        For a boolean, a value that is not a number of the right kind, NaN,
+        infinity, or a value outside the bounds (a ``ValueError`` and a
+        ``TypeError``).
+    """
+    if value is None and allow_none:
+        return value
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool):
+        raise InvalidParameterError(f"{name} must be {'an integer' if integer else 'a number'}"
+                                    f", not a bool ({value!r})")
+    try:
+        check_scalar(value, name, kind, min_val=min_val, max_val=max_val,
+                     include_boundaries=include_boundaries)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(str(exc)) from None
+    if not math.isfinite(value):
+        raise InvalidParameterError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+def check_device(device, name="device"):
+    """Check that ``device`` names a torch device this machine has.
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+        ``None`` is accepted (skorch: leave the modules where they are).
+    name : str, default="device"
+        Name used in the messages.
+
+    Returns
+    -------
+    str, torch.device or None
+        ``device``, unchanged.
+
+    Raises
+    ------
+    ValueError
+        For a string torch cannot parse, or a CUDA device on a machine
+        without CUDA (or with fewer GPUs than the index).
+    """
+    if device is None:
+        return device
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{name} must be a torch device such as 'cpu', 'cuda' or 'cuda:1', "
+                         f"got {device!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name}={device!r}, but CUDA is not available on this machine "
+                             "(no GPU, or a CPU-only build of PyTorch); use 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"{name}={device!r}, but this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+    return device
