@@ -87,21 +87,36 @@ def check_device(device, name="device"):
     Raises
     ------
     ValueError
-        For a string torch cannot parse, or a CUDA device on a machine
-        without CUDA (or with fewer GPUs than the index).
+        For a value torch cannot parse, a CUDA device on a machine without
+        CUDA (or with fewer GPUs than the index), ``"meta"`` (it holds no
+        data), or another backend that cannot allocate a tensor here.
     """
     if device is None:
         return device
+    if not isinstance(device, (str, torch.device)) or device == "":
+        raise ValueError(f"{name} must be a torch device name such as 'cpu', 'cuda' or 'cuda:1', "
+                         f"got {device!r}")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"{name} must be a torch device such as 'cpu', 'cuda' or 'cuda:1', "
-                         f"got {device!r}") from None
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a torch device name such as 'cpu', 'cuda' or 'cuda:1', "
+                         f"got {device!r} (torch: {exc})") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"{name}={device!r}, but CUDA is not available on this machine "
-                             "(no GPU, or a CPU-only build of PyTorch); use 'cpu'")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"{name}={device!r}, but this machine has "
-                             f"{torch.cuda.device_count()} CUDA device(s)")
+            raise ValueError(f"{name} {str(device)!r} requested but CUDA is not available here "
+                             "(torch.cuda.is_available() is False: a CPU-only "
+                             "build of torch, or no GPU or driver); use 'cpu'")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"{name} {str(device)!r} requested but this machine has {count} "
+                             f"CUDA device(s): 'cuda:0' to 'cuda:{count - 1}'")
+    elif dev.type == "meta":
+        raise ValueError(f"{name} 'meta' holds no data: nothing can be trained on it; use "
+                         "'cpu' or 'cuda'")
+    elif dev.type != "cpu":
+        try:
+            torch.empty(1, device=dev)
+        except Exception as exc:  # each backend fails in its own way
+            raise ValueError(f"{name} {str(device)!r} is not usable here "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     return device

@@ -1,5 +1,6 @@
 """Tests of the active-learning benchmark runner (sklearn_crtcl.experiments)."""
 
+import io
 import json
 import os
 import runpy
@@ -72,10 +73,204 @@ def test_config_defaults_follow_the_dataset_protocol():
     (dict(query_size=50, subset_size=10), r"subset_size \(10\) must be at least query_size"),
     (dict(warm_start="yes"), "warm_start must be True or False"),
     (dict(resume=True, overwrite=True), "exclude each other"),
+    (dict(device="nosuchdevice"), r"device must be a torch device name such as 'cpu', 'cuda' "
+                                  r"or 'cuda:1', got 'nosuchdevice' \(torch: Expected one of"),
+    (dict(device="CPU"), "device must be a torch device name"),
+    (dict(device=""), "device must be a torch device name"),
+    (dict(device="meta"), "holds no data"),
+    (dict(augment="rotate"), r"augment must be one of \('none', .*got 'rotate'"),
+    (dict(augment=3), "augment must be one of"),
+    (dict(methods=[["random"]]), r"unknown method\(s\) \['random'\]"),
+    (dict(num_threads=0), "num_threads must be >= 1"),
+    (dict(seed=2 ** 32 - 1, n_trials=2), r"seed \+ n_trials - 1 = 4294967295 \+ 2 - 1 exceeds "
+                                        r"4294967295"),
 ])
 def test_config_rejects_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ExperimentConfig(**{**SMALL, **kwargs})
+
+
+def test_config_rejects_cuda_devices_this_machine_lacks(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:0"):
+        with pytest.raises(ValueError, match=f"device '{device}' requested but CUDA is not "
+                                             r"available here \(torch.cuda.is_available\(\) is "
+                                             "False"):
+            ExperimentConfig(**dict(SMALL, device=device))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"device 'cuda:2' requested but this machine has 2 "
+                                         r"CUDA device\(s\): 'cuda:0' to 'cuda:1'"):
+        ExperimentConfig(**dict(SMALL, device="cuda:2"))
+    cfg = ExperimentConfig(**dict(SMALL, device="cuda:1", num_threads=None))
+    assert cfg.device == "cuda:1"
+    assert cfg.num_threads is None  # on CUDA, torch's own choice of CPU threads
+
+
+def test_bad_device_fails_before_anything_is_written(tmp_path, capsys):
+    # the device used to pass the checks, write config.json and state.json, then crash
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exc:
+        main(["--device", "nosuchdevice", "--output-dir", str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: --device must be a torch device name" in err and "'nosuchdevice'" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+    with pytest.raises(ValueError, match="device must be"):
+        run_experiment(**dict(SMALL, device="nosuchdevice"), output_dir=str(out))
+    assert not out.exists()
+
+
+def test_pool_too_small_for_semi_supervised_methods_fails_before_output(tmp_path):
+    # crtcl and tod train on the rest of the pool, which needs 2 samples (batch norm); this
+    # used to fail inside the first fit, after config.json and state.json were written
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"initial_size \+ n_cycles \* query_size = 1346 \+ 0 \* "
+                                         r"10 = 1346 leaves 1 unlabeled sample\(s\) after the last "
+                                         r"cycle .*\(crtcl, tod\)"):
+        run_experiment(**dict(SMALL, methods=["random", "crtcl", "tod"], initial_size=1346,
+                              n_cycles=0), output_dir=str(out))
+    assert not out.exists()
+
+
+def test_output_dir_that_is_a_file_is_refused(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("mine")
+    for out, match in ((blocker, "output_dir .* is a file"),
+                       (blocker / "run", r"output_dir .*run cannot be created: .*file is a file")):
+        with pytest.raises(ValueError, match=match):
+            run_experiment(**SMALL, output_dir=str(out))
+    assert blocker.read_text() == "mine"
+
+
+_DATA_FILES = {
+    "cifar10": [f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)]
+    + ["cifar-10-batches-py/test_batch"],
+    "cifar100": ["cifar-100-python/train", "cifar-100-python/test"],
+    "svhn": ["train_32x32.mat", "test_32x32.mat"],
+    "fashion_mnist": ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                      "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"],
+}
+
+
+@pytest.mark.parametrize("dataset", sorted(_DATA_FILES))
+def test_missing_data_files_clear_cli_error_before_any_output(dataset, tmp_path, capsys):
+    data_home = tmp_path / "data"  # empty: nothing is downloaded
+    data_home.mkdir()
+    out = tmp_path / "run"
+    out.mkdir()
+    previous = {"results.csv": "a previous run", "config.json": "{}", "state.json": "{}"}
+    for name, text in previous.items():
+        (out / name).write_text(text)
+    code = main(["--dataset", dataset, "--data-home", str(data_home), "--output-dir", str(out),
+                 "--device", "cpu", "--overwrite"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1  # one paragraph
+    assert lines[0].startswith(f"sklearn-crtcl-experiment: error: the {dataset} data files "
+                               "are missing: ")
+    for name in _DATA_FILES[dataset]:
+        assert name in err
+    assert str(data_home) in err and "--data-home" in err and "data_home" not in err
+    if dataset == "fashion_mnist":
+        assert "dataset-fashion-mnist" in err and "/usr/share/datasets/fashion-mnist" in err
+    else:
+        assert f"load_{dataset}(" in err and "download=True" in err
+    # the previous run's files are untouched, nothing was added
+    assert sorted(p.name for p in out.iterdir()) == sorted(previous)
+    for name, text in previous.items():
+        assert (out / name).read_text() == text
+    # the Python API: a FileNotFoundError naming the field
+    with pytest.raises(FileNotFoundError, match=f"the {dataset} data files are missing: ") as exc:
+        run_experiment(dataset=dataset, data_home=str(data_home), device="cpu",
+                       output_dir=str(tmp_path / "api"))
+    assert "data_home" in str(exc.value) and "--data-home" not in str(exc.value)
+    assert not (tmp_path / "api").exists()
+
+
+def _write_idx(path, array):
+    array = np.asarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(header + array.tobytes())
+
+
+def test_subset_larger_than_the_split_names_the_flag(tmp_path, capsys):
+    # a tiny Fashion-MNIST in IDX files: 30 training, 10 test images
+    rng = np.random.RandomState(0)
+    for split, n in (("train", 30), ("t10k", 10)):
+        _write_idx(tmp_path / f"{split}-images-idx3-ubyte", rng.randint(0, 256, (n, 28, 28)))
+        _write_idx(tmp_path / f"{split}-labels-idx1-ubyte", np.arange(n) % 10)
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"^n_test=50 is larger than the number of available "
+                                         r"samples \(10\)"):
+        run_experiment(dataset="fashion_mnist", data_home=str(tmp_path), n_test=50,
+                       device="cpu", output_dir=str(out))
+    assert main(["--dataset", "fashion_mnist", "--data-home", str(tmp_path), "--n-test", "50",
+                 "--device", "cpu", "--output-dir", str(out)]) == 2
+    assert "error: --n-test=50 is larger than" in capsys.readouterr().err
+    assert main(["--dataset", "fashion_mnist", "--data-home", str(tmp_path), "--n-train", "20",
+                 "--initial-size", "15", "--query-size", "5", "--cycles", "1", "--device",
+                 "cpu", "--output-dir", str(out)]) == 2
+    assert ("error: --initial-size + --cycles * --query-size = 15 + 1 * 5 = 20 leaves 0 "
+            "unlabeled sample(s) after the last cycle (the fashion_mnist training split has "
+            "20 samples (--n-train))") in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("dataset", sorted(_DATA_FILES))
+def test_data_file_check_looks_where_the_loader_reads(dataset, tmp_path):
+    # empty files where the check looks: the check passes and the loader, reading exactly
+    # those files, refuses their content (so the check and the loader agree on the layout)
+    for name in _DATA_FILES[dataset]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    out = tmp_path / "run"
+    with pytest.raises(ValueError) as exc:
+        run_experiment(dataset=dataset, data_home=str(tmp_path), device="cpu",
+                       output_dir=str(out))
+    assert not isinstance(exc.value, FileNotFoundError)
+    assert str(tmp_path) in str(exc.value)
+    assert not out.exists()
+
+
+def test_one_torch_thread_by_default_on_cpu_and_threads_restored(tmp_path, monkeypatch):
+    import torch
+
+    from sklearn_crtcl.experiments import runner
+
+    cfg = {k: v for k, v in SMALL.items() if k != "num_threads"}
+    cfg.update(methods=["random"], n_cycles=0)
+    assert ExperimentConfig(**cfg).num_threads == 1
+    assert ExperimentConfig(**cfg, num_threads=3).num_threads == 3
+    seen = []
+    run_all = runner._run_all
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return run_all(*args, **kwargs)
+
+    def stop(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        raise RuntimeError("stopped")
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the process's own setting, which the run must give back
+    try:
+        monkeypatch.setattr(runner, "_run_all", spy)
+        run_experiment(**cfg, output_dir=str(tmp_path / "default"))
+        assert seen == [1] and torch.get_num_threads() == 2
+        monkeypatch.setattr(runner, "_run_all", stop)
+        with pytest.raises(RuntimeError, match="stopped"):
+            run_experiment(**cfg, num_threads=3, output_dir=str(tmp_path / "three"))
+        assert seen == [1, 3] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_budget_larger_than_pool_is_rejected_before_any_output(tmp_path):
@@ -133,9 +328,12 @@ def test_summary_and_plots_written(all_methods_run):
     out, records = all_methods_run
     text = (out / "summary.md").read_text()
     assert text == summary_table(records, title=text.splitlines()[2])
+    # one trial: no standard deviation to show, so no "± 0.000"
+    assert "±" not in text
+    assert "## Test accuracy, one trial (no standard deviation)" in text
     for method in METHODS:
         acc = [r["accuracy"] for r in records if r["method"] == method]
-        assert f"{acc[-1]:.3f} ± 0.000" in text
+        assert f" {acc[-1]:.3f} |" in text
     pytest.importorskip("matplotlib")
     for name in ("accuracy.png", "ece.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -244,14 +442,21 @@ def test_resume_after_kill_gives_uninterrupted_results(tmp_path, methods, warm_s
     assert _without_times(resumed) == _without_times(reference)
 
 
-def test_resume_with_other_settings_is_refused(tmp_path):
+def test_resume_with_other_settings_is_refused(tmp_path, capsys):
     cfg = dict(SMALL, methods=["random"], n_cycles=1)
     out = tmp_path / "run"
     run_experiment(**cfg, output_dir=str(out))
     with pytest.raises(ValueError, match=r"configuration differs \(max_epochs: saved 1, "
                                          r"given 2; width: saved 2, given 3\)"):
         run_experiment(**dict(cfg, max_epochs=2, width=3), output_dir=str(out), resume=True)
+    capsys.readouterr()
     assert main(_cli_args(dict(cfg, max_epochs=2), out) + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "configuration differs (--epochs: saved 1, given 2)" in err
+    assert "(or --overwrite to start over)" in err
+    # a run already there: the flags to pass are named as flags
+    assert main(_cli_args(cfg, out)) == 2
+    assert "pass --resume to continue it, --overwrite to replace it" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------
@@ -270,20 +475,36 @@ def test_python_m_help(monkeypatch, capsys):
                  "--warm-start", "--output-dir", "--resume", "--no-progress", "--preset"):
         assert flag in text
     assert "crtcl: critic loss" in text
+    flat = " ".join(text.split())
+    assert "--threads N CPU threads for torch (default: 1 on the CPU" in flat
+    assert "236 s with 2 threads vs 8 s with 1" in flat
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--methods", "crtcl", "bogus"], "invalid choice: 'bogus'"),
-    (["--query-size", "0"], "query_size must be >= 1"),
+    (["--query-size", "0"], "error: --query-size must be >= 1, got 0"),
     (["--cycles", "x"], "invalid int value"),
+    (["--cycles", "-1"], "error: --cycles must be >= 0, got -1"),
+    (["--trials", "0"], "error: --trials must be >= 1"),
+    (["--epochs", "0"], "error: --epochs must be >= 1"),
+    (["--threads", "0"], "error: --threads must be >= 1"),
     (["--resume", "--overwrite"], "not allowed with argument"),
-    (["--subset-size", "5", "--query-size", "10"], "subset_size (5) must be at least"),
+    (["--subset-size", "5", "--query-size", "10"],
+     "error: --subset-size (5) must be at least --query-size (10): each query picks "
+     "--query-size samples"),
+    (["--n-train", "100"], "error: --n-train and --n-test subsample the larger data sets"),
+    (["--seed", str(2 ** 32 - 1), "--trials", "2"], "error: --seed + --trials - 1 = "),
 ])
 def test_cli_bad_options(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv + ["--device", "cpu"])
     assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    # the command line names its flags, not ExperimentConfig's fields
+    for field in ("query_size", "n_cycles", "n_trials", "max_epochs", "num_threads",
+                  "subset_size", "n_train"):
+        assert field not in err
 
 
 def test_cli_run_prints_summary_and_paths(tmp_path, capsys):
@@ -291,7 +512,8 @@ def test_cli_run_prints_summary_and_paths(tmp_path, capsys):
     cfg = dict(SMALL, methods=["entropy"], n_cycles=1)
     assert main(_cli_args(cfg, out)) == 0
     text = capsys.readouterr().out
-    assert "## Test accuracy, mean ± std over 1 trial(s)" in text
+    assert "## Test accuracy, one trial (no standard deviation)" in text
+    assert "±" not in text.split("Plots")[0]
     assert "AUC accuracy" in text
     assert str(out / "results.csv") in text and str(out / "summary.md") in text
     records = load_results(out)
@@ -359,21 +581,60 @@ def test_area_under_curve_and_summary():
         summary_table([])
 
 
-def test_progress_lines_without_tqdm_and_bars_with_it(tmp_path, monkeypatch, capsys):
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+def _cycle_lines(text):
+    return [ln for ln in text.splitlines() if ln.startswith("[random")]
+
+
+def test_progress_lines_without_tqdm(tmp_path, monkeypatch, capsys):
     from sklearn_crtcl.experiments import _progress
 
     cfg = dict(SMALL, methods=["random"], n_cycles=1, progress=True)
     monkeypatch.setattr(_progress, "_tqdm", lambda: None)
+    monkeypatch.setattr(sys, "stderr", _Terminal())  # even on a terminal
     records = run_experiment(**cfg, output_dir=str(tmp_path / "plain"))
-    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[random")]
+    lines = _cycle_lines(capsys.readouterr().out)
     assert len(lines) == 2
     assert lines[1].startswith("[random trial 1/1] cycle 1/1: n_labeled=30 accuracy="
                                f"{records[1]['accuracy']:.4f}")
-    monkeypatch.undo()
+    assert sys.stderr.getvalue() == ""
+
+
+def test_progress_bars_only_on_a_terminal(tmp_path, monkeypatch, capsys):
     pytest.importorskip("tqdm")
+    cfg = dict(SMALL, methods=["random"], n_cycles=1, progress=True)
+    # stderr redirected to a file (here: captured, not a terminal): one line per cycle on
+    # stdout, no cycle or epoch bars
+    assert not sys.stderr.isatty()
+    run_experiment(**cfg, output_dir=str(tmp_path / "redirected"))
+    captured = capsys.readouterr()
+    assert len(_cycle_lines(captured.out)) == 2
+    assert "epoch" not in captured.err and "random trial" not in captured.err
+    # stderr is a terminal: tqdm bars over cycles and epochs, no plain lines
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
     run_experiment(**cfg, output_dir=str(tmp_path / "bars"))
-    err = capsys.readouterr().err
-    assert "random trial 1/1" in err and "epoch" in err
+    assert "random trial 1/1" in terminal.getvalue() and "epoch" in terminal.getvalue()
+    assert _cycle_lines(capsys.readouterr().out) == []
+
+
+def test_single_trial_summary_shows_no_std():
+    records = [dict(method=m, trial=0, cycle=c, n_labeled=10 + 5 * c, accuracy=acc,
+                    ece=0.25, nll=1.0, train_loss=0.5, wall_time=2.0, query_time=0.0,
+                    train_time=2.0)
+               for m, accs in (("a", (0.5, 0.7)), ("b", (0.6, 0.8))) for c, acc in enumerate(accs)]
+    text = summary_table(records)
+    assert "±" not in text
+    assert "## Test accuracy, one trial (no standard deviation)" in text
+    assert "## Test ECE (15 bins), one trial (no standard deviation)" in text
+    assert "| 0.700 |" in text and "| 0.800 |" in text  # final accuracies
+    assert "| a      |        0.600 |" in text  # AUC of a: (0.5 + 0.7) / 2
 
 
 def test_plots_skipped_without_matplotlib(all_methods_run, tmp_path, monkeypatch):

@@ -1,9 +1,15 @@
-"""Progress reporting for the runner: bars when tqdm is installed, plain lines otherwise.
+"""Progress reporting for the runner: bars on a terminal, plain lines otherwise.
 
-tqdm is optional (``pip install sklearn-crtcl[progress]``). Nothing here
-touches a random number generator, so progress reporting never changes
-results.
+Bars (tqdm, optional: ``pip install sklearn-crtcl[progress]``) are shown only
+when standard error is a terminal, or in a Jupyter notebook, where tqdm draws
+widgets. With the output redirected to a file, as in a batch job, bars would
+fill the file with hundreds of redrawn lines, so there each finished cycle
+prints one plain line and epochs are not reported; likewise without tqdm.
+Nothing here touches a random number generator, so progress reporting never
+changes results.
 """
+
+import sys
 
 from skorch.callbacks import Callback
 
@@ -19,12 +25,40 @@ def _tqdm():
     return tqdm
 
 
+def _stderr_is_terminal():
+    """Whether ``sys.stderr`` is an interactive terminal."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    try:
+        return bool(isatty()) if isatty is not None else False
+    except (ValueError, OSError):  # a closed or detached stream
+        return False
+
+
+def _bar_class():
+    """tqdm's class where bars are wanted, else ``None``.
+
+    Bars are wanted when tqdm is installed and standard error is a terminal,
+    or in a notebook (where ``tqdm.auto`` draws widgets rather than lines).
+    """
+    tqdm = _tqdm()
+    if tqdm is None:
+        return None
+    if _stderr_is_terminal():
+        return tqdm
+    # in a Jupyter kernel tqdm.auto imports tqdm.notebook and returns a widget class
+    widget = getattr(sys.modules.get("tqdm.notebook"), "tqdm_notebook", None)
+    if isinstance(widget, type) and isinstance(tqdm, type) and issubclass(tqdm, widget):
+        return tqdm
+    return None
+
+
 class EpochProgressBar(Callback):
     """A skorch callback showing one tqdm bar over the epochs of each ``fit``.
 
     skorch's own :class:`skorch.callbacks.ProgressBar` counts batches; this
     one advances once per epoch and shows the training loss. Without tqdm,
-    or with ``enabled=False``, it does nothing. The bar is not pickled, so a
+    when standard error is not a terminal (output redirected to a file) or
+    with ``enabled=False``, it does nothing. The bar is not pickled, so a
     net carrying this callback can be saved mid-training.
 
     Parameters
@@ -41,7 +75,7 @@ class EpochProgressBar(Callback):
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Open a bar of ``net.max_epochs`` steps."""
-        tqdm = _tqdm() if self.enabled else None
+        tqdm = _bar_class() if self.enabled else None
         self.bar_ = None
         if tqdm is not None:
             self.bar_ = tqdm(total=net.max_epochs, desc=self.desc, leave=False,
@@ -73,8 +107,9 @@ class EpochProgressBar(Callback):
 class CycleProgress:
     """Progress over the cycles of one (method, trial) run.
 
-    A tqdm bar when tqdm is installed, else one printed line per cycle;
-    silent when ``enabled`` is false.
+    A tqdm bar when tqdm is installed and standard error is a terminal (or
+    in a notebook), else one line per finished cycle printed on standard
+    output; silent when ``enabled`` is false.
 
     Parameters
     ----------
@@ -92,7 +127,7 @@ class CycleProgress:
         self.desc = desc
         self.total = total
         self.enabled = enabled
-        tqdm = _tqdm() if enabled else None
+        tqdm = _bar_class() if enabled else None
         self.bar = None
         if tqdm is not None:
             self.bar = tqdm(total=total, initial=initial, desc=desc, unit="cycle",

@@ -124,7 +124,10 @@ def area_under_curve(records, metric="accuracy", x="n_labeled"):
 
 
 def _mean_std(values, digits=3):
+    """``mean ± std`` of several values; a single value alone (it has no spread)."""
     values = np.asarray(values, dtype=np.float64)
+    if values.size == 1:
+        return f"{values[0]:.{digits}f}"
     return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
 
 
@@ -146,10 +149,12 @@ def summary_table(records, title=None):
     """Markdown summary of a run: per-cycle mean ± std and the accuracy AUC.
 
     Three tables: accuracy and ECE per cycle (rows) and method (columns),
-    mean ± standard deviation over trials (population standard deviation,
-    0 for one trial), then per method the normalised area under the
-    accuracy curve (:func:`area_under_curve`), the final accuracy, ECE and
-    training loss (of the last epoch), and the mean wall time per cycle.
+    mean ± standard deviation over trials (population standard deviation),
+    then per method the normalised area under the accuracy curve
+    (:func:`area_under_curve`), the final accuracy, ECE and training loss
+    (of the last epoch), and the mean wall time per cycle. A value from a
+    single trial has no standard deviation: it is printed alone (``0.812``,
+    not ``0.812 ± 0.000``), and with one trial the headings say so.
 
     Parameters
     ----------
@@ -182,7 +187,9 @@ def summary_table(records, title=None):
                 cell = by_cell.get((m, c))
                 row.append(_mean_std([r[metric] for r in cell]) if cell else "-")
             rows.append(row)
-        parts += [f"## {label}, mean ± std over {n_trials} trial(s)", "",
+        heading = (f"## {label}, one trial (no standard deviation)" if n_trials == 1
+                   else f"## {label}, mean ± std over {n_trials} trial(s)")
+        parts += [heading, "",
                   _markdown(["cycle", "n_labeled"] + methods, rows, ["r", "r"] + ["r"] * len(
                       methods)), ""]
     auc = area_under_curve(records)

@@ -16,6 +16,7 @@ import json
 import numbers
 import os
 import pickle
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,7 @@ QUICK_PRESET = dict(dataset="digits", initial_size=100, query_size=50, n_cycles=
 _RUN_ONLY_FIELDS = ("output_dir", "resume", "overwrite", "progress", "data_home")
 
 _STATE_FORMAT = 2
+_MAX_SEED = 2 ** 32 - 1  # numpy.random.RandomState(seed + trial)
 _FIT, _QUERY = 0, 1
 
 
@@ -72,14 +74,83 @@ def _dataset_names():
     return tuple(DATASET_NAMES)
 
 
+# ``{field}`` (or ``{field=True}``, a switch turned on) in an error message template
+_PLACEHOLDER = re.compile(r"\{(\w+)(=True)?\}")
+
+
+class _NamedSettingsMixin:
+    """An error whose message names settings of :class:`ExperimentConfig`.
+
+    The message is a template in which ``{field}`` stands for a field and
+    ``{field=True}`` for a switched-on field (``resume=True``). ``str(error)``
+    names the fields as the Python API does (``n_cycles``, ``resume=True``);
+    :meth:`message` can name them otherwise, e.g. by their command-line flags
+    (``--cycles``, ``--resume``).
+    """
+
+    def _render(self, template):
+        self.template = template
+        return self.message()
+
+    def message(self, labels=None):
+        """The message, with the fields named by ``labels`` where given.
+
+        Parameters
+        ----------
+        labels : dict, optional
+            ``field -> name`` to use; fields it lacks keep their own name.
+
+        Returns
+        -------
+        str
+        """
+        fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
+
+        def name(match):
+            field_name = match.group(1)
+            if field_name not in fields:
+                return match.group(0)
+            if labels is not None and field_name in labels:
+                return labels[field_name]
+            return match.group(0)[1:-1]
+
+        return _PLACEHOLDER.sub(name, self.template)
+
+
+class _SettingError(_NamedSettingsMixin, ValueError):
+    """A bad setting of the runner (a ``ValueError``), raised before any work."""
+
+    def __init__(self, template):
+        super().__init__(self._render(template))
+
+
+class _MissingDataError(_NamedSettingsMixin, FileNotFoundError):
+    """The data set's files are not where the runner looked (a ``FileNotFoundError``)."""
+
+    def __init__(self, template):
+        super().__init__(self._render(template))
+
+
 def _check_int(value, name, minimum, allow_none=False):
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise _SettingError(f"{{{name}}} must be an integer, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise _SettingError(f"{{{name}}} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def _check_device(device):
+    """Refuse a device torch cannot parse or this machine does not have."""
+    from .._checks import check_device
+    if not isinstance(device, str):
+        raise _SettingError(f"{{device}} must be a torch device name such as 'cpu', 'cuda' "
+                            f"or 'cuda:1', got {device!r}")
+    try:
+        return check_device(device, name="{device}")
+    except ValueError as exc:
+        raise _SettingError(str(exc)) from None
 
 
 @dataclass
@@ -88,7 +159,10 @@ class ExperimentConfig:
 
     Options left ``None`` take the value of :data:`PROTOCOLS` for the data
     set when the configuration is created. Every value is checked here, so
-    a bad option fails with a ``ValueError`` before any data are loaded.
+    a bad option fails with a ``ValueError`` (naming the field) before any
+    data are loaded or files written: the device too, which must parse as a
+    :class:`torch.device` and exist on this machine (a CUDA device needs
+    ``torch.cuda.is_available()``).
 
     Parameters
     ----------
@@ -120,7 +194,8 @@ class ExperimentConfig:
     seed : int, default=0
         Base seed; trial ``t`` uses ``seed + t``.
     device : str, default=DEFAULT_DEVICE
-        Torch device (``"cuda"`` when available, else ``"cpu"``).
+        Torch device (``"cuda"`` when available, else ``"cpu"``); checked
+        when the configuration is created.
     warm_start : bool, default=True
         Each cycle continues training the previous cycle's model (with new
         optimizers and a restarted learning-rate schedule), as the LL4AL and
@@ -149,11 +224,17 @@ class ExperimentConfig:
     n_test : int, optional
         Likewise for the test split.
     num_threads : int, optional
-        CPU threads of torch during the run (``torch.set_num_threads``,
-        restored afterwards); torch's default when ``None``. On a busy or
-        small machine, 1 is often much faster for small networks. The
-        thread count can change the last bits of CPU results, so it is part
-        of the settings a resumed run must repeat.
+        CPU threads of torch during the run (``torch.set_num_threads``; the
+        process's previous count is restored when :func:`run_experiment`
+        returns or raises). ``None`` means one thread when ``device`` is the
+        CPU (the field is set to 1) and torch's own choice on CUDA (the field
+        stays ``None``). One thread is the CPU default because torch's
+        default, one thread per core, loses badly when the cores are shared:
+        on a 2-core machine with one core busy, a small
+        :class:`~sklearn_crtcl.CriticLossNet` fit took 236 s with torch's 2
+        threads against 8 s with one. Give more threads for larger networks
+        on an idle machine. The thread count can change the last bits of CPU
+        results, so it is part of the settings a resumed run must repeat.
     """
 
     dataset: str = "digits"
@@ -182,32 +263,31 @@ class ExperimentConfig:
     def __post_init__(self):
         names = _dataset_names()
         if not isinstance(self.dataset, str) or self.dataset not in names:
-            raise ValueError(f"unknown dataset {self.dataset!r}; valid datasets: "
-                             + ", ".join(names))
+            raise _SettingError(f"unknown {{dataset}} {self.dataset!r}; valid datasets: "
+                                + ", ".join(names))
         methods = (self.methods,) if isinstance(self.methods, str) else self.methods
         try:
             methods = tuple(methods)
         except TypeError:
-            raise ValueError(f"methods must be a sequence of method names, "
-                             f"got {self.methods!r}") from None
+            raise _SettingError(f"{{methods}} must be a sequence of method names, "
+                                f"got {self.methods!r}") from None
         if not methods:
-            raise ValueError("methods is empty; valid methods: " + ", ".join(ALL_METHODS))
-        unknown = [m for m in methods if m not in METHOD_SPECS]
+            raise _SettingError("{methods} is empty; valid methods: " + ", ".join(ALL_METHODS))
+        unknown = [m for m in methods if not isinstance(m, str) or m not in METHOD_SPECS]
         if unknown:
-            raise ValueError(f"unknown method(s) {', '.join(map(repr, unknown))}; valid "
-                             "methods: " + ", ".join(ALL_METHODS))
+            raise _SettingError(f"unknown method(s) {', '.join(map(repr, unknown))}; valid "
+                                "methods: " + ", ".join(ALL_METHODS))
         if len(set(methods)) != len(methods):
-            raise ValueError(f"methods has repeated names: {list(methods)}")
+            raise _SettingError(f"{{methods}} has repeated names: {list(methods)}")
         self.methods = methods
         for key, value in PROTOCOLS[self.dataset].items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
         from ..augment import AUGMENTATIONS
-        if self.augment not in ("none",) + tuple(AUGMENTATIONS):
-            raise ValueError(f"augment must be one of {('none',) + tuple(AUGMENTATIONS)}, "
-                             f"got {self.augment!r}")
-        if not isinstance(self.warm_start, bool):
-            raise ValueError(f"warm_start must be True or False, got {self.warm_start!r}")
+        augmentations = ("none",) + tuple(AUGMENTATIONS)
+        if not isinstance(self.augment, str) or self.augment not in augmentations:
+            raise _SettingError(f"{{augment}} must be one of {augmentations}, "
+                                f"got {self.augment!r}")
         self.initial_size = _check_int(self.initial_size, "initial_size", 2)
         self.query_size = _check_int(self.query_size, "query_size", 1)
         self.n_cycles = _check_int(self.n_cycles, "n_cycles", 0)
@@ -220,32 +300,32 @@ class ExperimentConfig:
         self.num_threads = _check_int(self.num_threads, "num_threads", 1, allow_none=True)
         self.n_train = _check_int(self.n_train, "n_train", 2, allow_none=True)
         self.n_test = _check_int(self.n_test, "n_test", 1, allow_none=True)
+        if self.seed + self.n_trials - 1 > _MAX_SEED:
+            raise _SettingError(f"{{seed}} + {{n_trials}} - 1 = {self.seed} + {self.n_trials} "
+                                f"- 1 exceeds {_MAX_SEED}: trial t is seeded with seed + t, "
+                                "and NumPy seeds are below 2**32")
         if self.dataset == "digits" and (self.n_train is not None or self.n_test is not None):
-            raise ValueError("n_train and n_test subsample the larger data sets; digits is "
-                             "used whole (leave them unset)")
+            raise _SettingError("{n_train} and {n_test} subsample the larger data sets; digits "
+                                "is used whole (leave them unset)")
         if self.subset_size is not None and self.subset_size < self.query_size:
-            raise ValueError(f"subset_size ({self.subset_size}) must be at least query_size "
-                             f"({self.query_size}): each query picks query_size samples "
-                             "from the candidate subset")
+            raise _SettingError(f"{{subset_size}} ({self.subset_size}) must be at least "
+                                f"{{query_size}} ({self.query_size}): each query picks "
+                                "{query_size} samples from the candidate subset")
         for key in ("warm_start", "resume", "overwrite", "progress"):
             if not isinstance(getattr(self, key), (bool, np.bool_)):
-                raise ValueError(f"{key} must be True or False, got {getattr(self, key)!r}")
+                raise _SettingError(f"{{{key}}} must be True or False, "
+                                    f"got {getattr(self, key)!r}")
             setattr(self, key, bool(getattr(self, key)))
         if self.resume and self.overwrite:
-            raise ValueError("resume and overwrite exclude each other: resume continues the "
-                             "run in output_dir, overwrite replaces it")
-        if not isinstance(self.device, str) or not self.device:
-            raise ValueError(f"device must be a torch device name such as 'cpu' or 'cuda', "
-                             f"got {self.device!r}")
-        if self.device.startswith("cuda"):
-            import torch
-            if not torch.cuda.is_available():
-                raise ValueError(f"device {self.device!r} requested but CUDA is not available; "
-                                 "use device='cpu'")
+            raise _SettingError("{resume} and {overwrite} exclude each other: {resume} "
+                                "continues the run in {output_dir}, {overwrite} replaces it")
+        self.device = _check_device(self.device)
+        if self.num_threads is None and self.device.startswith("cpu"):
+            self.num_threads = 1
         if not isinstance(self.output_dir, (str, os.PathLike)) or not str(self.output_dir):
-            raise ValueError(f"output_dir must be a path, got {self.output_dir!r}")
+            raise _SettingError(f"{{output_dir}} must be a path, got {self.output_dir!r}")
         if self.data_home is not None and not isinstance(self.data_home, (str, os.PathLike)):
-            raise ValueError(f"data_home must be a path or None, got {self.data_home!r}")
+            raise _SettingError(f"{{data_home}} must be a path or None, got {self.data_home!r}")
 
     @property
     def n_labeled_final(self):
@@ -335,41 +415,68 @@ _OUTPUT_FILES = ("state.json", "config.json", "results.csv", "summary.md", "accu
                  "ece.png")
 
 
-def _prepare_output(config):
+def _check_output(config):
+    """Check ``output_dir`` without changing anything in it.
+
+    Returns
+    -------
+    state : dict or None
+        The saved state of the run to resume; ``None`` for a new run.
+    """
     out = Path(config.output_dir)
-    state = load_state(out) if out.exists() else None
-    ckpt = out / "checkpoints"
-    if state is not None and config.resume:
+    # the output directory, or its nearest existing parent, must be a writable directory
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        what = "is a file" if existing == out else f"cannot be created: {existing} is a file"
+        raise _SettingError(f"{{output_dir}} {out} {what}; choose a directory")
+    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+        raise _SettingError(f"{{output_dir}} {out} cannot be written: no write permission "
+                            f"in {existing}")
+    # a new run (overwrite or not) never reads the old state: it may be unreadable
+    state = load_state(out) if config.resume and out.is_dir() else None
+    if state is not None:
         saved, given = _comparable(state["config"]), _comparable(config.to_dict())
-        diffs = [f"{k}: saved {saved.get(k)!r}, given {given.get(k)!r}"
+        diffs = [f"{{{k}}}: saved {saved.get(k)!r}, given {given.get(k)!r}"
                  for k in sorted(set(saved) | set(given)) if saved.get(k) != given.get(k)]
         if diffs:
-            raise ValueError(f"cannot resume the run in {out}: its configuration differs ("
-                             + "; ".join(diffs) + "). Use the same options, or another "
-                             "output_dir (or overwrite=True / --overwrite to start over)")
-        referenced = {run["checkpoint"] for run in state["runs"].values() if not run["done"]}
+            raise _SettingError(f"cannot resume the run in {out}: its configuration differs ("
+                                + "; ".join(diffs) + "). Use the same options, or another "
+                                "{output_dir} (or {overwrite=True} to start over)")
         for key, run in state["runs"].items():
             if not run["done"] and not (out / run["checkpoint"]).exists():
-                raise ValueError(f"cannot resume the run in {out}: the checkpoint "
-                                 f"{run['checkpoint']} of the unfinished run {key!r} is "
-                                 "missing; use overwrite=True (--overwrite) to start over")
+                raise _SettingError(f"cannot resume the run in {out}: the checkpoint "
+                                    f"{run['checkpoint']} of the unfinished run {key!r} is "
+                                    "missing; use {overwrite=True} to start over")
+        return state
+    existing = [name for name in _OUTPUT_FILES if (out / name).exists()]
+    if existing and not config.overwrite:
+        raise _SettingError(f"{out} already holds a run ({', '.join(existing)}); pass "
+                            "{resume=True} to continue it, {overwrite=True} to replace it, "
+                            "or choose another {output_dir}")
+    return None
+
+
+def _prepare_output(config, state):
+    """Set up ``output_dir`` for the run checked by :func:`_check_output`."""
+    out = Path(config.output_dir)
+    ckpt = out / "checkpoints"
+    if state is not None:
         # checkpoints written by a cycle that was killed before its commit
+        referenced = {run["checkpoint"] for run in state["runs"].values() if not run["done"]}
         for p in ckpt.glob("*.pkl*") if ckpt.exists() else ():
             if f"checkpoints/{p.name}" not in referenced:
                 p.unlink()
         return out, state
-    existing = [name for name in _OUTPUT_FILES if (out / name).exists()]
-    if existing and not config.overwrite:
-        raise ValueError(f"{out} already holds a run ({', '.join(existing)}); pass resume=True "
-                         "(--resume) to continue it, overwrite=True (--overwrite) to replace "
-                         "it, or choose another output_dir")
     if config.resume and config.progress:
         print(f"Nothing to resume in {out}: starting a new run.", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     for p in ckpt.glob("*.pkl*") if ckpt.exists() else ():
         p.unlink()
-    for name in existing:
-        (out / name).unlink()
+    for name in _OUTPUT_FILES:
+        if (out / name).exists():
+            (out / name).unlink()
     state = {"format": _STATE_FORMAT, "config": config.to_dict(), "records": [], "runs": {}}
     _atomic_write_json(out / "config.json", config.to_dict())
     _atomic_write_json(out / "state.json", state)
@@ -402,6 +509,83 @@ def _commit(out, state, key, run, estimator):
 # ---------------------------------------------------------------------------
 
 
+# where the files of the downloadable data sets come from: the loader of
+# sklearn_crtcl.datasets (whose download=True fetches them with torchvision), the
+# files under the data folder, and the archive to unpack there by hand
+_DATA_SOURCES = {
+    "cifar10": ("load_cifar10", "extract cifar-10-python.tar.gz from "
+                "https://www.cs.toronto.edu/~kriz/cifar.html into that folder"),
+    "cifar100": ("load_cifar100", "extract cifar-100-python.tar.gz from "
+                 "https://www.cs.toronto.edu/~kriz/cifar.html into that folder"),
+    "svhn": ("load_svhn", "put train_32x32.mat and test_32x32.mat from "
+             "http://ufldl.stanford.edu/housenumbers/ in that folder"),
+}
+
+
+def _data_file_layout(dataset, data_home):
+    """The folder and the files (relative to it) the loader of ``dataset`` reads."""
+    from .. import datasets
+
+    root = datasets._resolve_data_home(data_home)
+    if dataset == "cifar10":
+        base, train, test = datasets._cifar10_paths(root)
+        return root, [os.path.relpath(f, root) for f in train + [test]]
+    if dataset == "cifar100":
+        return root, [os.path.join("cifar-100-python", name) for name in ("train", "test")]
+    return root, ["train_32x32.mat", "test_32x32.mat"]
+
+
+def _check_data_files(config):
+    """Raise :class:`_MissingDataError` when the data set's files are not there.
+
+    Looks where :func:`sklearn_crtcl.datasets.load_dataset` will look, without
+    reading anything, so a missing file is reported before any work.
+    """
+    if config.dataset == "digits":
+        return
+    from .. import datasets
+
+    data_home = config.data_home
+    if config.dataset == "fashion_mnist":
+        names = list(datasets._FASHION_FILES.values())
+        report = []
+        for directory in datasets._fashion_search_dirs(data_home):
+            missing = [n for n in names if datasets._find_in_dir(directory, n) is None]
+            if not missing:
+                return
+            report.append(f"{directory} (" + ("does not exist" if not os.path.isdir(directory)
+                                                else "missing " + ", ".join(missing)) + ")")
+        where = ("the system folder, used when {data_home} is not given"
+                 if data_home is None else "{data_home} and its usual subfolders")
+        raise _MissingDataError(
+            "the fashion_mnist data files are missing: " + ", ".join(names)
+            + f" (each plain or .gz) were looked for in {where}: " + "; ".join(report)
+            + ". To get them: on Debian or Ubuntu, `apt-get install dataset-fashion-mnist` "
+            f"puts them in {datasets.FASHION_MNIST_SYSTEM_DIR}, where they are found without "
+            "{data_home}; or download them with torchvision, `python -c \"import torchvision; "
+            "torchvision.datasets.FashionMNIST('DIR', download=True)\"`, and give DIR as "
+            "{data_home} (the files land in DIR/FashionMNIST/raw).")
+    root, files = _data_file_layout(config.dataset, data_home)
+    missing = [f for f in files if not os.path.isfile(os.path.join(root, f))]
+    if not missing:
+        return
+    loader, manual = _DATA_SOURCES[config.dataset]
+    where = ("the default data folder, $SCIKIT_LEARN_DATA or ~/scikit_learn_data, as "
+             "{data_home} is not given" if data_home is None else "{data_home}")
+    if not os.path.isdir(root):
+        where += "; the folder does not exist"
+    elif len(missing) < len(files):
+        where += f"; the other {len(files) - len(missing)} of the {len(files)} files are there"
+    raise _MissingDataError(
+        f"the {config.dataset} data files are missing: " + ", ".join(missing)
+        + f" not found in {root} ({where})"
+        + f". To get them, download them with `python -c \"from sklearn_crtcl.datasets "
+        f"import {loader}; {loader}({root!r}, download=True)\"` (needs torchvision: pip "
+        f"install sklearn-crtcl[vision]), or {manual}; then run again"
+        + (" with the same {data_home}." if data_home is not None else
+           ", or give the folder that holds them as {data_home}."))
+
+
 def _load_data(config):
     from ..datasets import load_dataset
     kwargs = {}
@@ -410,12 +594,27 @@ def _load_data(config):
     for key in ("n_train", "n_test"):
         if getattr(config, key) is not None:
             kwargs[key] = getattr(config, key)
-    X_train, X_test, y_train, y_test = load_dataset(config.dataset, **kwargs)
+    try:
+        X_train, X_test, y_train, y_test = load_dataset(config.dataset, **kwargs)
+    except ValueError as exc:
+        # "n_train=70000 is larger than the number of available samples (60000)."
+        for key in ("n_train", "n_test"):
+            if key in kwargs and str(exc).startswith(f"{key}="):
+                raise _SettingError("{" + key + "}" + str(exc)[len(key):]) from None
+        raise
+    budget = (f"{{initial_size}} + {{n_cycles}} * {{query_size}} = {config.initial_size} + "
+              f"{config.n_cycles} * {config.query_size} = {config.n_labeled_final}")
+    pool = (f"the {config.dataset} training split has {len(X_train)} samples"
+            + (" ({n_train})" if config.n_train is not None else ""))
     if config.n_labeled_final > len(X_train):
-        raise ValueError(
-            f"initial_size + n_cycles * query_size = {config.initial_size} + "
-            f"{config.n_cycles} * {config.query_size} = {config.n_labeled_final} exceeds the "
-            f"pool: the {config.dataset} training split has {len(X_train)} samples")
+        raise _SettingError(f"{budget} exceeds the pool: {pool}")
+    semi = [m for m in config.methods if METHOD_SPECS[m].semi_supervised]
+    if semi and len(X_train) - config.n_labeled_final < 2:
+        raise _SettingError(
+            f"{budget} leaves {len(X_train) - config.n_labeled_final} unlabeled sample(s) "
+            f"after the last cycle ({pool}); the semi-supervised methods ({', '.join(semi)}) "
+            "train on the unlabeled pool too and need at least 2 samples in it (batch "
+            "normalisation)")
     return X_train, X_test, y_train, y_test
 
 
@@ -558,9 +757,21 @@ def run_experiment(config=None, **kwargs):
     Raises
     ------
     ValueError
-        For invalid settings, a labeled-set size larger than the pool, a
+        For invalid settings, a labeled-set size larger than the pool (or
+        leaving fewer than 2 unlabeled samples for the semi-supervised
+        methods), an ``output_dir`` that is not a writable directory, a
         non-empty ``output_dir`` without ``resume`` or ``overwrite``, or a
         ``resume`` whose settings differ from the saved run.
+    FileNotFoundError
+        When the data set's files are missing; the message says which files
+        were looked for where, and how to get them.
+
+    Notes
+    -----
+    All these errors are raised before any training and before anything is
+    written or removed in ``output_dir``. The process's torch thread count
+    is restored when the function returns or raises (see ``num_threads`` of
+    :class:`ExperimentConfig`).
     """
     if config is None:
         config = ExperimentConfig(**kwargs)
@@ -568,8 +779,12 @@ def run_experiment(config=None, **kwargs):
         raise TypeError("pass either an ExperimentConfig or keyword settings, not both")
     elif not isinstance(config, ExperimentConfig):
         raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
+    # every check before any work: the settings (checked by ExperimentConfig), the data
+    # files, the output directory, then the sizes against the loaded data
+    _check_data_files(config)
+    state = _check_output(config)
     data = _load_data(config)
-    out, state = _prepare_output(config)
+    out, state = _prepare_output(config, state)
     with _torch_threads(config.num_threads):
         _run_all(config, data, out, state)
     records = _sorted_records(state["records"], config)
