@@ -31,8 +31,10 @@ setup(
         "plot": ["matplotlib>=3.5"],
         "vision": ["torchvision"],
         "progress": ["tqdm"],
-        "test": ["pytest>=7", "matplotlib>=3.5", "sphinx>=7", "numpydoc>=1.6"],
-        "docs": ["sphinx>=7", "numpydoc>=1.6", "matplotlib>=3.5"],
+        # the test suite builds the docs, example gallery included
+        "test": ["pytest>=7", "matplotlib>=3.5", "sphinx>=7", "numpydoc>=1.6",
+                 "sphinx-gallery>=0.17"],
+        "docs": ["sphinx>=7", "numpydoc>=1.6", "sphinx-gallery>=0.17", "matplotlib>=3.5"],
     },
     entry_points={
         "console_scripts": [

@@ -9,6 +9,13 @@ Build (warnings are errors)::
 The build needs no network: intersphinx is off unless the environment
 variable ``SKLEARN_CRTCL_INTERSPHINX=1`` is set.
 
+The example gallery (``auto_examples/``, made by sphinx-gallery from the
+scripts in ``examples/``) runs every example during the build; an example
+that raises fails the build.  ``SKLEARN_CRTCL_SMOKE=1`` runs them at smoke
+size (what the test suite does); without it they run at full size.
+``sphinx-build -D plot_gallery=0 ...`` renders the examples without running
+them (no outputs, no figures).
+
 Conventions for the pages:
 
 * The API reference (``api.rst``) is the one place where objects are
@@ -25,11 +32,13 @@ Conventions for the pages:
   those projects, and their docstrings are not numpydoc.
 """
 
+import importlib
 import inspect
 import os
 import sys
 from pathlib import Path
 
+from sphinx import addnodes
 from sphinx.pycode import ModuleAnalyzer, PycodeError
 
 HERE = Path(__file__).resolve().parent
@@ -56,6 +65,7 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx.ext.viewcode",
     "numpydoc",
+    "sphinx_gallery.gen_gallery",
 ]
 
 templates_path = ["_templates"]
@@ -107,6 +117,39 @@ if os.environ.get("SKLEARN_CRTCL_INTERSPHINX") == "1":
         "skorch": ("https://skorch.readthedocs.io/en/stable", None),
     }
 nitpicky = False
+
+# -- sphinx-gallery -------------------------------------------------------------
+
+#: Size the examples run at: they read ``SKLEARN_CRTCL_SMOKE`` themselves.
+EXAMPLE_SIZE = "smoke" if os.environ.get("SKLEARN_CRTCL_SMOKE") == "1" else "full"
+# sphinx-gallery runs an example again only when its source changed, and the
+# size comes from the environment: a build at the other size than the last one
+# (a full-size build after the test suite's smoke build) must run them all.
+_GALLERY_DIR = HERE / "auto_examples"
+_SIZE_STAMP = _GALLERY_DIR / ".example-size"
+_other_size_before = _GALLERY_DIR.is_dir() and not (
+    _SIZE_STAMP.is_file() and _SIZE_STAMP.read_text().strip() == EXAMPLE_SIZE)
+
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": "/plot_",  # run (and capture figures of) every plot_ script
+    "run_stale_examples": _other_size_before,
+    # an example that raises fails the build (after the others have run)
+    "abort_on_example_error": False,
+    "only_warn_on_example_error": False,
+    "remove_config_comments": True,
+    # the summary page of all galleries would be written to docs/, not to the
+    # (ignored) auto_examples/; the console log has the times
+    "write_computation_times": False,
+}
+
+
+def _stamp_example_size(app):
+    """Record the size the gallery's examples were run at (see above)."""
+    if _GALLERY_DIR.is_dir() and app.config.sphinx_gallery_conf.get("plot_gallery"):
+        _SIZE_STAMP.write_text(EXAMPLE_SIZE + "\n")
+
 
 # -- HTML --------------------------------------------------------------------
 
@@ -178,8 +221,53 @@ def _docs_of_reexported_data(app, what, name, obj, options, lines):
             return
 
 
+def _source_module(modname, fullname):
+    """Module that defines ``modname.fullname`` (as viewcode follows imports)."""
+    try:
+        obj = importlib.import_module(modname)
+        for attr in fullname.split("."):
+            obj = getattr(obj, attr)
+    except (ImportError, AttributeError):
+        return None
+    return getattr(obj, "__module__", None)
+
+
+def _viewcode_backlink_anchors(app, doctree, docname):
+    """Give each object the anchor that its ``[docs]`` back-link points to.
+
+    sphinx.ext.viewcode keeps, per *source* module, the module name under
+    which the first object of that file was documented, and writes every
+    ``[docs]`` back-link of the file's source page as that name plus the
+    object's name (Sphinx issue #6651).  ``sklearn_crtcl/nets/crtcl.py``
+    holds ``CriticLossNet``, documented as ``sklearn_crtcl.CriticLossNet``,
+    and ``Critic``, documented as ``sklearn_crtcl.nets.crtcl.Critic``: the
+    back-link of ``Critic`` pointed to ``#sklearn_crtcl.Critic``, an anchor
+    that did not exist.  Once all pages are read, this adds that anchor to
+    the object's signature (next to its own id) on the page the back-link
+    leads to.  ``tools/check_docs.py`` checks every internal anchor.
+    """
+    modules = getattr(app.env, "_viewcode_modules", None)
+    if not modules:
+        return
+    for sig in doctree.findall(addnodes.desc_signature):
+        modname, fullname = sig.get("module"), sig.get("fullname")
+        if not (modname and fullname and sig["ids"]):
+            continue
+        entry = modules.get(_source_module(modname, fullname))
+        # False: no source; else viewcode's (code, tags, used, refname)
+        if not (isinstance(entry, tuple) and len(entry) == 4):
+            continue
+        _code, _tags, used, refname = entry
+        anchor = f"{refname}.{fullname}"
+        if used.get(fullname) == docname and anchor not in sig["ids"]:
+            sig["ids"].append(anchor)
+
+
 def setup(app):
-    """Register the member filter and the constant-docs lookup."""
+    """Register the member filter, the constant-docs lookup and the doc fixes."""
     app.connect("autodoc-skip-member", _skip_foreign_members)
     # before numpydoc (priority 500) rewrites the lines
     app.connect("autodoc-process-docstring", _docs_of_reexported_data, priority=400)
+    app.connect("doctree-resolved", _viewcode_backlink_anchors)
+    # after sphinx-gallery has run the examples (generate_gallery_rst, 500)
+    app.connect("builder-inited", _stamp_example_size, priority=900)

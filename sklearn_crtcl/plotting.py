@@ -47,9 +47,9 @@ def _get_ax(ax):
 
 
 def reliability_diagram(
-    y_true, y_proba, n_bins=15, labels=None, ax=None, title=None
+    y_true, y_proba, n_bins=15, labels=None, ax=None, title=None, counts_ax=None
 ):
-    r"""Draw a reliability diagram with confidence gaps and the ECE.
+    r"""Draw a reliability diagram with confidence gaps, the ECE and bin counts.
 
     For each of the ``n_bins`` equal-width confidence bins (see
     :func:`sklearn_crtcl.metrics.reliability_curve`) a bar of height
@@ -58,6 +58,13 @@ def reliability_diagram(
     and the diagonal of perfect calibration. The expected calibration error
     :math:`\sum_m \frac{|B_m|}{N}|\mathrm{acc}(B_m) - \mathrm{conf}(B_m)|`
     is shown in the legend.
+
+    A bin's bar says little without the number of samples behind it, so the
+    counts :math:`|B_m|` are always shown: as a histogram of the samples per
+    bin on ``counts_ax`` (like the histogram of predicted probabilities that
+    scikit-learn's calibration examples draw under the curve), with the
+    count written on each bar, or, when ``ax`` is given without
+    ``counts_ax``, as a number in each non-empty bin of the diagram.
 
     Parameters
     ----------
@@ -71,9 +78,17 @@ def reliability_diagram(
     labels : array-like of shape (n_classes,), default=None
         Class labels of the columns of ``y_proba`` (e.g. ``classes_``).
     ax : matplotlib.axes.Axes, default=None
-        Axes to draw on. A new figure is created if None.
+        Axes to draw the diagram on. If None, a new figure is created with
+        the diagram on top and the histogram of bin counts below it (on
+        ``ax.figure.axes[1]``).
     title : str, default=None
         Axes title; ``"Reliability diagram"`` if None.
+    counts_ax : matplotlib.axes.Axes, default=None
+        Axes for the histogram of bin counts, typically below ``ax`` with a
+        shared x axis (e.g. ``plt.subplots(2, 1, sharex=True,
+        gridspec_kw={"height_ratios": [3, 1]})``). The x-axis label
+        ``"Confidence"`` moves there. If None and ``ax`` is given, the
+        counts are written at the bottom of the bins of the diagram instead.
 
     Returns
     -------
@@ -81,7 +96,9 @@ def reliability_diagram(
         The axes with the diagram. ``ax.containers[0]`` holds the
         ``n_bins`` accuracy bars (height 0 for empty bins) and
         ``ax.containers[1]`` the ``n_bins`` gap bars (height
-        ``conf - acc``, 0 for empty bins).
+        ``conf - acc``, 0 for empty bins). The histogram's axes has the
+        ``n_bins`` count bars in ``containers[0]`` and their numbers in its
+        ``texts``; without a histogram the numbers are in ``ax.texts``.
 
     Raises
     ------
@@ -90,9 +107,25 @@ def reliability_diagram(
     ValueError
         On invalid inputs (see
         :func:`sklearn_crtcl.metrics.expected_calibration_error`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_crtcl.plotting import reliability_diagram
+    >>> proba = np.array([[0.95, 0.05], [0.85, 0.15], [0.3, 0.7], [0.55, 0.45]])
+    >>> ax = reliability_diagram([0, 1, 1, 1], proba, n_bins=5)
+    >>> counts_ax = ax.figure.axes[1]
+    >>> [int(bar.get_height()) for bar in counts_ax.containers[0]]
+    [0, 0, 1, 1, 2]
     """
     curve = reliability_curve(y_true, y_proba, n_bins=n_bins, labels=labels)
-    ax = _get_ax(ax)
+    if ax is None:
+        plt = _import_pyplot()
+        _, (ax, counts_ax) = plt.subplots(
+            2, 1, sharex=True, figsize=(5, 5.5), layout="constrained",
+            gridspec_kw={"height_ratios": [3, 1]})
+    else:
+        _import_pyplot()
 
     edges = curve.bin_edges
     width = np.diff(edges)
@@ -133,6 +166,26 @@ def reliability_diagram(
     ax.set_ylabel("Accuracy")
     ax.set_title("Reliability diagram" if title is None else title)
     ax.legend(loc="upper left")
+
+    if counts_ax is not None:
+        bars = counts_ax.bar(left, curve.count, width=width, align="edge",
+                             color="tab:gray", edgecolor="black", linewidth=0.8)
+        # the number on each bar: a bin of 3 samples next to one of 400 is
+        # invisible in the histogram, and the reader wants to know it is 3
+        counts_ax.bar_label(bars, labels=[str(n) if n else "" for n in curve.count],
+                            padding=2, rotation=90, fontsize="x-small")
+        counts_ax.set_ylim(0, 1.6 * max(curve.count.max(), 1))
+        counts_ax.set_xlim(0.0, 1.0)
+        counts_ax.set_xlabel("Confidence")
+        counts_ax.set_ylabel("Samples")
+        ax.set_xlabel("")
+    else:
+        for x, n in zip(left + width / 2, curve.count):
+            if n:
+                ax.text(x, 0.02, str(n), ha="center", va="bottom", rotation=90,
+                        fontsize="x-small",
+                        bbox=dict(boxstyle="round,pad=0.15", facecolor="white",
+                                  alpha=0.8, linewidth=0))
     return ax
 
 
@@ -278,14 +331,58 @@ def aggregate_curves(records, metric, x="n_labeled", group="method"):
     return curves
 
 
+#: Readable axis labels of the usual record keys (others: ``"n_foo"`` ->
+#: ``"N foo"``).
+_AXIS_LABELS = {
+    "n_labeled": "Labeled samples",
+    "cycle": "Query cycle",
+    "trial": "Trial",
+    "accuracy": "Test accuracy",
+    "ece": "Test ECE",
+    "brier": "Test Brier score",
+    "nll": "Test NLL",
+    "train_loss": "Training loss",
+}
+# Each curve gets its own marker and line style, so that curves that coincide
+# (e.g. methods that share the random initial set at cycle 0) stay visible:
+# hollow markers of different shapes and different dashes show through each
+# other.
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+_LINESTYLES = ("-", "--", "-.", ":")
+
+
+def _axis_label(key):
+    if key in _AXIS_LABELS:
+        return _AXIS_LABELS[key]
+    text = str(key).replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def _line_style(i):
+    """Marker and dash pattern of the ``i``-th curve: distinct pairs."""
+    marker = _MARKERS[i % len(_MARKERS)]
+    # shift the dash pattern each time the markers start over, so that the
+    # (marker, linestyle) pair stays distinct for len(_MARKERS) * 4 curves
+    linestyle = _LINESTYLES[(i + i // len(_MARKERS)) % len(_LINESTYLES)]
+    return marker, linestyle
+
+
 def plot_learning_curves(
-    results, metric="accuracy", ax=None, x="n_labeled", group="method"
+    results, metric="accuracy", ax=None, x="n_labeled", group="method", title=None
 ):
     """Plot mean learning curves with a ±1 standard deviation band.
 
     One line per ``group`` value (e.g. query strategy) showing the mean of
     ``metric`` over trials at each ``x`` value, with a shaded band of
-    ±1 standard deviation (see :func:`aggregate_curves`).
+    ±1 standard deviation (see :func:`aggregate_curves`). The legend title
+    says what the line and the band are.
+
+    Every line has its own hollow marker and line style (and colour), so
+    lines that coincide, e.g. methods that share the initial labeled set,
+    stay visible. Axis labels are readable names of the keys
+    (``n_labeled`` -> "Labeled samples", ``accuracy`` -> "Test accuracy",
+    ``ece`` -> "Test ECE"); change them with ``ax.set_xlabel`` and
+    ``ax.set_ylabel``.
 
     Parameters
     ----------
@@ -301,6 +398,9 @@ def plot_learning_curves(
         Key of the x-axis value.
     group : str or None, default="method"
         Key defining the separate curves; None plots a single curve.
+    title : str, default=None
+        Axes title; ``"<metric label> vs. <x label>"`` (e.g. "Test
+        accuracy vs. labeled samples") if None.
 
     Returns
     -------
@@ -314,12 +414,26 @@ def plot_learning_curves(
         If matplotlib is not installed.
     ValueError
         If ``results`` is empty or lacks a required key.
+
+    Examples
+    --------
+    >>> from sklearn_crtcl.plotting import plot_learning_curves
+    >>> recs = [{"method": m, "trial": t, "n_labeled": n, "accuracy": a}
+    ...         for m, t, n, a in [("random", 0, 10, 0.5), ("random", 1, 10, 0.7),
+    ...                            ("crtcl", 0, 10, 0.5), ("crtcl", 1, 10, 0.7)]]
+    >>> ax = plot_learning_curves(recs)
+    >>> [(line.get_marker(), line.get_linestyle()) for line in ax.lines]
+    [('o', '-'), ('s', '--')]
+    >>> ax.get_legend().get_title().get_text()
+    'method (line: mean, band: ± 1 std)'
     """
     curves = aggregate_curves(results, metric, x=x, group=group)
     ax = _get_ax(ax)
-    for g, curve in curves.items():
-        label = metric if g is None else str(g)
-        (line,) = ax.plot(curve.x, curve.mean, marker="o", markersize=3,
+    for i, (g, curve) in enumerate(curves.items()):
+        label = _axis_label(metric) if g is None else str(g)
+        marker, linestyle = _line_style(i)
+        (line,) = ax.plot(curve.x, curve.mean, marker=marker, markersize=6,
+                          markerfacecolor="none", linestyle=linestyle,
                           label=label)
         ax.fill_between(
             curve.x,
@@ -329,7 +443,16 @@ def plot_learning_curves(
             alpha=0.2,
             linewidth=0,
         )
-    ax.set_xlabel(x)
-    ax.set_ylabel(metric)
-    ax.legend(title=group)
+    if all(float(v).is_integer() for c in curves.values() for v in c.x):
+        # labeled-set sizes, cycles: no tick at 52.5 labels
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    xlabel, ylabel = _axis_label(x), _axis_label(metric)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{ylabel} vs. {xlabel[:1].lower() + xlabel[1:]}"
+                 if title is None else title)
+    band = "line: mean, band: ± 1 std"
+    ax.legend(title=band if group is None else f"{group} ({band})")
     return ax

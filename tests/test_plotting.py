@@ -76,9 +76,11 @@ def test_reliability_diagram_legend_and_diagonal():
     np.testing.assert_allclose(ax.lines[0].get_xdata(), [0, 1])
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0, 1])
     assert ax.get_title() == "Reliability diagram"
-    assert ax.get_xlabel() == "Confidence"
     assert ax.get_ylabel() == "Accuracy"
     assert ax.get_xlim() == (0.0, 1.0)
+    # the x label sits under the histogram of counts below the diagram
+    assert ax.get_xlabel() == ""
+    assert ax.figure.axes[1].get_xlabel() == "Confidence"
 
 
 def test_reliability_diagram_existing_ax_title_and_labels():
@@ -102,6 +104,49 @@ def test_reliability_diagram_hand_case():
     heights = [p.get_height() for p in ax.containers[0].patches]
     np.testing.assert_allclose(heights, [0, 0, 0, 1, 0.5])
     assert "0.4125" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_reliability_diagram_new_figure_has_count_histogram():
+    y, proba = _data(3)
+    ax = reliability_diagram(y, proba, n_bins=10)
+    curve = reliability_curve(y, proba, n_bins=10)
+    fig = ax.figure
+    assert len(fig.axes) == 2 and fig.axes[0] is ax
+    counts_ax = fig.axes[1]
+    bars = counts_ax.containers[0]
+    np.testing.assert_array_equal([b.get_height() for b in bars], curve.count)
+    np.testing.assert_allclose([b.get_x() for b in bars], curve.bin_edges[:-1])
+    assert counts_ax.get_ylabel() == "Samples"
+    # each non-empty bar carries its count
+    numbers = sorted(int(t.get_text()) for t in counts_ax.texts if t.get_text())
+    assert numbers == sorted(curve.count[curve.count > 0].tolist())
+    # below the diagram, sharing its x axis
+    assert counts_ax.get_position().y1 <= ax.get_position().y0
+    assert counts_ax.get_shared_x_axes().joined(ax, counts_ax)
+    assert len(ax.texts) == 0
+
+
+def test_reliability_diagram_given_counts_ax():
+    fig, (ax, cax) = plt.subplots(2, 1, sharex=True)
+    y, proba = _data(4)
+    out = reliability_diagram(y, proba, n_bins=5, ax=ax, counts_ax=cax)
+    assert out is ax
+    curve = reliability_curve(y, proba, n_bins=5)
+    np.testing.assert_array_equal([b.get_height() for b in cax.containers[0]], curve.count)
+    assert cax.get_xlabel() == "Confidence" and cax.get_ylabel() == "Samples"
+    assert len(fig.axes) == 2
+
+
+def test_reliability_diagram_given_ax_writes_counts():
+    # hand case: counts per bin [0, 0, 1, 1, 2]
+    proba = np.array([[0.95, 0.05], [0.85, 0.15], [0.3, 0.7], [0.55, 0.45]])
+    fig, ax = plt.subplots()
+    reliability_diagram([0, 1, 1, 1], proba, n_bins=5, ax=ax)
+    assert len(fig.axes) == 1
+    written = sorted((round(t.get_position()[0], 3), t.get_text()) for t in ax.texts)
+    # one number per non-empty bin, at the bin's centre
+    assert written == [(0.5, "1"), (0.7, "1"), (0.9, "2")]
+    assert ax.get_xlabel() == "Confidence"
 
 
 def test_reliability_diagram_validates_inputs():
@@ -196,15 +241,51 @@ def test_plot_learning_curves_artists():
         matplotlib.colors.to_rgb(line_a.get_color()), bands[0].get_facecolor()[0][:3]
     )
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
-    assert ax.get_xlabel() == "n_labeled" and ax.get_ylabel() == "accuracy"
+    assert ax.get_xlabel() == "Labeled samples" and ax.get_ylabel() == "Test accuracy"
+    assert ax.get_title() == "Test accuracy vs. labeled samples"
 
 
 def test_plot_learning_curves_on_given_ax_with_metric():
     fig, ax = plt.subplots()
-    out = plot_learning_curves(_records(), metric="ece", ax=ax, x="cycle")
+    out = plot_learning_curves(_records(), metric="ece", ax=ax, x="cycle", title="Digits")
     assert out is ax
-    assert ax.get_ylabel() == "ece" and ax.get_xlabel() == "cycle"
+    assert ax.get_ylabel() == "Test ECE" and ax.get_xlabel() == "Query cycle"
+    assert ax.get_title() == "Digits"
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.15, 0.2])
+    # integer x values: integer ticks only
+    ax.figure.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    # keys without a known label are made readable
+    ax = plot_learning_curves({"method": ["a"], "n_queried": [1], "f1_macro": [0.5]},
+                              metric="f1_macro", x="n_queried")
+    assert ax.get_xlabel() == "N queried" and ax.get_ylabel() == "F1 macro"
+
+
+def test_plot_learning_curves_legend_says_band_is_std():
+    ax = plot_learning_curves(_records())
+    title = ax.get_legend().get_title().get_text()
+    assert "method" in title and "mean" in title and "± 1 std" in title
+    ax = plot_learning_curves(_records(), group=None)
+    assert "± 1 std" in ax.get_legend().get_title().get_text()
+
+
+def test_plot_learning_curves_coinciding_lines_stay_visible():
+    # ten methods with identical results: every line lies on the others
+    recs = [dict(r, method=f"m{i}") for i in range(10) for r in _records()
+            if r["method"] == "a"]
+    ax = plot_learning_curves(recs)
+    styles = [(line.get_marker(), line.get_linestyle()) for line in ax.lines]
+    assert len(styles) == 10
+    assert len({m for m, _ in styles}) == 10  # one marker shape per method
+    assert len({ls for _, ls in styles}) > 1  # and varied dash patterns
+    # neighbours never share a dash pattern, and markers are hollow
+    assert all(a[1] != b[1] for a, b in zip(styles, styles[1:]))
+    assert all(line.get_markerfacecolor() == "none" for line in ax.lines)
+    # more curves than markers: the (marker, dash) pairs stay distinct
+    many = [dict(r, method=f"m{i}") for i in range(25) for r in _records()[:1]]
+    ax = plot_learning_curves(many)
+    assert len({(ln.get_marker(), ln.get_linestyle()) for ln in ax.lines}) == 25
 
 
 # ---------------------------------------------------------------------------
