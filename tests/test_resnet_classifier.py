@@ -287,3 +287,22 @@ def test_memmap_prediction_does_not_copy(tmp_path, digits):
     mm.flush()
     ro = np.load(tmp_path / "pool.npy", mmap_mode="r")
     np.testing.assert_allclose(net.predict_proba(ro), net.predict_proba(X[:300]), rtol=1e-6)
+
+
+def test_embed_is_the_input_of_the_final_layer_batch_by_batch(digits, tmp_path):
+    X, y = digits
+    net = small().fit(X[:100], y[:100])
+    emb = net.embed(X[100:150])
+    assert emb.dtype == np.float32 and emb.shape == (50, 8 * 4)  # 8 * module__width
+    with torch.no_grad():
+        logits = net.module_.fc(torch.from_numpy(emb)).numpy()
+    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True),
+                               net.predict_proba(X[100:150]), rtol=1e-4, atol=1e-6)
+    # batch size and a read-only memory map do not change it
+    path = tmp_path / "X.npy"
+    np.save(path, np.asarray(X[100:150], dtype=np.float32))
+    np.testing.assert_allclose(net.embed(np.load(path, mmap_mode="r"), batch_size=7), emb,
+                               rtol=1e-5, atol=1e-6)
+    assert net.module_.training  # the modes are restored
+    with pytest.raises(ValueError, match="expecting 64 features"):
+        net.embed(X[:5, :32])

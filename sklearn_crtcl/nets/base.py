@@ -17,7 +17,7 @@ from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 from .._checks import check_device, check_number
 from .._data import ArrayBatchLoader, as_image_array, iter_batches, training_array
 from ..augment import check_augment
-from ..backbones import MIN_IMAGE_SIZE, ResNet, resnet18, resnet34
+from ..backbones import MIN_IMAGE_SIZE, ResNet, forward_taps, resnet18, resnet34
 from ..callbacks import MilestoneLR, milestone_epochs
 
 __all__ = ["ResNetClassifier", "DEFAULT_DEVICE", "EXPECTED_FAILED_CHECKS"]
@@ -33,6 +33,11 @@ EXPECTED_FAILED_CHECKS = {
 
 #: ``"cuda"`` when a GPU is available when the package is imported, else ``"cpu"``.
 DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _pooled_stage4(taps):
+    """``flatten(avgpool(stage4))``: the input of the final linear layer."""
+    return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(taps["stage4"], 1), 1)
 
 
 class ResNetClassifier(NeuralNetClassifier):
@@ -689,6 +694,41 @@ class ResNetClassifier(NeuralNetClassifier):
             return super().predict_proba(X)
         parts = self._inference_batches(
             X, lambda m, xb: torch.softmax(m(xb).float(), dim=1).cpu().numpy())
+        return np.concatenate(parts, axis=0)
+
+    def embed(self, X, batch_size=None):
+        """Penultimate features: the backbone's pooled stage-4 output.
+
+        The vector the final linear layer maps to the logits
+        (``flatten(avgpool(stage4))``), for every image, computed batch by
+        batch in eval mode without gradients, like :meth:`predict_proba` (a
+        memory-mapped ``X`` is read one batch at a time). The diversity
+        selection of the query strategies and the BADGE and CoreSet
+        strategies use it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
+            Images.
+        batch_size : int, optional
+            Images per forward pass (default: the net's ``batch_size``).
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n, n_embedding), float32
+            ``n_embedding`` is the number of stage-4 channels (``8 * width``
+            for the package's ResNets).
+
+        Raises
+        ------
+        TypeError
+            If the backbone exposes no stage outputs: neither a
+            ``forward_taps`` method nor the torchvision ResNet layout (see
+            :func:`~sklearn_crtcl.backbones.forward_taps`).
+        """
+        parts = self._inference_batches(
+            X, lambda m, xb: _pooled_stage4(forward_taps(m, xb)).float().cpu().numpy(),
+            batch_size=batch_size)
         return np.concatenate(parts, axis=0)
 
     def predict(self, X):
