@@ -245,15 +245,16 @@ def save_plots(records, output_dir, title=None):
     from ..plotting import plot_learning_curves
 
     paths = []
-    for metric, label in (("accuracy", "test accuracy"), ("ece", "test ECE (15 bins)")):
+    for metric in ("accuracy", "ece"):
         fig = Figure(figsize=(6, 4.2), layout="constrained")
         ax = fig.subplots()
-        plot_learning_curves(records, metric=metric, ax=ax, x="n_labeled", group="method")
-        ax.set_xlabel("labeled samples")
-        ax.set_ylabel(label)
+        plot_learning_curves(records, metric=metric, ax=ax, x="n_labeled", group="method",
+                             title=title)
+        if metric == "ece":
+            ax.set_ylabel("Test ECE (15 bins)")
         ax.grid(alpha=0.3)
         if title:
-            ax.set_title(title, fontsize=9)
+            ax.title.set_fontsize(9)
         path = Path(output_dir) / f"{metric}.png"
         tmp = path.with_name("tmp-" + path.name)
         fig.savefig(tmp, dpi=120)
