@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
 # The measured tables of docs/results.rst and docs/fidelity.rst, each resumable:
 # rerun the same command after an interruption and it continues (--resume).
-#   bash benchmarks/run_results.sh OUT_DIR [digits|ablations|fashion_mnist ...]
+#   bash benchmarks/run_results.sh OUT_DIR [digits|ablations|fashion_mnist|fashion_mnist_ablations ...]
 # Each run uses one torch thread; the three can run side by side on two cores.
 set -euo pipefail
 out=${1:-results}
 shift || true
-runs=${*:-digits ablations fashion_mnist}
+runs=${*:-digits ablations fashion_mnist fashion_mnist_ablations}
 exp="python -m sklearn_crtcl.experiments --threads 1 --no-progress --resume"
 digits="--dataset digits --initial-size 100 --query-size 50 --cycles 5 --trials 3 \
   --epochs 20 --width 8 --batch-size 32 --subset-size 500"
+fmnist="--dataset fashion_mnist --n-train 5000 --n-test 2000 --initial-size 200 \
+  --query-size 100 --cycles 4 --trials 3 --epochs 15 --width 8 --batch-size 64 \
+  --subset-size 2000"
+ablations="crtcl_loss ll4al_loss tod_loss crtcl_query ll4al_query lplgrad_query tod_query"
 for run in $runs; do
   case $run in
     digits) $exp $digits --output-dir "$out/digits" ;;
-    ablations) $exp $digits --output-dir "$out/digits_ablations" --methods random \
-      crtcl_loss ll4al_loss tod_loss crtcl_query ll4al_query lplgrad_query tod_query ;;
-    fashion_mnist) $exp --dataset fashion_mnist --n-train 5000 --n-test 2000 \
-      --initial-size 200 --query-size 100 --cycles 4 --trials 3 --epochs 15 --width 8 \
-      --batch-size 64 --subset-size 2000 --output-dir "$out/fashion_mnist" ;;
+    ablations) $exp $digits --output-dir "$out/digits_ablations" --methods random $ablations ;;
+    fashion_mnist) $exp $fmnist --output-dir "$out/fashion_mnist" ;;
+    fashion_mnist_ablations) $exp $fmnist --output-dir "$out/fashion_mnist_ablations" \
+      --methods random $ablations ;;
     *) echo "unknown run $run" >&2; exit 2 ;;
   esac
 done
