@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The measured tables of docs/results.rst and docs/fidelity.rst, each resumable:
 # rerun the same command after an interruption and it continues (--resume).
-#   bash benchmarks/run_results.sh OUT_DIR [digits|ablations|fashion_mnist|fashion_mnist_ablations ...]
+#   bash benchmarks/run_results.sh OUT_DIR [digits|ablations|fashion_mnist|fashion_mnist_ablations|
+#                                            selection_digits|selection_fashion_mnist ...]
 # Each run uses one torch thread; the three can run side by side on two cores.
 set -euo pipefail
 out=${1:-results}
@@ -14,6 +15,10 @@ fmnist="--dataset fashion_mnist --n-train 5000 --n-test 2000 --initial-size 200 
   --query-size 100 --cycles 4 --trials 3 --epochs 15 --width 8 --batch-size 64 \
   --subset-size 2000"
 ablations="crtcl_loss ll4al_loss tod_loss crtcl_query ll4al_query lplgrad_query tod_query"
+# batch selection beyond top-k and the peers (BADGE, CoreSet): every selection for CrtCl,
+# top-k, power and balanced for TOD and LPLgrad
+selection="random entropy badge coreset crtcl crtcl:power crtcl:softmax crtcl:rank \
+  crtcl:balanced crtcl:cluster tod tod:power tod:balanced lplgrad lplgrad:power lplgrad:balanced"
 for run in $runs; do
   case $run in
     digits) $exp $digits --output-dir "$out/digits" ;;
@@ -21,6 +26,9 @@ for run in $runs; do
     fashion_mnist) $exp $fmnist --output-dir "$out/fashion_mnist" ;;
     fashion_mnist_ablations) $exp $fmnist --output-dir "$out/fashion_mnist_ablations" \
       --methods random $ablations ;;
+    selection_digits) $exp $digits --output-dir "$out/selection_digits" --methods $selection ;;
+    selection_fashion_mnist) $exp $fmnist --output-dir "$out/selection_fashion_mnist" \
+      --methods $selection ;;
     *) echo "unknown run $run" >&2; exit 2 ;;
   esac
 done

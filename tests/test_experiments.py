@@ -80,7 +80,10 @@ def test_config_defaults_follow_the_dataset_protocol():
     (dict(device="meta"), "holds no data"),
     (dict(augment="rotate"), r"augment must be one of \('none', .*got 'rotate'"),
     (dict(augment=3), "augment must be one of"),
-    (dict(methods=[["random"]]), r"unknown method\(s\) \['random'\]"),
+    (dict(methods=[["random"]]), r"method name must be a string, got \['random'\]"),
+    (dict(methods=["crtcl:nope"]), r"unknown selection 'nope' in 'crtcl:nope'"),
+    (dict(methods=["random:softmax"]), r"'random' does not pick its batch by score"),
+    (dict(methods=["badge:topk"]), r"'badge' does not pick its batch by score"),
     (dict(num_threads=0), "num_threads must be >= 1"),
     (dict(seed=2 ** 32 - 1, n_trials=2), r"seed \+ n_trials - 1 = 4294967295 \+ 2 - 1 exceeds "
                                         r"4294967295"),
@@ -481,7 +484,8 @@ def test_python_m_help(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--methods", "crtcl", "bogus"], "invalid choice: 'bogus'"),
+    (["--methods", "crtcl", "bogus"], "error: --methods: unknown method 'bogus'"),
+    (["--methods", "crtcl:nope"], "error: --methods: unknown selection 'nope' in 'crtcl:nope'"),
     (["--query-size", "0"], "error: --query-size must be >= 1, got 0"),
     (["--cycles", "x"], "invalid int value"),
     (["--cycles", "-1"], "error: --cycles must be >= 0, got -1"),
@@ -644,3 +648,32 @@ def test_plots_skipped_without_matplotlib(all_methods_run, tmp_path, monkeypatch
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     assert save_plots(records, tmp_path) == []
     assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------------------
+# peers and selection variants
+
+
+def test_peers_and_selection_variants_run_resume_and_differ_from_topk(tmp_path):
+    from sklearn_crtcl.experiments import PEERS
+    from sklearn_crtcl.experiments.methods import get_strategy, method_spec
+
+    assert PEERS == ("badge", "coreset")
+    assert not set(PEERS) & set(METHODS)
+    spec = method_spec("crtcl:balanced")
+    assert spec.name == "crtcl:balanced" and spec.query_params == {"selection": "balanced"}
+    assert get_strategy("crtcl:balanced").keywords == {"selection": "balanced"}
+    # (a 1-epoch net predicts one class: "balanced" would equal top-k here)
+    methods = ("badge", "coreset", "entropy", "entropy:cluster", "entropy:softmax")
+    cfg = dict(SMALL, methods=methods)
+    records = run_experiment(ExperimentConfig(**cfg, output_dir=str(tmp_path / "a")))
+    assert sorted({r["method"] for r in records}) == sorted(methods)
+    state = json.loads((tmp_path / "a" / "state.json").read_text())
+    queried = {m: state["runs"][f"{m}/0"]["labeled"][20:] for m in methods}
+    # the same first model (cycle 0) for the entropy variants, different batches
+    assert len({tuple(q) for q in queried.values()}) == len(methods)
+    for m in methods:
+        assert len(set(queried[m])) == 20
+    # reproducible, and a resumed run gives the same records
+    again = run_experiment(ExperimentConfig(**cfg, output_dir=str(tmp_path / "b")))
+    assert _without_times(again) == _without_times(records)

@@ -199,3 +199,39 @@ def test_tuple_returning_strategy_gives_rows_and_no_deprecation_warning(data):
         warnings.simplefilter("error")
         idx, rows = learner.query(X_pool, n_instances=2)
     np.testing.assert_array_equal(rows, X_pool[idx])
+
+
+@pytest.mark.parametrize("selection", ["power", "softmax", "rank", "balanced"])
+@pytest.mark.parametrize("n_instances", [1, 2, 3])
+def test_stochastic_selection_through_query_calls_the_strategy_once(data, selection,
+                                                                    n_instances):
+    """A strategy whose batch is random must run once per query: a second call
+    (unpatched modAL 0.4.2.x) would draw another batch than the one returned."""
+    from sklearn_crtcl.query import random_sampling
+
+    calls = []
+
+    def strategy(classifier, X_pool, n_instances=1, **kwargs):
+        calls.append(1)
+        return random_sampling(classifier, X_pool, n_instances, **kwargs)
+
+    learner = make_learner(data, strategy)
+    X_pool = data[0][10:]
+    idx, rows = learner.query(X_pool, n_instances=n_instances, random_state=4,
+                              selection=selection, beta=2.0)
+    assert len(calls) == 1
+    assert np.shape(idx) == (n_instances,) and len(set(np.asarray(idx).tolist())) == n_instances
+    np.testing.assert_array_equal(rows, X_pool[idx])
+    np.testing.assert_array_equal(
+        idx, random_sampling(learner, X_pool, n_instances, random_state=4,
+                             selection=selection, beta=2.0))
+    if selection == "balanced":  # needs a classifier, which the stub below lacks
+        return
+    # under the modAL 0.4.2.1 protocol too, once patched
+    Learner = type("Learner", (Modal0421Learner,), dict(Modal0421Learner.__dict__))
+    compat.patch_query(Learner)
+    calls.clear()
+    idx2, _ = Learner(strategy).query(X_pool, n_instances=n_instances, random_state=4,
+                                      selection=selection, beta=2.0)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(idx2, idx)

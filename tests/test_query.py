@@ -15,7 +15,9 @@ from sklearn_crtcl import ResNetClassifier
 from sklearn_crtcl.nets.crtcl import CriticLossNet
 from sklearn_crtcl.nets.lossnet import LossPredictionNet
 from sklearn_crtcl.query import (
+    badge_sampling,
     cod_sampling,
+    coreset_sampling,
     critic_correctness,
     critic_sampling,
     cyclic_output_discrepancy,
@@ -434,3 +436,252 @@ def test_per_sample_gradients_other_layers():
     # the modules keep their own parameters (torch.func swaps them back)
     assert all(a is b for a, b in zip(weights, tied.parameters()))
     assert isinstance(lin.weight, nn.Parameter) and lin.weight is shared[4].weight
+
+
+# --------------------------------------------------------------------------- BADGE
+def naive_badge(P, H, n, rng):
+    """Ash et al.'s k-means++ seeding on explicit gradient embeddings, with the
+    same random draws: one uniform number per choice after the first."""
+    P, H = np.asarray(P, np.float64), np.asarray(H, np.float64)
+    A = P - np.eye(P.shape[1])[P.argmax(1)]
+    G = np.einsum("ik,id->ikd", A, H).reshape(len(P), -1)  # (n, K * D), built here
+    chosen = [int(np.argmax((G ** 2).sum(1)))]
+    while len(chosen) < n:
+        D2 = np.min([((G - G[c]) ** 2).sum(1) for c in chosen], axis=0)
+        D2[chosen] = 0.0
+        u = rng.random_sample()
+        if D2.sum() > 0:
+            cdf = np.cumsum(D2)
+            chosen.append(int(np.searchsorted(cdf, u * cdf[-1], side="right")))
+        else:
+            free = [i for i in range(len(P)) if i not in chosen]
+            chosen.append(free[int(u * len(free))])
+    return np.array(chosen)
+
+
+def test_proba_and_embedding_in_one_forward_pass(fitted, pool):
+    est = fitted["plain"]
+    proba, emb = est._proba_and_embedding(pool, batch_size=32)
+    np.testing.assert_allclose(proba, est.predict_proba(pool), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(emb, est.embed(pool), rtol=1e-5, atol=1e-6)
+    assert proba.dtype == emb.dtype == np.float32 and emb.shape == (len(pool), 32)
+
+
+@pytest.mark.parametrize("subset_size", [None, 120])
+def test_badge_matches_a_naive_kmeanspp_on_explicit_gradient_embeddings(fitted, pool,
+                                                                       subset_size):
+    est = fitted["plain"]
+    got = badge_sampling(est, pool, n_instances=15, subset_size=subset_size, random_state=4)
+    stream = np.random.RandomState(4)  # the candidate draw, then the k-means++ draws
+    cand = (np.arange(len(pool)) if subset_size is None
+            else np.sort(stream.choice(len(pool), size=subset_size, replace=False)))
+    P, H = est.predict_proba(pool[cand]), est.embed(pool[cand])
+    np.testing.assert_array_equal(got, cand[naive_badge(P, H, 15, stream)])
+    # the first pick is the largest gradient norm
+    A = P - np.eye(10)[P.argmax(1)]
+    assert got[0] == cand[np.argmax((A ** 2).sum(1) * (H.astype(float) ** 2).sum(1))]
+    np.testing.assert_array_equal(
+        got, badge_sampling(est, pool, n_instances=15, subset_size=subset_size,
+                            random_state=np.random.RandomState(4)))
+    others = [badge_sampling(est, pool, n_instances=15, subset_size=subset_size,
+                             random_state=s) for s in (5, 6)]
+    assert all(not np.array_equal(got, o) for o in others)
+    if subset_size:
+        assert set(got.tolist()) <= set(cand.tolist())
+
+
+def test_badge_never_repeats_an_index_on_duplicated_rows(fitted, digits):
+    est = fitted["plain"]
+    X = digits[0]
+    dup = np.repeat(X[150:155], 10, axis=0)  # 5 distinct images, 10 copies each
+    for seed in range(3):
+        idx = badge_sampling(est, dup, n_instances=20, random_state=seed)
+        assert idx.shape == (20,) and len(np.unique(idx)) == 20
+        # the first five are the five distinct images (a copy of a center has D = 0)
+        assert len(np.unique(idx[:5] // 10)) == 5
+    same = np.repeat(X[150:151], 30, axis=0)  # every distance is 0: uniform, no repeat
+    idx = badge_sampling(est, same, n_instances=30, random_state=0)
+    np.testing.assert_array_equal(np.sort(idx), np.arange(30))
+    assert idx[0] == 0  # the largest norm, ties to the smaller index
+
+
+def test_badge_runs_one_forward_pass_per_batch(fitted, pool):
+    est = fitted["plain"]
+    calls = []
+    module = est.module_
+    original = module.forward_taps
+
+    def counted(x):
+        calls.append(len(x))
+        return original(x)
+
+    module.forward_taps = counted
+    try:
+        badge_sampling(est, pool, n_instances=5, batch_size=64)
+    finally:
+        del module.forward_taps
+    assert calls == [64, 64, 64, 64, 44]  # 300 samples: proba and embeddings together
+
+
+# --------------------------------------------------------------------------- CoreSet
+def naive_k_center(H, L, n):
+    """Brute-force greedy k-center: explicit differences, labeled rows as centers."""
+    H, L = np.asarray(H, np.float64), np.asarray(L, np.float64)
+    d = np.sqrt(((H[:, None, :] - L[None]) ** 2).sum(-1)).min(1)
+    chosen = []
+    for _ in range(n):
+        masked = d.copy()
+        masked[chosen] = -np.inf
+        j = int(np.argmax(masked))
+        chosen.append(j)
+        d = np.minimum(d, np.sqrt(((H - H[j]) ** 2).sum(1)))
+    return np.array(chosen)
+
+
+@pytest.mark.parametrize("subset_size", [None, 150])
+def test_coreset_matches_a_brute_force_k_center(fitted, pool, digits, subset_size):
+    from sklearn import config_context
+
+    est = fitted["critic"]  # any net of the package
+    X_lab = digits[0][:150]
+    got = coreset_sampling(est, pool, n_instances=12, X_labeled=X_lab,
+                           subset_size=subset_size, random_state=8)
+    cand = (np.arange(len(pool)) if subset_size is None else
+            np.sort(np.random.RandomState(8).choice(len(pool), size=subset_size,
+                                                     replace=False)))
+    expected = cand[naive_k_center(est.embed(pool[cand]), est.embed(X_lab), 12)]
+    np.testing.assert_array_equal(got, expected)
+    with config_context(working_memory=1):  # distances in chunks of at most ~1 MiB
+        np.testing.assert_array_equal(
+            got, coreset_sampling(est, pool, n_instances=12, X_labeled=X_lab,
+                                  subset_size=subset_size, random_state=8))
+
+
+class _Points:
+    """Embeddings are the rows themselves."""
+
+    def embed(self, X):
+        return np.asarray(X, dtype=np.float64)
+
+
+def test_coreset_ties_go_to_the_smaller_index_and_duplicates_are_never_repeated():
+    labeled = np.array([[0.0, 0.0]])
+    pool = np.array([[2.0, 0.0], [0.0, 2.0], [-2.0, 0.0], [1.0, 0.0]])
+    assert coreset_sampling(_Points(), pool, 4, X_labeled=labeled).tolist() == [0, 1, 2, 3]
+    assert coreset_sampling(_Points(), pool[::-1].copy(), 4,
+                            X_labeled=labeled).tolist() == [1, 2, 3, 0]
+    # duplicated rows and rows equal to a labeled sample: distinct indices all the same
+    dup = np.repeat(np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 5.0]]), 4, axis=0)
+    idx = coreset_sampling(_Points(), dup, 12, X_labeled=labeled)
+    np.testing.assert_array_equal(np.sort(idx), np.arange(12))
+    assert idx[:2].tolist() == [8, 4]  # the farthest copies first, the smaller index
+
+
+def test_coreset_takes_the_labeled_set_from_the_modal_learner(digits, pool):
+    X, y = digits
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return coreset_sampling(*args, **kwargs)
+
+    learner = ActiveLearner(ResNetClassifier(**TINY), query_strategy=counted,
+                            X_training=X[:120], y_training=y[:120])
+    idx, X_query = learner.query(pool, n_instances=7)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(
+        idx, coreset_sampling(learner.estimator, pool, 7, X_labeled=X[:120]))
+    np.testing.assert_array_equal(X_query, pool[idx])
+    # an explicit X_labeled takes precedence
+    idx2, _ = learner.query(pool, n_instances=7, X_labeled=X[:10])
+    np.testing.assert_array_equal(
+        idx2, coreset_sampling(learner.estimator, pool, 7, X_labeled=X[:10]))
+    assert not np.array_equal(idx, idx2)
+    learner.teach(X_query, y[450:457])
+    idx3, _ = learner.query(pool, n_instances=7)  # the learner's new labeled set
+    np.testing.assert_array_equal(
+        idx3, coreset_sampling(learner.estimator, pool, 7, X_labeled=learner.X_training))
+
+
+def test_coreset_equals_scikit_activeml(fitted, pool, digits):
+    skal = pytest.importorskip("skactiveml.pool")
+    est = fitted["plain"]
+    X_lab = digits[0][:150]
+    H_lab, H = est.embed(X_lab).astype(np.float64), est.embed(pool).astype(np.float64)
+    X = np.vstack([H_lab, H])
+    y = np.r_[np.zeros(len(H_lab)), np.full(len(H), np.nan)]
+    theirs = np.asarray(skal.CoreSet(random_state=0).query(X, y, batch_size=10)) - len(H_lab)
+    np.testing.assert_array_equal(
+        coreset_sampling(est, pool, n_instances=10, X_labeled=X_lab), theirs)
+
+
+# --------------------------------------------------------------------------- both
+@pytest.mark.parametrize("strategy", [badge_sampling, coreset_sampling])
+def test_badge_and_coreset_in_an_active_learner_loop(strategy, digits):
+    X, y = digits
+    order = np.random.RandomState(1).permutation(len(X))
+    labeled, pool_idx = order[:100], order[100:400]
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return strategy(*args, **kwargs)
+
+    learner = ActiveLearner(ResNetClassifier(**TINY), query_strategy=counted,
+                            X_training=X[labeled], y_training=y[labeled])
+    for cycle in range(2):
+        X_pool = X[pool_idx]
+        idx, X_query = learner.query(X_pool, n_instances=9, subset_size=200,
+                                     random_state=cycle)
+        assert len(calls) == cycle + 1
+        assert idx.shape == (9,) and idx.dtype == np.intp and len(np.unique(idx)) == 9
+        assert idx.min() >= 0 and idx.max() < len(X_pool)
+        np.testing.assert_array_equal(X_query, X_pool[idx])
+        learner.teach(X_query, y[pool_idx[idx]])
+        pool_idx = np.delete(pool_idx, idx)
+    assert len(learner.X_training) == 118
+
+
+def test_badge_and_coreset_errors(fitted, pool, digits):
+    est = fitted["plain"]
+    X, y = digits
+    logreg = LogisticRegression(max_iter=200).fit(X[:200], y[:200])
+    with pytest.raises(TypeError, match=r"badge_sampling needs .*`embed\(X\)`.*"
+                                        "LogisticRegression"):
+        badge_sampling(logreg, pool)
+    with pytest.raises(TypeError, match=r"coreset_sampling needs .*`embed\(X\)`"):
+        coreset_sampling(logreg, pool, X_labeled=X[:10])
+    with pytest.raises(TypeError, match="predict_proba"):
+        badge_sampling(_Points(), pool)
+    for strategy, kw in ((badge_sampling, {}), (coreset_sampling, {"X_labeled": X[:20]})):
+        with pytest.raises(ValueError, match="n_instances=301 is larger"):
+            strategy(est, pool, n_instances=301, **kw)
+        with pytest.raises(ValueError, match="n_instances must be a positive integer"):
+            strategy(est, pool, n_instances=0, **kw)
+        with pytest.raises(ValueError, match="subset_size=5 candidates"):
+            strategy(est, pool, n_instances=6, subset_size=5, **kw)
+        with pytest.raises(ValueError, match="batch_size must be"):
+            strategy(est, pool, batch_size=0, **kw)
+        bad = pool.copy()
+        bad[3, 3] = np.nan
+        with pytest.raises(ValueError, match="X_pool contains NaN"):
+            strategy(est, bad, **kw)
+        with pytest.raises(ValueError, match="features"):
+            strategy(est, pool[:, :60], **kw)
+        with pytest.raises(TypeError, match="committee"):
+            strategy(modal.Committee([ActiveLearner(est, query_strategy=strategy)],
+                                     query_strategy=strategy), pool, **kw)
+    with pytest.raises(ValueError, match="needs the labeled samples.*X_labeled"):
+        coreset_sampling(est, pool)
+    with pytest.raises(ValueError, match="needs the labeled samples"):
+        coreset_sampling(ActiveLearner(est, query_strategy=coreset_sampling), pool)
+    with pytest.raises(ValueError, match="X_labeled is empty"):
+        coreset_sampling(est, pool, X_labeled=X[:0])
+    with pytest.raises(ValueError, match="X_labeled.*features"):
+        coreset_sampling(est, pool, X_labeled=X[:10, :60])
+    bad = X[:10].copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="X_labeled contains infinity"):
+        coreset_sampling(est, pool, X_labeled=bad)
+    with pytest.raises(NotFittedError):
+        badge_sampling(ResNetClassifier(**TINY), pool)

@@ -8,7 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .methods import ALL_METHODS, METHOD_SPECS
+from ..query.selection import SELECTIONS
+from .methods import METHOD_SPECS
 from .runner import (PROTOCOLS, QUICK_PRESET, ExperimentConfig, _MissingDataError,
                      _NamedSettingsMixin, run_experiment)
 
@@ -79,8 +80,12 @@ def build_parser():
     parser.add_argument("--preset", choices=sorted(PRESETS),
                         help="start from named settings; other options override them")
     parser.add_argument("--dataset", choices=DATASET_NAMES, help="data set (default: digits)")
-    parser.add_argument("--methods", nargs="+", choices=ALL_METHODS, metavar="METHOD",
-                        help="methods to compare (default: the six methods without the ablations). " + methods_help)
+    parser.add_argument("--methods", nargs="+", metavar="METHOD",
+                        help="methods to compare (default: the six methods without the "
+                             "ablations and peers). " + methods_help + ". Any method that "
+                             "queries by score also takes another batch selection as "
+                             "METHOD:SELECTION, e.g. crtcl:softmax (selections: "
+                             + ", ".join(SELECTIONS) + ")")
     parser.add_argument("--initial-size", type=int, help="size of the random initial labeled set")
     parser.add_argument("--query-size", type=int, help="samples labeled per cycle")
     parser.add_argument("--cycles", type=int, help="query cycles after the initial training")

@@ -9,6 +9,8 @@ crtcl         CriticLossNet                                critic_sampling      
 ll4al         LossPredictionNet                            loss_prediction_sampling         no
 lplgrad       LossPredictionNet                            gradient_norm_sampling           no
 tod           TODNet                                       cod_sampling                     yes
+badge         ResNetClassifier (cross-entropy)             badge_sampling                   no
+coreset       ResNetClassifier (cross-entropy)             coreset_sampling                 no
 ============  ==========================================  ===============================  =========
 
 "unlabeled" marks the semi-supervised estimators, whose ``fit`` receives the
@@ -26,18 +28,29 @@ The two ablations of the CrtCl paper are methods too (not run by default):
   first epoch; ``unsupervised_weight=0``), so the classifier is trained with
   cross-entropy only, and query with the method's strategy.
 
+The peers of issue-level comparisons (not run by default): ``badge``
+(BADGE, Ash et al. 2020) and ``coreset`` (CoreSet, Sener and Savarese 2018),
+both with cross-entropy training like ``random`` and ``entropy``.
+
+Any method that queries by score also runs with another batch selection of
+the strategies (``selection=``, see :doc:`/strategies`): the name
+``"<method>:<selection>"``, e.g. ``"crtcl:softmax"`` or
+``"lplgrad:balanced"``, is the method with that selection
+(:func:`method_spec`).
+
 Estimators and strategies are imported when first used.
 """
 
+import functools
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ._progress import EpochProgressBar
 
-__all__ = ["METHODS", "ALL_METHODS", "ABLATIONS", "MethodSpec", "METHOD_SPECS",
-           "make_estimator", "get_strategy"]
+__all__ = ["METHODS", "ALL_METHODS", "ABLATIONS", "PEERS", "MethodSpec", "METHOD_SPECS",
+           "method_spec", "make_estimator", "get_strategy"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,11 @@ class MethodSpec:
         Estimator parameters that make the method (the ablations' settings).
     ablation : bool, default=False
         Whether the method belongs to an ablation (not run by default).
+    peer : bool, default=False
+        Whether the method is a peer strategy from the literature beyond the
+        papers (BADGE, CoreSet; not run by default).
+    query_params : dict, optional
+        Keyword arguments of the query strategy (e.g. ``selection``).
     """
 
     name: str
@@ -69,6 +87,8 @@ class MethodSpec:
     description: str
     params: dict = field(default_factory=dict)
     ablation: bool = False
+    peer: bool = False
+    query_params: dict = field(default_factory=dict)
 
 
 METHOD_SPECS = {
@@ -121,11 +141,29 @@ METHOD_SPECS = {
                    "sklearn_crtcl.query:cod_sampling", False,
                    "ablation: COD queries, cross-entropy training (unsupervised_weight=0)",
                    params={"unsupervised_weight": 0.0}, ablation=True),
+        # peers: the strongest batch-diversity baselines, cross-entropy training
+        MethodSpec("badge", "sklearn_crtcl.nets.base:ResNetClassifier",
+                   "sklearn_crtcl.query:badge_sampling", False,
+                   "peer: BADGE (k-means++ on gradient embeddings), cross-entropy ResNet",
+                   peer=True),
+        MethodSpec("coreset", "sklearn_crtcl.nets.base:ResNetClassifier",
+                   "sklearn_crtcl.query:coreset_sampling", False,
+                   "peer: CoreSet (greedy k-center on embeddings), cross-entropy ResNet",
+                   peer=True),
     )
 }
 
 #: Names of the methods the runner runs by default, in order.
-METHODS = tuple(name for name, spec in METHOD_SPECS.items() if not spec.ablation)
+METHODS = tuple(name for name, spec in METHOD_SPECS.items()
+                if not (spec.ablation or spec.peer))
+
+#: The peer strategies (not run by default): BADGE and CoreSet.
+PEERS = tuple(name for name, spec in METHOD_SPECS.items() if spec.peer)
+
+# strategies that pick a batch by score and take ``selection=``; random_sampling,
+# badge_sampling and coreset_sampling choose their batch their own way
+_SCORED = ("entropy", "crtcl", "ll4al", "lplgrad", "tod", "crtcl_query", "ll4al_query",
+           "lplgrad_query", "tod_query")
 
 #: Every method the runner knows, ablations included.
 ALL_METHODS = tuple(METHOD_SPECS)
@@ -136,6 +174,48 @@ ABLATIONS = {
     "loss": ("random", "crtcl_loss", "ll4al_loss", "tod_loss"),
     "query": ("random", "crtcl_query", "ll4al_query", "lplgrad_query", "tod_query"),
 }
+
+
+def method_spec(name):
+    """The :class:`MethodSpec` of a method name, selection variants included.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`ALL_METHODS`, or ``"<method>:<selection>"`` for a
+        method that queries by score with another batch selection of the
+        strategies (e.g. ``"crtcl:softmax"``).
+
+    Returns
+    -------
+    MethodSpec
+
+    Raises
+    ------
+    ValueError
+        For an unknown method or selection, or a selection on a method that
+        does not pick its batch by score (``random``, the peers, the
+        loss-only ablations).
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"a method name must be a string, got {name!r}")
+    base, sep, selection = name.partition(":")
+    if base not in METHOD_SPECS:
+        raise ValueError(f"unknown method {name!r}; valid methods: " + ", ".join(ALL_METHODS)
+                         + " (and '<method>:<selection>' variants)")
+    spec = METHOD_SPECS[base]
+    if not sep:
+        return spec
+    from ..query.selection import SELECTIONS
+    if base not in _SCORED:
+        raise ValueError(f"method {base!r} does not pick its batch by score, so it takes no "
+                         f"selection ({name!r}); selection variants exist for: "
+                         + ", ".join(_SCORED))
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r} in {name!r}; valid selections: "
+                         + ", ".join(SELECTIONS))
+    return replace(spec, name=name, description=f"{spec.description}; {selection} selection",
+                   query_params={**spec.query_params, "selection": selection})
 
 
 def _load(target):
@@ -149,15 +229,21 @@ def get_strategy(method):
     Parameters
     ----------
     method : str
-        One of :data:`ALL_METHODS`.
+        One of :data:`ALL_METHODS` (or a selection variant, see
+        :func:`method_spec`).
 
     Returns
     -------
     callable
         ``strategy(classifier, X_pool, n_instances=1, random_state=None,
-        subset_size=None, ...) -> indices``.
+        subset_size=None, ...) -> indices``, with the method's
+        ``query_params`` bound.
     """
-    return _load(METHOD_SPECS[method].strategy)
+    spec = method_spec(method)
+    strategy = _load(spec.strategy)
+    if not spec.query_params:
+        return strategy
+    return functools.partial(strategy, **spec.query_params)
 
 
 def make_estimator(method, *, classes, width, max_epochs, batch_size, device, warm_start,
@@ -167,7 +253,8 @@ def make_estimator(method, *, classes, width, max_epochs, batch_size, device, wa
     Parameters
     ----------
     method : str
-        One of :data:`ALL_METHODS`.
+        One of :data:`ALL_METHODS` (or a selection variant, see
+        :func:`method_spec`).
     classes : array-like
         All labels of the data set, so a small labeled set missing a class
         still gives a model with every output.
@@ -195,7 +282,8 @@ def make_estimator(method, *, classes, width, max_epochs, batch_size, device, wa
     -------
     estimator : ResNetClassifier subclass
     """
-    cls = _load(METHOD_SPECS[method].estimator)
+    spec = method_spec(method)
+    cls = _load(spec.estimator)
     return cls(
         module__width=width,
         max_epochs=max_epochs,
@@ -206,5 +294,5 @@ def make_estimator(method, *, classes, width, max_epochs, batch_size, device, wa
         augment=augment,
         classes=np.asarray(classes),
         callbacks=[("epoch_progress", EpochProgressBar(enabled=progress, desc=progress_desc))],
-        **METHOD_SPECS[method].params,
+        **spec.params,
     )

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ._progress import CycleProgress
-from .methods import ALL_METHODS, METHOD_SPECS, METHODS, get_strategy, make_estimator
+from .methods import ALL_METHODS, METHODS, get_strategy, make_estimator, method_spec
 from .report import RESULT_COLUMNS, save_plots, summary_table, write_results_csv
 
 __all__ = ["ExperimentConfig", "PROTOCOLS", "QUICK_PRESET", "run_experiment", "load_state"]
@@ -273,10 +273,11 @@ class ExperimentConfig:
                                 f"got {self.methods!r}") from None
         if not methods:
             raise _SettingError("{methods} is empty; valid methods: " + ", ".join(ALL_METHODS))
-        unknown = [m for m in methods if not isinstance(m, str) or m not in METHOD_SPECS]
-        if unknown:
-            raise _SettingError(f"unknown method(s) {', '.join(map(repr, unknown))}; valid "
-                                "methods: " + ", ".join(ALL_METHODS))
+        for m in methods:
+            try:
+                method_spec(m)
+            except ValueError as exc:
+                raise _SettingError(f"{{methods}}: {exc}") from None
         if len(set(methods)) != len(methods):
             raise _SettingError(f"{{methods}} has repeated names: {list(methods)}")
         self.methods = methods
@@ -608,7 +609,7 @@ def _load_data(config):
             + (" ({n_train})" if config.n_train is not None else ""))
     if config.n_labeled_final > len(X_train):
         raise _SettingError(f"{budget} exceeds the pool: {pool}")
-    semi = [m for m in config.methods if METHOD_SPECS[m].semi_supervised]
+    semi = [m for m in config.methods if method_spec(m).semi_supervised]
     if semi and len(X_train) - config.n_labeled_final < 2:
         raise _SettingError(
             f"{budget} leaves {len(X_train) - config.n_labeled_final} unlabeled sample(s) "
@@ -646,7 +647,7 @@ def _run_one(config, method, trial, data, classes, out, state):
     from .. import _modal_compat  # noqa: F401  (modAL on recent scikit-learn)
 
     X_train, X_test, y_train, y_test = data
-    spec = METHOD_SPECS[method]
+    spec = method_spec(method)
     strategy = get_strategy(method)
     key = f"{method}/{trial}"
     saved = state["runs"].get(key)

@@ -731,6 +731,22 @@ class ResNetClassifier(NeuralNetClassifier):
             batch_size=batch_size)
         return np.concatenate(parts, axis=0)
 
+    def _proba_and_embedding(self, X, batch_size=None):
+        """``(predict_proba(X), embed(X))`` from one forward pass per batch.
+
+        For the query strategies that need both (BADGE): the logits and the
+        pooled stage-4 features come from the same ``forward_taps`` call.
+        Returns float32 arrays ``(n, n_classes)`` and ``(n, n_embedding)``.
+        """
+        def both(module, xb):
+            taps = forward_taps(module, xb)
+            return (torch.softmax(taps["logits"].float(), dim=1).cpu().numpy(),
+                    _pooled_stage4(taps).float().cpu().numpy())
+
+        parts = self._inference_batches(X, both, batch_size=batch_size)
+        return (np.concatenate([p for p, _ in parts], axis=0),
+                np.concatenate([h for _, h in parts], axis=0))
+
     def predict(self, X):
         """Most probable label per image.
 

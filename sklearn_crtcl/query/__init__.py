@@ -22,18 +22,42 @@ first); beside it, a utility function returns one score per sample, as
 
 Common options: ``subset_size`` (score only that many random candidates, as
 the papers do with 10,000; ``None`` = the whole pool), ``random_state`` (seed
-of that draw), ``batch_size`` (samples per scoring batch; defaults to the
-estimator's). The first argument may be a modAL learner or the estimator.
-Scoring runs batch by batch on the estimator's device; the pool (possibly a
-memory map) is never copied.
+of the query: the candidate draw, then any random choice of the selection),
+``batch_size`` (samples per scoring batch; defaults to the estimator's), and
+the batch selection, the same for all of the strategies above:
+``selection`` (one of :data:`SELECTIONS`: ``"topk"``, the default, takes
+the best scores; ``"power"``, ``"softmax"`` and ``"rank"`` draw a stochastic
+batch, Kirsch et al. 2023; ``"balanced"`` goes round-robin over the predicted
+classes; ``"cluster"`` takes the best of each k-means cluster of the
+embeddings), ``beta`` (coldness of the stochastic draws) and ``cluster_pool``.
+
+Two peer strategies choose a diverse batch by themselves, from the
+penultimate embeddings of any net of the package
+(:meth:`~sklearn_crtcl.ResNetClassifier.embed`), and take no ``selection``:
+
+* :func:`badge_sampling`: BADGE (Ash et al. 2020), k-means++ seeding on the
+  gradient embeddings of the last layer;
+* :func:`coreset_sampling`: core-set (Sener & Savarese 2018), greedy k-center
+  with the labeled samples as initial centers.
+
+The first argument may be a modAL learner or the estimator. Scoring runs batch
+by batch on the estimator's device; the pool (possibly a memory map) is never
+copied. Every strategy returns distinct indices, most preferred first.
 """
 
+from . import selection as _selection
+from .badge import badge_sampling
 from .cod import cod_sampling, cyclic_output_discrepancy
+from .coreset import coreset_sampling
 from .critic import critic_correctness, critic_sampling
 from .entropy import classifier_entropy, entropy_sampling
 from .gradnorm import entropy_gradient_norm, gradient_norm_sampling
 from .lossprediction import loss_prediction_sampling, predicted_loss
 from .random import random_sampling, random_scores
+
+#: The values of the ``selection`` option of every scoring strategy
+#: (``"topk"``, the default, first); see :ref:`batch-selection`.
+SELECTIONS = _selection.SELECTIONS
 
 __all__ = [
     "critic_sampling",
@@ -48,4 +72,7 @@ __all__ = [
     "random_scores",
     "entropy_sampling",
     "classifier_entropy",
+    "badge_sampling",
+    "coreset_sampling",
+    "SELECTIONS",
 ]

@@ -7,26 +7,33 @@ helpers here do what all of them share, in this order, before any scoring:
    strategies cannot use (a committee, a scikit-learn ``Pipeline``);
 2. the strategy checks that the estimator has what it needs (a clear
    ``TypeError`` otherwise) and its own options (``batch_size``...);
-3. :func:`select` checks ``n_instances`` and ``subset_size``, validates the
-   pool once (shape, finiteness chunk by chunk, never copying a
-   memory map), draws the random candidate subset, scores the candidates and
-   returns the top ``n_instances`` indices into ``X_pool``.
+3. :func:`select` checks the batch-selection options
+   (:func:`~sklearn_crtcl.query.selection.check_selection`),
+   ``n_instances`` and ``subset_size``, validates the pool once (shape,
+   finiteness chunk by chunk, never copying a memory map), draws the random
+   candidate subset (:func:`prepare_candidates`), scores the candidates and
+   takes ``n_instances`` of them with the requested ``selection``
+   (:func:`~sklearn_crtcl.query.selection.choose`): the top scores, a
+   stochastic batch (Gumbel-top-k) or a diverse batch (class round-robin,
+   k-means clusters of the embeddings).
 
-Ties are broken deterministically: among equal scores the smaller pool index
-comes first (stable sort), so the same model, pool and ``random_state`` always
-give the same query.
+One random stream serves a query: ``check_random_state(random_state)`` draws
+the candidates first, then whatever the selection needs (Gumbel noise, the
+k-means seed), so the same model, pool and ``random_state`` always give the
+same query. Ties are broken deterministically: among equal scores the smaller
+pool index comes first (stable sort).
 """
 
 import numbers
 
 import numpy as np
-from sklearn.utils import check_random_state
+from sklearn.utils import check_array, check_random_state
 
 from .._data import as_image_array
 
-__all__ = ["get_estimator", "validate_pool", "draw_candidates", "select", "check_batch_size",
-           "check_method_chunk", "method_scores", "module_slots"]
-
+__all__ = ["get_estimator", "validate_pool", "validate_rows", "draw_candidates",
+           "prepare_candidates", "select", "check_batch_size", "check_method_chunk",
+           "method_scores", "method_outputs", "take_rows", "module_slots"]
 
 def get_estimator(classifier, strategy):
     """Return the estimator behind ``classifier`` (a modAL learner or the estimator).
@@ -155,7 +162,7 @@ def check_method_chunk(batch_size, est):
     return check_batch_size(batch_size, est)
 
 
-def validate_pool(est, X_pool):
+def validate_pool(est, X_pool, name="X_pool"):
     """Validate the pool once and view it as images ``(n, C, H, W)``.
 
     Uses the estimator's own ``_validate_X`` (shape against the fitted data,
@@ -169,15 +176,48 @@ def validate_pool(est, X_pool):
         The unwrapped estimator.
     X_pool : array-like
         The unlabeled pool.
+    name : str, default="X_pool"
+        Name used in error messages.
 
     Returns
     -------
     X4 : ndarray of shape (n, C, H, W)
     """
     if hasattr(est, "_validate_X"):
-        return est._validate_X(X_pool, reset=False, name="X_pool")
-    X4, _ = as_image_array(X_pool, getattr(est, "input_shape", None), name="X_pool")
+        return est._validate_X(X_pool, reset=False, name=name)
+    X4, _ = as_image_array(X_pool, getattr(est, "input_shape", None), name=name)
     return X4
+
+
+def validate_rows(est, X, name="X_pool"):
+    """Validate samples for an estimator's own methods (``predict_proba``, ``embed``).
+
+    A net of this package validates them as images (:func:`validate_pool`);
+    any other estimator gets them as given, checked by scikit-learn's
+    ``check_array`` (at least 2-D, finite, dtype kept; a numpy array is not
+    copied), so that a scikit-learn classifier receives its own feature rows.
+
+    Parameters
+    ----------
+    est : object
+        The unwrapped estimator.
+    X : array-like
+        The samples.
+    name : str, default="X_pool"
+        Name used in error messages.
+
+    Returns
+    -------
+    X : ndarray
+        Images ``(n, C, H, W)`` for a net of this package, else the checked
+        array.
+    """
+    if hasattr(est, "_validate_X"):
+        return validate_pool(est, X, name=name)
+    if X is None:
+        raise ValueError(f"{name} is None; expected an array of samples")
+    X = check_array(X, allow_nd=True, dtype=None, input_name=name)
+    return X
 
 
 def pool_size(X_pool):
@@ -246,8 +286,113 @@ def top_k(scores, n_instances, largest):
     return np.argsort(key, kind="stable")[:n_instances]
 
 
+def prepare_candidates(est, X_pool, n_instances, subset_size=None, random_state=None,
+                       validate=validate_pool):
+    """Check the sizes, validate the pool, draw the candidates: the start of every query.
+
+    Parameters
+    ----------
+    est : object
+        The unwrapped estimator.
+    X_pool : array-like
+        The pool.
+    n_instances : int
+        Number of samples to select (positive, at most the number of
+        candidates).
+    subset_size : int or None, default=None
+        Number of random candidates (``None``: the whole pool).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the query.
+    validate : callable, default=validate_pool
+        ``validate(est, X_pool) -> X4``, the validated pool (or just its
+        number of samples, for strategies that do not read it).
+
+    Returns
+    -------
+    n_instances : int
+    X4 : ndarray or int
+        What ``validate`` returned.
+    candidates : ndarray of int or None
+        Sorted pool indices of the candidates, ``None`` for the whole pool.
+    rng : numpy.random.RandomState
+        The query's random stream, after the candidate draw: every later
+        random choice of the query must come from it.
+    """
+    n_instances = _check_positive_int(n_instances, "n_instances")
+    subset_size = _check_positive_int(subset_size, "subset_size", allow_none=True)
+    X4 = validate(est, X_pool)
+    n_pool = X4.shape[0] if hasattr(X4, "shape") else int(X4)
+    n_candidates = n_pool if subset_size is None else min(subset_size, n_pool)
+    if n_instances > n_candidates:
+        where = (f"the pool has {n_pool} samples" if n_candidates == n_pool
+                 else f"subset_size={subset_size} candidates are drawn")
+        raise ValueError(f"n_instances={n_instances} is larger than the number of candidates: "
+                         f"{where}")
+    rng = check_random_state(random_state)
+    candidates = draw_candidates(n_pool, subset_size, rng)
+    return n_instances, X4, candidates, rng
+
+
+def take_rows(source, rows):
+    """``source[rows]`` for an array, a stacked array for a list.
+
+    Parameters
+    ----------
+    source : array-like
+        Samples.
+    rows : ndarray of int
+        Row indices.
+
+    Returns
+    -------
+    ndarray
+    """
+    if hasattr(source, "shape"):
+        return source[rows]
+    return np.asarray([source[int(i)] for i in rows])
+
+
+def method_outputs(method, X, rows, chunk):
+    """Call ``method`` on ``X[rows]``, ``chunk`` rows at a time; concatenate its outputs.
+
+    Parameters
+    ----------
+    method : callable
+        ``method(X_chunk)`` returning an array, or a tuple of arrays, with
+        one row per sample (``predict_proba``, ``embed``...).
+    X : array-like
+        Samples (e.g. the validated pool).
+    rows : ndarray of int or None
+        Rows to use (all rows if None).
+    chunk : int
+        Rows per call.
+
+    Returns
+    -------
+    ndarray or tuple of ndarray
+        Outputs in the order of ``rows``.
+    """
+    n = len(X) if rows is None else len(rows)
+    parts = []
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        block = X[start:stop] if rows is None else take_rows(X, rows[start:stop])
+        out = method(block)
+        items = out if isinstance(out, tuple) else (out,)
+        for item in items:
+            if len(item) != stop - start:
+                raise ValueError(f"{getattr(method, '__name__', 'the method')} returned "
+                                 f"{len(item)} rows for {stop - start} samples")
+        parts.append(tuple(np.asarray(item) for item in items))
+    if not parts:  # pragma: no cover - pools are never empty here
+        raise ValueError("no samples")
+    merged = tuple(np.concatenate(p, axis=0) for p in zip(*parts))
+    return merged if isinstance(out, tuple) else merged[0]
+
+
 def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random_state=None,
-           validate=validate_pool):
+           validate=validate_pool, selection="topk", beta=1.0, cluster_pool=10,
+           strategy="the strategy"):
     """The body shared by every strategy: validate, draw, score, pick.
 
     Parameters
@@ -268,34 +413,54 @@ def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random
     subset_size : int or None, default=None
         Score only this many random candidates.
     random_state : int, RandomState instance or None, default=None
-        Seed of the candidate draw.
+        Seed of the query: the candidate draw, then the selection's draws.
     validate : callable, default=validate_pool
         ``validate(est, X_pool) -> X4``, the validated pool (or just its
         number of samples, for strategies that do not read it).
+    selection : str, default="topk"
+        One of :data:`~sklearn_crtcl.query.selection.SELECTIONS`.
+    beta : float, default=1.0
+        Coldness of the stochastic selections.
+    cluster_pool : int, default=10
+        ``selection="cluster"`` clusters the ``cluster_pool * n_instances``
+        best candidates.
+    strategy : str, default="the strategy"
+        Name of the calling strategy, for error messages.
 
     Returns
     -------
     indices : ndarray of int of shape (n_instances,)
-        Indices into ``X_pool``, most informative first.
+        Distinct indices into ``X_pool``, most preferred first.
     """
-    n_instances = _check_positive_int(n_instances, "n_instances")
-    subset_size = _check_positive_int(subset_size, "subset_size", allow_none=True)
-    X4 = validate(est, X_pool)
+    from .selection import check_selection, choose  # (selection.py imports this module)
+
+    selection, beta, cluster_pool = check_selection(selection, beta, cluster_pool, est,
+                                                    strategy)
+    n_instances, X4, candidates, rng = prepare_candidates(
+        est, X_pool, n_instances, subset_size, random_state, validate)
     n_pool = X4.shape[0] if hasattr(X4, "shape") else int(X4)
-    n_candidates = n_pool if subset_size is None else min(subset_size, n_pool)
-    if n_instances > n_candidates:
-        where = (f"the pool has {n_pool} samples" if n_candidates == n_pool
-                 else f"subset_size={subset_size} candidates are drawn")
-        raise ValueError(f"n_instances={n_instances} is larger than the number of candidates: "
-                         f"{where}")
-    candidates = draw_candidates(n_pool, subset_size, random_state)
+    n_candidates = n_pool if candidates is None else len(candidates)
     scores = np.asarray(score(X4, candidates), dtype=np.float64).reshape(-1)
     if scores.shape[0] != n_candidates:  # pragma: no cover - guards the scoring functions
         raise RuntimeError(f"scoring returned {scores.shape[0]} scores for {n_candidates} "
                            "candidates")
-    best = top_k(scores, n_instances, largest)
-    if candidates is not None:
-        best = candidates[best]
+    source = X4 if hasattr(X4, "shape") else X_pool  # random sampling may not validate
+    chunk = check_method_chunk(None, est)
+
+    def pool_rows(positions):
+        return positions if candidates is None else candidates[positions]
+
+    def proba(positions):
+        return method_outputs(est.predict_proba, source, pool_rows(positions), chunk)
+
+    def embed(positions):
+        return method_outputs(est.embed, source, pool_rows(positions), chunk)
+
+    best = choose(scores, n_instances, largest=largest, selection=selection, beta=beta,
+                  cluster_pool=cluster_pool, rng=rng, proba=proba, embed=embed)
+    best = pool_rows(best)
+    if len(best) != n_instances or len(np.unique(best)) != n_instances:  # pragma: no cover
+        raise RuntimeError(f"selection {selection!r} returned {best!r}")
     return np.asarray(best, dtype=np.intp)
 
 

@@ -28,6 +28,7 @@ from torch.func import functional_call
 from .._data import iter_batches
 from ._common import (check_batch_size, get_estimator, module_slots, require_module, select,
                       validate_pool)
+from .selection import selection_doc
 
 __all__ = ["cyclic_output_discrepancy", "cod_sampling"]
 
@@ -140,8 +141,9 @@ def cyclic_output_discrepancy(classifier, X, *, ord=2, batch_size=None):
     return _cod_scores(est, X4, None, batch_size, ord)
 
 
+@selection_doc
 def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                 batch_size=None, ord=2):
+                 batch_size=None, ord=2, selection="topk", beta=1.0, cluster_pool=10):
     """Query the samples with the largest cyclic output discrepancy (TOD's COD).
 
     .. math::
@@ -169,17 +171,19 @@ def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_
         Score only this many candidates drawn at random from the pool (TOD
         uses 10,000); ``None`` scores the whole pool.
     random_state : int, RandomState instance or None, default=None
-        Seed of the candidate draw.
+        Seed of the query: the candidate draw, then the selection's draws.
     batch_size : int, optional
         Samples per forward pass; defaults to the estimator's ``batch_size``.
     ord : {1, 2}, default=2
         Norm of the difference of the probability vectors.
+    {selection_params}
 
     Returns
     -------
     indices : ndarray of int of shape (n_instances,)
-        Indices into ``X_pool``, largest discrepancy first (ties: smaller
-        index first).
+        Distinct indices into ``X_pool``, most preferred first: with
+        ``selection="topk"``, largest discrepancy first (ties: smaller index
+        first).
 
     Raises
     ------
@@ -187,8 +191,9 @@ def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_
         If the estimator is not a net of this package or has no
         ``previous_state_dict_``.
     ValueError
-        For an empty or invalid pool, or ``n_instances`` larger than the
-        number of candidates.
+        For an empty or invalid pool, ``n_instances`` larger than the number
+        of candidates, or an invalid ``ord``, ``selection``, ``beta`` or
+        ``cluster_pool``.
 
     Notes
     -----
@@ -207,4 +212,5 @@ def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_
         return _cod_scores(est, X4, candidates, batch_size, ord)
 
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
-                  random_state=random_state)
+                  random_state=random_state, selection=selection, beta=beta,
+                  cluster_pool=cluster_pool, strategy="cod_sampling")

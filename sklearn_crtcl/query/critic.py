@@ -14,6 +14,7 @@ ranks the pool by :math:`p_u` and queries the :math:`n` samples with the
 
 from ._common import (check_method_chunk, get_estimator, method_scores, require_method, select,
                       validate_pool)
+from .selection import selection_doc
 
 __all__ = ["critic_correctness", "critic_sampling"]
 
@@ -46,8 +47,9 @@ def critic_correctness(classifier, X, *, batch_size=None):
     return method_scores(est.predict_correctness, validate_pool(est, X), None, chunk)
 
 
+@selection_doc
 def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                    batch_size=None):
+                    batch_size=None, selection="topk", beta=1.0, cluster_pool=10):
     """Query the samples with the lowest critic scores (CrtCl).
 
     .. math::
@@ -68,25 +70,30 @@ def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
         Score only this many candidates drawn at random from the pool (the
         papers use 10,000); ``None`` scores the whole pool.
     random_state : int, RandomState instance or None, default=None
-        Seed of the candidate draw.
+        Seed of the query: the candidate draw, then the selection's draws.
     batch_size : int, optional
         Rows passed to the estimator's scoring method per call (it runs them
         in forward passes of at most its own ``batch_size``); by default 8
         times the estimator's ``batch_size``.
+    {selection_params}
 
     Returns
     -------
     indices : ndarray of int of shape (n_instances,)
-        Indices into ``X_pool``, lowest critic score first (ties: smaller
-        index first).
+        Distinct indices into ``X_pool``, most preferred first: with
+        ``selection="topk"``, lowest critic score first (ties: smaller index
+        first).
 
     Raises
     ------
     TypeError
-        If the estimator has no ``predict_correctness`` method.
+        If the estimator has no ``predict_correctness`` method, or lacks the
+        ``predict_proba``/``embed`` that ``selection="balanced"``/``"cluster"``
+        need.
     ValueError
-        For an empty or invalid pool, or ``n_instances`` larger than the
-        number of candidates.
+        For an empty or invalid pool, ``n_instances`` larger than the number
+        of candidates, or an invalid ``selection``, ``beta`` or
+        ``cluster_pool``.
 
     Examples
     --------
@@ -104,4 +111,5 @@ def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
         return method_scores(est.predict_correctness, X4, candidates, chunk)
 
     return select(est, X_pool, n_instances, score, largest=False, subset_size=subset_size,
-                  random_state=random_state)
+                  random_state=random_state, selection=selection, beta=beta,
+                  cluster_pool=cluster_pool, strategy="critic_sampling")

@@ -1,15 +1,19 @@
 """Maximum-entropy uncertainty sampling (the runner's ``entropy`` method).
 
 The classic uncertainty baseline, in the protocol of this package: batched
-scoring, an optional random candidate subset, indices only.
+scoring, an optional random candidate subset, indices only. It works with any
+fitted classifier with ``predict_proba``: a net of this package gets the pool
+as images, any other classifier gets the rows as given.
 """
 
 import numpy as np
 
 from ._common import (check_batch_size, get_estimator, method_scores, require_method, select,
-                      validate_pool)
+                      validate_rows)
+from .selection import selection_doc
 
 __all__ = ["entropy_sampling", "classifier_entropy"]
+
 
 def _entropy(proba):
     proba = np.asarray(proba, dtype=np.float64)
@@ -33,7 +37,9 @@ def classifier_entropy(classifier, X, *, batch_size=None):
         A fitted classifier with ``predict_proba``, or a modAL learner
         wrapping one.
     X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
-        Images, possibly a memory map (read ``batch_size`` rows at a time).
+        Images, possibly a memory map (read ``batch_size`` rows at a time);
+        for a classifier that is not a net of this package, its own feature
+        rows.
     batch_size : int, optional
         Rows per ``predict_proba`` call; defaults to the estimator's
         ``batch_size``.
@@ -47,11 +53,12 @@ def classifier_entropy(classifier, X, *, batch_size=None):
     require_method(est, "predict_proba", "classifier_entropy", "a fitted classifier")
     batch_size = check_batch_size(batch_size, est)
     return method_scores(lambda rows: _entropy(est.predict_proba(rows)),
-                         validate_pool(est, X), None, batch_size)
+                         validate_rows(est, X, name="X"), None, batch_size)
 
 
+@selection_doc
 def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                     batch_size=None):
+                     batch_size=None, selection="topk", beta=1.0, cluster_pool=10):
     r"""Query the samples with the highest predictive entropy.
 
     Maximum-entropy uncertainty sampling:
@@ -73,31 +80,36 @@ def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, ran
         A fitted classifier with ``predict_proba``, or a modAL
         ``ActiveLearner`` wrapping one.
     X_pool : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
-        The unlabeled pool, possibly a memory map (never copied).
+        The unlabeled pool, possibly a memory map (never copied); for a
+        classifier that is not a net of this package, its own feature rows.
     n_instances : int, default=1
         Number of samples to query.
     subset_size : int, optional
         Score only this many candidates drawn at random from the pool;
         ``None`` scores the whole pool.
     random_state : int, RandomState instance or None, default=None
-        Seed of the candidate draw.
+        Seed of the query: the candidate draw, then the selection's draws.
     batch_size : int, optional
         Rows per ``predict_proba`` call; defaults to the estimator's
         ``batch_size``.
+    {selection_params}
 
     Returns
     -------
     indices : ndarray of int of shape (n_instances,)
-        Indices into ``X_pool``, highest entropy first (ties: smaller index
+        Distinct indices into ``X_pool``, most preferred first: with
+        ``selection="topk"``, highest entropy first (ties: smaller index
         first).
 
     Raises
     ------
     TypeError
-        If the estimator has no ``predict_proba``.
+        If the estimator has no ``predict_proba``, or no ``embed`` for
+        ``selection="cluster"``.
     ValueError
-        For an empty or invalid pool, or ``n_instances`` larger than the
-        number of candidates.
+        For an empty or invalid pool, ``n_instances`` larger than the number
+        of candidates, or an invalid ``selection``, ``beta`` or
+        ``cluster_pool``.
     """
     est = get_estimator(classifier, "entropy_sampling")
     require_method(est, "predict_proba", "entropy_sampling", "a fitted classifier")
@@ -108,4 +120,5 @@ def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, ran
                              batch_size)
 
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
-                  random_state=random_state)
+                  random_state=random_state, validate=validate_rows, selection=selection,
+                  beta=beta, cluster_pool=cluster_pool, strategy="entropy_sampling")

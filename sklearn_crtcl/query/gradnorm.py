@@ -41,6 +41,7 @@ from torch.nn import functional as F
 from .._data import iter_batches
 from ._common import (check_batch_size, get_estimator, module_slots, require_module, select,
                       validate_pool)
+from .selection import selection_doc
 
 __all__ = ["entropy_gradient_norm", "gradient_norm_sampling"]
 
@@ -394,8 +395,10 @@ def entropy_gradient_norm(classifier, X, *, norm="sum", batch_size=None):
     return _gradnorm_scores(est, X4, None, batch_size, norm)
 
 
+@selection_doc
 def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", subset_size=None,
-                           random_state=None, batch_size=None):
+                           random_state=None, batch_size=None, selection="topk", beta=1.0,
+                           cluster_pool=10):
     """Query the samples whose entropy gradient has the largest norm (LPLgrad).
 
     .. math::
@@ -419,15 +422,17 @@ def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", sub
         Score only this many candidates drawn at random from the pool (the
         references use 10,000); ``None`` scores the whole pool.
     random_state : int, RandomState instance or None, default=None
-        Seed of the candidate draw.
+        Seed of the query: the candidate draw, then the selection's draws.
     batch_size : int, optional
         Samples per batched gradient computation; defaults to 64 (or the
         estimator's ``batch_size`` if smaller).
+    {selection_params}
 
     Returns
     -------
     indices : ndarray of int of shape (n_instances,)
-        Indices into ``X_pool``, largest gradient norm first (ties: smaller
+        Distinct indices into ``X_pool``, most preferred first: with
+        ``selection="topk"``, largest gradient norm first (ties: smaller
         index first).
 
     Raises
@@ -435,8 +440,9 @@ def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", sub
     TypeError
         If the estimator is not a net of this package.
     ValueError
-        For an unknown ``norm``, an empty or invalid pool, or
-        ``n_instances`` larger than the number of candidates.
+        For an unknown ``norm``, an empty or invalid pool, ``n_instances``
+        larger than the number of candidates, or an invalid ``selection``,
+        ``beta`` or ``cluster_pool``.
     """
     est = get_estimator(classifier, "gradient_norm_sampling")
     require_module(est, "gradient_norm_sampling")
@@ -447,4 +453,5 @@ def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", sub
         return _gradnorm_scores(est, X4, candidates, batch_size, norm)
 
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
-                  random_state=random_state)
+                  random_state=random_state, selection=selection, beta=beta,
+                  cluster_pool=cluster_pool, strategy="gradient_norm_sampling")

@@ -15,6 +15,7 @@ query takes the :math:`n` unlabeled samples with the *highest* predicted loss
 
 from ._common import (check_method_chunk, get_estimator, method_scores, require_method, select,
                       validate_pool)
+from .selection import selection_doc
 
 __all__ = ["predicted_loss", "loss_prediction_sampling"]
 
@@ -47,8 +48,10 @@ def predicted_loss(classifier, X, *, batch_size=None):
     return method_scores(est.predict_loss, validate_pool(est, X), None, chunk)
 
 
+@selection_doc
 def loss_prediction_sampling(classifier, X_pool, n_instances=1, *, subset_size=None,
-                             random_state=None, batch_size=None):
+                             random_state=None, batch_size=None, selection="topk", beta=1.0,
+                           cluster_pool=10):
     """Query the samples with the highest predicted losses (LL4AL).
 
     Parameters
@@ -64,25 +67,30 @@ def loss_prediction_sampling(classifier, X_pool, n_instances=1, *, subset_size=N
         Score only this many candidates drawn at random from the pool (LL4AL
         uses 10,000); ``None`` scores the whole pool.
     random_state : int, RandomState instance or None, default=None
-        Seed of the candidate draw.
+        Seed of the query: the candidate draw, then the selection's draws.
     batch_size : int, optional
         Rows passed to the estimator's scoring method per call (it runs them
         in forward passes of at most its own ``batch_size``); by default 8
         times the estimator's ``batch_size``.
+    {selection_params}
 
     Returns
     -------
     indices : ndarray of int of shape (n_instances,)
-        Indices into ``X_pool``, highest predicted loss first (ties: smaller
+        Distinct indices into ``X_pool``, most preferred first: with
+        ``selection="topk"``, highest predicted loss first (ties: smaller
         index first).
 
     Raises
     ------
     TypeError
-        If the estimator has no ``predict_loss`` method.
+        If the estimator has no ``predict_loss`` method, or lacks the
+        ``predict_proba``/``embed`` that ``selection="balanced"``/``"cluster"``
+        need.
     ValueError
-        For an empty or invalid pool, or ``n_instances`` larger than the
-        number of candidates.
+        For an empty or invalid pool, ``n_instances`` larger than the number
+        of candidates, or an invalid ``selection``, ``beta`` or
+        ``cluster_pool``.
     """
     est = get_estimator(classifier, "loss_prediction_sampling")
     require_method(est, "predict_loss", "loss_prediction_sampling", _NEEDS)
@@ -92,4 +100,5 @@ def loss_prediction_sampling(classifier, X_pool, n_instances=1, *, subset_size=N
         return method_scores(est.predict_loss, X4, candidates, chunk)
 
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
-                  random_state=random_state)
+                  random_state=random_state, selection=selection, beta=beta,
+                  cluster_pool=cluster_pool, strategy="loss_prediction_sampling")

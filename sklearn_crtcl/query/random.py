@@ -3,12 +3,17 @@
 Each candidate gets an independent uniform score
 :math:`u(x) \\sim \\mathcal{U}[0, 1)` and the :math:`n` highest are queried,
 which is a uniform draw of :math:`n` samples without replacement. The model
-is not used.
+is not used, unless a diversity selection asks for it: ``selection="balanced"``
+draws a class-balanced random sample (round-robin over the predicted classes)
+and ``selection="cluster"`` one random sample from each k-means cluster of the
+embeddings, two baselines that separate the effect of diversity from that of
+the score.
 """
 
 from sklearn.utils import check_random_state
 
 from ._common import get_estimator, pool_size, select
+from .selection import selection_doc
 
 __all__ = ["random_scores", "random_sampling"]
 
@@ -44,17 +49,21 @@ def random_scores(classifier, X, *, random_state=None):
     return check_random_state(random_state).random_sample(n)
 
 
+@selection_doc
 def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                    batch_size=None):
+                    batch_size=None, selection="topk", beta=1.0, cluster_pool=10):
     """Query ``n_instances`` samples uniformly at random, without replacement.
 
     Parameters
     ----------
-    classifier : estimator or modAL learner
+    classifier : estimator, modAL learner or None
         Not used to score; a fitted net of this package validates the pool
         (shape of the fitted images), any other estimator is accepted as is.
+        ``selection="balanced"`` and ``"cluster"`` call its
+        ``predict_proba``/``embed``.
     X_pool : array-like of shape (n, ...)
-        The unlabeled pool, possibly a memory map (never read).
+        The unlabeled pool, possibly a memory map (never read, except the
+        candidates' rows by ``selection="balanced"``/``"cluster"``).
     n_instances : int, default=1
         Number of samples to query.
     subset_size : int, optional
@@ -62,9 +71,11 @@ def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
         distribution as drawing from the whole pool; accepted so that every
         strategy takes the same options).
     random_state : int, RandomState instance or None, default=None
-        Seed: the same seed and pool size give the same query.
+        Seed: the same seed and pool size give the same query. One stream
+        draws the candidates, then the scores, then the selection's draws.
     batch_size : int, optional
         Not used (accepted so that every strategy takes the same options).
+    {selection_params}
 
     Returns
     -------
@@ -73,9 +84,25 @@ def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
 
     Raises
     ------
+    TypeError
+        If ``selection="balanced"``/``"cluster"`` is asked without an
+        estimator that has ``predict_proba``/``embed``.
     ValueError
-        For an empty pool or ``n_instances`` larger than the number of
-        candidates.
+        For an empty pool, ``n_instances`` larger than the number of
+        candidates, or an invalid ``selection``, ``beta`` or
+        ``cluster_pool``.
+
+    Notes
+    -----
+    Every ``selection`` is accepted, so that a whole experiment grid can pass
+    the same options to every strategy. The scores are independent and
+    uniform, so the stochastic selections (``"power"``, ``"softmax"``,
+    ``"rank"``) are still a uniform draw without replacement (the scores and
+    the Gumbel noise are exchangeable); only the indices drawn for a given
+    seed differ from ``"topk"``. ``"balanced"`` and ``"cluster"`` are the random
+    baselines of the diversity selections: a class-balanced random sample
+    and one random sample per k-means cluster of the embeddings of
+    ``cluster_pool * n_instances`` random candidates.
     """
     est = get_estimator(classifier, "random_sampling") if classifier is not None else None
     rng = check_random_state(random_state)  # one stream: candidates first, then scores
@@ -86,4 +113,5 @@ def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
         return rng.random_sample(n)
 
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
-                  random_state=rng, validate=_validate)
+                  random_state=rng, validate=_validate, selection=selection, beta=beta,
+                  cluster_pool=cluster_pool, strategy="random_sampling")

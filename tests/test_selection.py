@@ -1,0 +1,476 @@
+"""Tests of the batch selection shared by every query strategy (``selection=``)."""
+
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+
+import sklearn_crtcl._modal_compat  # noqa: F401  (modAL + scikit-learn >= 1.8)
+from sklearn_crtcl import ResNetClassifier
+from sklearn_crtcl.nets.crtcl import CriticLossNet
+from sklearn_crtcl.nets.lossnet import LossPredictionNet
+from sklearn_crtcl.query import (
+    SELECTIONS,
+    classifier_entropy,
+    cod_sampling,
+    critic_correctness,
+    critic_sampling,
+    entropy_sampling,
+    gradient_norm_sampling,
+    loss_prediction_sampling,
+    random_sampling,
+)
+
+STOCHASTIC = ("power", "softmax", "rank")
+
+
+# ------------------------------------------------------------------ a transparent estimator
+class Fake:
+    """Reads everything from the rows: column 0 is the score (``NAN_CODE``: a NaN
+    score, the pool itself must be finite), column 1 the predicted class, the
+    other columns the embedding. Counts the rows it sees."""
+
+    n_classes = 4
+    NAN_CODE = -12345.0
+
+    def __init__(self):
+        self.rows = {"score": 0, "proba": 0, "embed": 0}
+
+    @staticmethod
+    def _flat(X):
+        X = np.asarray(X, dtype=np.float64)
+        return X.reshape(len(X), -1)
+
+    def _score(self, X):
+        self.rows["score"] += len(X)
+        score = self._flat(X)[:, 0]
+        return np.where(score == self.NAN_CODE, np.nan, score)
+
+    predict_loss = _score          # loss_prediction_sampling: highest first
+    predict_correctness = _score   # critic_sampling: lowest first
+
+    def predict_proba(self, X):
+        self.rows["proba"] += len(X)
+        classes = self._flat(X)[:, 1].astype(int)
+        proba = np.full((len(X), self.n_classes), 0.1 / (self.n_classes - 1))
+        proba[np.arange(len(X)), classes] = 0.9
+        return proba
+
+
+class FakeWithEmbedding(Fake):
+    def embed(self, X):
+        self.rows["embed"] += len(X)
+        return self._flat(X)[:, 2:]
+
+
+def make_pool(scores, classes=None, embeddings=None):
+    scores = np.asarray(scores, dtype=np.float64)
+    scores = np.where(np.isnan(scores), Fake.NAN_CODE, scores)
+    classes = np.zeros(len(scores)) if classes is None else np.asarray(classes, dtype=float)
+    emb = np.zeros((len(scores), 2)) if embeddings is None else np.asarray(embeddings, float)
+    return np.column_stack([scores, classes, emb])
+
+
+def gumbel_order(log_weight, beta, gumbel):
+    keys = beta * np.asarray(log_weight, dtype=np.float64) + gumbel
+    return np.argsort(-keys, kind="stable")
+
+
+# --------------------------------------------------------------------------- validation
+SCORING = {  # name: (strategy, estimator kind for the fake)
+    "critic": critic_sampling,
+    "lossnet": loss_prediction_sampling,
+    "entropy": entropy_sampling,
+    "random": random_sampling,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCORING))
+def test_invalid_options_raise_before_any_scoring(name):
+    strategy = SCORING[name]
+    est = FakeWithEmbedding()
+    X = make_pool(np.arange(10.0))
+    for bad in ("top-k", "TOPK", "", None, 3, ("topk",)):
+        with pytest.raises(ValueError, match=r"selection must be one of \('topk', 'power', "
+                                             r"'softmax', 'rank', 'balanced', 'cluster'\)"):
+            strategy(est, X, n_instances=2, selection=bad)
+    for bad in (0, -1.0, np.nan, np.inf, -np.inf, True, "1", None):
+        with pytest.raises(ValueError, match="beta must be a finite number > 0"):
+            strategy(est, X, n_instances=2, selection="power", beta=bad)
+    with pytest.raises(ValueError, match="beta must be"):  # checked whatever the selection
+        strategy(est, X, n_instances=2, beta=0)
+    for bad in (0, -3, 1.5, True, None, "10"):
+        with pytest.raises(ValueError, match="cluster_pool must be a positive integer"):
+            strategy(est, X, n_instances=2, selection="cluster", cluster_pool=bad)
+    assert est.rows == {"score": 0, "proba": 0, "embed": 0}
+    # numpy scalars are fine
+    idx = strategy(est, X, n_instances=2, selection="softmax", beta=np.float32(2),
+                   cluster_pool=np.int64(3), random_state=0)
+    assert len(set(idx.tolist())) == 2
+
+
+def test_diversity_selections_need_proba_and_embeddings():
+    X = make_pool(np.arange(10.0))
+    est = Fake()  # predict_proba, no embed
+    with pytest.raises(TypeError, match=r"critic_sampling needs an estimator with embeddings "
+                                        r"for selection='cluster'.*`embed\(X\)`.*Fake"):
+        critic_sampling(est, X, n_instances=2, selection="cluster")
+    assert est.rows["score"] == 0
+    with pytest.raises(TypeError, match=r"random_sampling needs a fitted classifier for "
+                                        r"selection='balanced'.*predict_proba.*NoneType"):
+        random_sampling(None, X, n_instances=2, selection="balanced")
+    with pytest.raises(TypeError, match="embed"):
+        random_sampling(LogisticRegression(), X, n_instances=2, selection="cluster")
+
+    class ScoreOnly:
+        def predict_loss(self, X):  # pragma: no cover - never reached
+            raise AssertionError("scored before the options were checked")
+
+    with pytest.raises(TypeError, match="loss_prediction_sampling needs a fitted classifier "
+                                        "for selection='balanced'"):
+        loss_prediction_sampling(ScoreOnly(), X, n_instances=2, selection="balanced")
+    # without a diversity selection the estimator needs neither
+    assert loss_prediction_sampling(Fake(), X, n_instances=3).tolist() == [9, 8, 7]
+
+
+# ------------------------------------------------------------ top-k and the stochastic draws
+def test_topk_is_the_default_and_unchanged():
+    scores = np.array([3.0, 7.0, 7.0, 1.0, 9.0, np.nan, 0.5])
+    X = make_pool(scores)
+    assert loss_prediction_sampling(Fake(), X, n_instances=4).tolist() == [4, 1, 2, 0]
+    assert critic_sampling(Fake(), X, n_instances=4).tolist() == [6, 3, 0, 1]
+    assert loss_prediction_sampling(Fake(), X, n_instances=7,
+                                    selection="topk").tolist() == [4, 1, 2, 0, 3, 6, 5]
+
+
+@pytest.mark.parametrize("selection", STOCHASTIC)
+@pytest.mark.parametrize("beta", [1.0, 2.5])
+def test_stochastic_selection_is_gumbel_top_k_on_one_random_stream(selection, beta):
+    rng = np.random.RandomState(0)
+    scores = rng.gamma(2.0, size=50)
+    X = make_pool(scores)
+    got = loss_prediction_sampling(Fake(), X, n_instances=6, subset_size=20, random_state=7,
+                                   selection=selection, beta=beta)
+    # the query's stream: the candidate draw first, then one Gumbel number per candidate
+    stream = np.random.RandomState(7)
+    cand = np.sort(stream.choice(50, size=20, replace=False))
+    gumbel = stream.gumbel(size=20)
+    s = scores[cand]
+    log_weight = {"power": np.log(s), "softmax": s,
+                  "rank": -np.log(np.argsort(np.argsort(-s, kind="stable")) + 1.0)}[selection]
+    np.testing.assert_array_equal(got, cand[gumbel_order(log_weight, beta, gumbel)[:6]])
+    # same seed (int or RandomState), same query; other seeds, other queries
+    again = loss_prediction_sampling(Fake(), X, n_instances=6, subset_size=20,
+                                     random_state=np.random.RandomState(7),
+                                     selection=selection, beta=beta)
+    np.testing.assert_array_equal(got, again)
+    others = [loss_prediction_sampling(Fake(), X, n_instances=6, subset_size=20,
+                                       random_state=s, selection=selection, beta=beta)
+              for s in (8, 9)]
+    assert all(not np.array_equal(got, o) for o in others)
+
+
+def test_power_shifts_negative_scores_by_their_minimum():
+    # critic_sampling queries the lowest correctness: its scores are negated, then
+    # shifted by their minimum, so the most likely correct sample has weight 0
+    correctness = np.array([0.1, 0.5, 0.9, 0.3])
+    X = make_pool(correctness)
+    got = critic_sampling(Fake(), X, n_instances=3, random_state=3, selection="power",
+                          beta=2.0)
+    stream = np.random.RandomState(3)
+    oriented = -correctness
+    weight = oriented - oriented.min()  # [0.8, 0.4, 0, 0.6]
+    with np.errstate(divide="ignore"):
+        expected = gumbel_order(np.log(weight), 2.0, stream.gumbel(size=4))[:3]
+    np.testing.assert_array_equal(got, expected)
+    for seed in range(200):  # weight 0: only when needed, then last
+        assert 2 not in critic_sampling(Fake(), X, n_instances=3, random_state=seed,
+                                        selection="power")
+        assert critic_sampling(Fake(), X, n_instances=4, random_state=seed,
+                               selection="power")[-1] == 2
+
+
+def _inclusion(p):
+    """P(i in a sample of 2 drawn without replacement with probabilities p)."""
+    p = np.asarray(p, dtype=np.float64) / np.sum(p)
+    out = p.copy()
+    for j in range(len(p)):
+        if p[j] < 1:
+            mask = np.arange(len(p)) != j
+            out[mask] += p[j] * p[mask] / (1 - p[j])
+    return out
+
+
+@pytest.mark.parametrize("selection, weights", [
+    ("power", [4.0, 3.0, 2.0, 1.0, 0.0]),
+    ("softmax", np.exp([4.0, 3.0, 2.0, 1.0, 0.0])),
+    ("rank", 1.0 / np.arange(1, 6)),
+])
+def test_stochastic_selection_samples_without_replacement_with_the_documented_probabilities(
+        selection, weights):
+    X = make_pool([4.0, 3.0, 2.0, 1.0, 0.0])
+    n_draws = 3000
+    first = np.zeros(5)
+    included = np.zeros(5)
+    for seed in range(n_draws):
+        idx = loss_prediction_sampling(Fake(), X, n_instances=2, random_state=seed,
+                                       selection=selection)
+        assert idx[0] != idx[1]
+        first[idx[0]] += 1
+        included[idx] += 1
+    p = np.asarray(weights) / np.sum(weights)
+    # first pick ~ p, the pair ~ sampling without replacement (3.3 sigma at most)
+    np.testing.assert_allclose(first / n_draws, p, atol=0.03)
+    np.testing.assert_allclose(included / n_draws, _inclusion(weights), atol=0.03)
+    if selection == "power":
+        assert first[4] == 0 and included[4] == 0  # weight 0: never sampled
+
+
+@pytest.mark.parametrize("selection", STOCHASTIC)
+def test_large_beta_tends_to_topk(selection):
+    rng = np.random.RandomState(1)
+    X = make_pool(rng.uniform(1, 2, size=40))
+    topk = loss_prediction_sampling(Fake(), X, n_instances=8)
+    for seed in range(5):
+        np.testing.assert_array_equal(
+            loss_prediction_sampling(Fake(), X, n_instances=8, random_state=seed,
+                                     selection=selection, beta=1e9), topk)
+    # beta = 1: a random batch, not the top-k
+    assert any(not np.array_equal(loss_prediction_sampling(
+        Fake(), X, n_instances=8, random_state=s, selection=selection), topk)
+        for s in range(5))
+
+
+@pytest.mark.parametrize("selection", SELECTIONS)
+def test_nan_scores_are_picked_only_when_needed_and_last(selection):
+    scores = np.array([np.nan, 2.0, 5.0, np.nan, 1.0, 3.0])
+    rng = np.random.RandomState(0)
+    X = make_pool(scores, classes=[0, 1, 1, 2, 2, 0], embeddings=rng.randn(6, 2))
+    for seed in range(30):
+        idx = loss_prediction_sampling(FakeWithEmbedding(), X, n_instances=4,
+                                       random_state=seed, selection=selection, cluster_pool=2)
+        assert set(idx.tolist()) == {1, 2, 4, 5}
+        full = loss_prediction_sampling(FakeWithEmbedding(), X, n_instances=6,
+                                        random_state=seed, selection=selection)
+        assert sorted(full.tolist()) == list(range(6))
+        assert full[4:].tolist() == [0, 3]  # NaN last, by index
+
+
+# --------------------------------------------------------------------------- balanced
+def naive_round_robin(scores, classes, n, largest=True):
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i] if largest else scores[i], i))
+    queues = OrderedDict()
+    for i in order:
+        queues.setdefault(classes[i], []).append(i)
+    out = []
+    while len(out) < n:
+        for queue in queues.values():
+            if queue and len(out) < n:
+                out.append(queue.pop(0))
+    return out
+
+
+def test_balanced_round_robin_by_class_and_score():
+    scores = np.array([6.0, 9.0, 4.0, 8.0, 1.0, 7.0, 3.0, 5.0])
+    classes = np.array([1, 0, 2, 0, 2, 0, 2, 1])
+    X = make_pool(scores, classes)
+    est = Fake()
+    got = loss_prediction_sampling(est, X, n_instances=7, selection="balanced")
+    # classes by their best score: 0 (9), 1 (6), 2 (4); best first within a class
+    assert got.tolist() == [1, 0, 2, 3, 7, 6, 5]
+    assert got.tolist() == naive_round_robin(scores, classes, 7)
+    assert est.rows == {"score": 8, "proba": 8, "embed": 0}  # one predict_proba pass
+    # lowest first for the critic
+    got = critic_sampling(Fake(), X, n_instances=5, selection="balanced")
+    assert got.tolist() == [4, 7, 5, 6, 0] == naive_round_robin(scores, classes, 5, False)
+
+
+def test_balanced_matches_a_naive_round_robin_with_a_subset():
+    rng = np.random.RandomState(0)
+    scores = rng.randn(200)
+    classes = rng.choice(4, size=200, p=[0.7, 0.2, 0.07, 0.03])
+    X = make_pool(scores, classes)
+    for seed in range(3):
+        got = loss_prediction_sampling(Fake(), X, n_instances=30, subset_size=120,
+                                       random_state=seed, selection="balanced")
+        cand = np.sort(np.random.RandomState(seed).choice(200, size=120, replace=False))
+        expected = cand[naive_round_robin(scores[cand], classes[cand], 30)]
+        np.testing.assert_array_equal(got, expected)
+        counts = np.bincount(classes[got], minlength=4)
+        available = np.bincount(classes[cand], minlength=4)
+        # as balanced as the candidates allow
+        assert all(c == a or c >= counts.max() - 1 for c, a in zip(counts, available))
+
+
+# --------------------------------------------------------------------------- cluster
+def test_cluster_takes_the_best_of_each_cluster():
+    rng = np.random.RandomState(0)
+    centers = np.array([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0]])
+    blob = np.repeat(np.arange(3), 10)
+    emb = centers[blob] + rng.randn(30, 2)
+    scores = np.where(blob == 0, 10.0, 0.0) + rng.rand(30)  # top-k: all in blob 0
+    X = make_pool(scores, embeddings=emb)
+    topk = loss_prediction_sampling(Fake(), X, n_instances=3)
+    assert set(blob[topk]) == {0}
+    for seed in range(3):
+        est = FakeWithEmbedding()
+        got = loss_prediction_sampling(est, X, n_instances=3, random_state=seed,
+                                       selection="cluster")
+        best = [int(np.flatnonzero(blob == b)[np.argmax(scores[blob == b])]) for b in range(3)]
+        # one per cluster, the best of each, clusters by their best score
+        assert got.tolist() == sorted(best, key=lambda i: -scores[i])
+        assert est.rows["embed"] == 30  # min(30 candidates, 10 * 3)
+    # only the cluster_pool * n_instances best candidates are embedded and clustered
+    est = FakeWithEmbedding()
+    got = loss_prediction_sampling(est, X, n_instances=3, random_state=0,
+                                   selection="cluster", cluster_pool=3)
+    assert est.rows["embed"] == 9 and set(blob[got]) == {0}
+    # cluster_pool=1: each of the top n is its own cluster, nothing is embedded
+    est = FakeWithEmbedding()
+    got = loss_prediction_sampling(est, X, n_instances=3, selection="cluster", cluster_pool=1)
+    np.testing.assert_array_equal(got, topk)
+    assert est.rows["embed"] == 0
+
+
+def test_cluster_fills_the_shortfall_by_score_on_duplicated_embeddings():
+    X = make_pool(np.arange(20.0)[::-1], embeddings=np.ones((20, 2)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the empty clusters are handled, not warned about
+        got = loss_prediction_sampling(FakeWithEmbedding(), X, n_instances=5,
+                                       random_state=0, selection="cluster")
+    assert got.tolist() == [0, 1, 2, 3, 4]
+
+
+# --------------------------------------------------------------------------- random sampling
+def test_random_sampling_accepts_every_selection():
+    X = make_pool(np.zeros(30), classes=np.repeat([0, 1, 2], 10),
+                  embeddings=np.random.RandomState(0).randn(30, 2))
+    counts = np.zeros(30)
+    for seed in range(300):
+        idx = random_sampling(None, X, n_instances=3, random_state=seed, selection="softmax")
+        counts[idx] += 1
+        # the stream: candidates (none here), then the uniform scores, then the Gumbel noise
+        stream = np.random.RandomState(seed)
+        u = stream.random_sample(30)
+        expected = gumbel_order(u, 1.0, stream.gumbel(size=30))[:3]
+        np.testing.assert_array_equal(idx, expected)
+    assert counts.min() > 10 and counts.max() < 60  # uniform: 30 expected each
+    # balanced: a class-balanced random sample
+    for seed in range(20):
+        idx = random_sampling(FakeWithEmbedding(), X, n_instances=6, random_state=seed,
+                              selection="balanced")
+        assert np.bincount(idx // 10, minlength=3).tolist() == [2, 2, 2]
+        idx = random_sampling(FakeWithEmbedding(), X, n_instances=6, random_state=seed,
+                              selection="cluster")
+        assert len(set(idx.tolist())) == 6
+
+
+def test_entropy_and_random_balanced_with_a_scikit_learn_classifier():
+    X, y = load_digits(return_X_y=True)
+    clf = LogisticRegression(max_iter=500).fit(X[:300], y[:300])
+    pool = X[300:900]
+    top = entropy_sampling(clf, pool, n_instances=5)
+    H = classifier_entropy(clf, pool)
+    np.testing.assert_array_equal(top, np.argsort(-H, kind="stable")[:5])
+    idx = entropy_sampling(clf, pool, n_instances=20, selection="balanced")
+    pred = clf.predict(pool)
+    np.testing.assert_array_equal(idx, naive_round_robin(H, pred, 20))
+    idx = random_sampling(clf, pool, n_instances=20, random_state=0, selection="balanced")
+    assert np.bincount(pred[idx], minlength=10).max() == 2
+
+
+# ------------------------------------------------------------------ with the package's nets
+TINY = dict(module__width=4, max_epochs=2, input_shape=(1, 8, 8), device="cpu",
+            random_state=0, batch_size=64)
+
+NET_STRATEGIES = {  # name: (strategy, estimator kind)
+    "critic": (critic_sampling, "critic"),
+    "lossnet": (loss_prediction_sampling, "lossnet"),
+    "cod": (cod_sampling, "plain"),
+    "gradnorm": (gradient_norm_sampling, "plain"),
+    "entropy": (entropy_sampling, "plain"),
+    "random": (random_sampling, "plain"),
+}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16).astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def nets(digits):
+    X, y = digits
+    return {"plain": ResNetClassifier(**TINY).fit(X[:150], y[:150]),
+            "critic": CriticLossNet(critic__hidden=8, **TINY).fit(X[:150], y[:150]),
+            "lossnet": LossPredictionNet(loss_head__hidden=8, **TINY).fit(X[:150], y[:150])}
+
+
+@pytest.mark.parametrize("selection", SELECTIONS)
+@pytest.mark.parametrize("name", sorted(NET_STRATEGIES))
+def test_every_strategy_with_every_selection(name, selection, nets, digits):
+    strategy, kind = NET_STRATEGIES[name]
+    est = nets[kind]
+    pool = digits[0][150:450]
+    kwargs = dict(n_instances=12, subset_size=100, random_state=5, selection=selection)
+    idx = strategy(est, pool, **kwargs)
+    assert isinstance(idx, np.ndarray) and idx.dtype == np.intp and idx.shape == (12,)
+    assert len(np.unique(idx)) == 12
+    cand = np.sort(np.random.RandomState(5).choice(300, size=100, replace=False))
+    assert set(idx.tolist()) <= set(cand.tolist())
+    np.testing.assert_array_equal(idx, strategy(est, pool, **kwargs))
+    np.testing.assert_array_equal(
+        idx, strategy(est, pool, **dict(kwargs, random_state=np.random.RandomState(5))))
+    # the whole candidate set when n_instances equals it
+    everything = strategy(est, pool, n_instances=100, subset_size=100, random_state=5,
+                          selection=selection)
+    np.testing.assert_array_equal(np.sort(everything), cand)
+
+
+@pytest.mark.parametrize("name, largest", [("entropy", True), ("critic", False)])
+def test_diversity_selections_on_nets_match_naive_references(name, largest, nets, digits):
+    strategy, kind = NET_STRATEGIES[name]
+    est = nets[kind]
+    pool = digits[0][150:450]
+    util = classifier_entropy if name == "entropy" else critic_correctness
+    cand = np.sort(np.random.RandomState(2).choice(300, size=150, replace=False))
+    scores = util(est, pool[cand])
+    # balanced: round-robin over the predicted classes of the candidates
+    got = strategy(est, pool, n_instances=20, subset_size=150, random_state=2,
+                   selection="balanced")
+    pred = est.predict_proba(pool[cand]).argmax(1)
+    np.testing.assert_array_equal(got, cand[naive_round_robin(scores, pred, 20, largest)])
+    # cluster: k-means (seeded from the query's stream) on the top 4 * 8 embeddings
+    got = strategy(est, pool, n_instances=8, subset_size=150, random_state=2,
+                   selection="cluster", cluster_pool=4)
+    stream = np.random.RandomState(2)
+    stream.choice(300, size=150, replace=False)
+    seed = stream.randint(np.iinfo(np.int32).max)
+    ranking = np.argsort(-scores if largest else scores, kind="stable")
+    top = ranking[:32]
+    labels = KMeans(n_clusters=8, n_init=1, random_state=seed).fit(
+        est.embed(pool[cand[top]]).astype(np.float64)).labels_
+    best = [top[np.flatnonzero(labels == c)[0]] for c in range(8)]
+    expected = sorted(best, key=lambda i: np.flatnonzero(ranking == i)[0])
+    np.testing.assert_array_equal(got, cand[expected])
+
+
+def test_balanced_selection_spreads_the_batch_over_classes(nets, digits):
+    """Why the selections exist: top-k batches concentrate on few predicted classes."""
+    est = nets["plain"]
+    pool = digits[0][150:1150]
+    pred = est.predict(pool)
+
+    def n_classes(idx):
+        return len(np.unique(pred[idx]))
+
+    topk = entropy_sampling(est, pool, n_instances=40)
+    balanced = entropy_sampling(est, pool, n_instances=40, selection="balanced")
+    assert n_classes(balanced) == len(np.unique(pred))
+    assert n_classes(balanced) >= n_classes(topk)
+    assert np.bincount(pred[balanced]).max() <= np.bincount(pred[topk]).max()
