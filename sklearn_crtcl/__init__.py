@@ -2,7 +2,8 @@
 active learning, in the scikit-learn / skorch / modAL idiom."""
 
 from . import _modal_compat  # noqa: F401  (makes modAL work with scikit-learn >= 1.8)
-from .metrics import (brier_score, expected_calibration_error, negative_log_likelihood,
+from .metrics import (brier_score, classwise_calibration_error, expected_calibration_error,
+                      maximum_calibration_error, negative_log_likelihood, ood_auroc,
                       reliability_curve)
 from .nets import CriticLossNet, LossPredictionNet, ResNetClassifier, TODNet
 
@@ -14,8 +15,11 @@ __all__ = [
     "LossPredictionNet",
     "TODNet",
     "expected_calibration_error",
+    "maximum_calibration_error",
+    "classwise_calibration_error",
     "reliability_curve",
     "brier_score",
     "negative_log_likelihood",
+    "ood_auroc",
     "__version__",
 ]

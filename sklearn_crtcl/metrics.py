@@ -4,11 +4,17 @@ This module implements the calibration measures used to evaluate CrtCl and
 active-learning experiments:
 
 * :func:`expected_calibration_error` -- the binned expected calibration error
-  (ECE, Eq. 6 of the CrtCl paper);
+  (ECE, Eq. 6 of the CrtCl paper), with equal-width or equal-mass
+  (``strategy="quantile"``) bins;
+* :func:`maximum_calibration_error` -- the largest gap of a bin (MCE);
+* :func:`classwise_calibration_error` -- the class-wise ECE;
 * :func:`reliability_curve` -- the per-bin statistics behind the ECE, used to
   draw reliability diagrams;
 * :func:`brier_score` -- the multiclass Brier score;
-* :func:`negative_log_likelihood` -- the mean negative log-likelihood.
+* :func:`negative_log_likelihood` -- the mean negative log-likelihood;
+* :func:`ood_auroc` -- the AUROC of out-of-distribution detection from the
+  maximum probability (:func:`max_probability_score`) or the energy
+  (:func:`energy_score`) of the outputs.
 
 All metrics take ``y_true`` (class labels) and ``y_proba`` (an ``(n_samples,
 n_classes)`` array of predicted probabilities, as returned by
@@ -17,7 +23,9 @@ n_classes)`` array of predicted probabilities, as returned by
 arbitrary class labels instead.
 
 The module also provides scikit-learn compatible scorers
-(:data:`ece_scorer`, :data:`brier_scorer`, :data:`nll_scorer`) that can be
+(:data:`ece_scorer`, :data:`brier_scorer`, :data:`nll_scorer`,
+:data:`equal_mass_ece_scorer`, :data:`mce_scorer`,
+:data:`classwise_ece_scorer`) that can be
 used as ``scoring=`` in :mod:`sklearn.model_selection` and in
 :class:`skorch.callbacks.EpochScoring`.
 """
@@ -32,14 +40,23 @@ import numpy as np
 __all__ = [
     "ReliabilityCurve",
     "expected_calibration_error",
+    "maximum_calibration_error",
+    "classwise_calibration_error",
     "reliability_curve",
     "brier_score",
     "negative_log_likelihood",
+    "max_probability_score",
+    "energy_score",
+    "ood_auroc",
+    "BIN_STRATEGIES",
     "ProbaScorer",
     "make_proba_scorer",
     "ece_scorer",
     "brier_scorer",
     "nll_scorer",
+    "equal_mass_ece_scorer",
+    "mce_scorer",
+    "classwise_ece_scorer",
     "CALIBRATION_SCORERS",
     "get_scorer",
 ]
@@ -47,6 +64,11 @@ __all__ = [
 #: Absolute tolerance on ``|sum_k p_k - 1|`` for each row of ``y_proba``.
 #: Loose enough for float32 softmax outputs.
 ROW_SUM_TOL = 1e-3
+
+#: Binning strategies of the calibration errors: ``"uniform"`` (equal-width
+#: bins) and ``"quantile"`` (equal-mass bins), as in
+#: :func:`sklearn.calibration.calibration_curve`.
+BIN_STRATEGIES = ("uniform", "quantile")
 
 
 # ---------------------------------------------------------------------------
@@ -211,6 +233,15 @@ def _check_n_bins(n_bins):
     return int(n_bins)
 
 
+def _check_strategy(strategy):
+    if not isinstance(strategy, str) or strategy not in BIN_STRATEGIES:
+        raise ValueError(
+            f"strategy must be one of {BIN_STRATEGIES} ('uniform': equal-width "
+            f"bins, 'quantile': equal-mass bins), got {strategy!r}."
+        )
+    return strategy
+
+
 # ---------------------------------------------------------------------------
 # Reliability curve and ECE
 # ---------------------------------------------------------------------------
@@ -235,9 +266,10 @@ class ReliabilityCurve:
     count : ndarray of shape (n_bins,)
         Number of samples :math:`|B_m|` in each bin (``int64``).
     bin_edges : ndarray of shape (n_bins + 1,)
-        Bin edges ``[0, 1/M, ..., 1]``; bin ``m`` (0-based) covers
-        ``bin_edges[m] < conf <= bin_edges[m + 1]`` (confidence 0 falls in
-        the first bin).
+        Bin edges: ``[0, 1/M, ..., 1]`` for equal-width bins, ``[0, q_1,
+        ..., q_{M-1}, 1]`` (the confidences' quantiles) for equal-mass bins;
+        bin ``m`` (0-based) covers ``bin_edges[m] < conf <= bin_edges[m +
+        1]`` (confidence 0 falls in the first bin).
     """
 
     accuracy: np.ndarray
@@ -275,21 +307,51 @@ class ReliabilityCurve:
             )
         )
 
+    @property
+    def mce(self):
+        r"""float: Maximum calibration error computed from the bins.
 
-def _binned_stats(idx, proba, n_bins):
+        Equal to :func:`maximum_calibration_error` on the same inputs:
+        :math:`\max_{m : |B_m| > 0} |\mathrm{acc}(B_m) -
+        \mathrm{conf}(B_m)|`.
+        """
+        nonempty = self.count > 0
+        return float(
+            np.max(np.abs(self.accuracy[nonempty] - self.confidence[nonempty]))
+        )
+
+
+def _bin_edges(confidence, n_bins, strategy):
+    """Edges of ``n_bins`` right-closed bins on ``[0, 1]``."""
+    if strategy == "uniform":
+        # Edges m / M computed by a correctly rounded division, so that a
+        # confidence written as the float literal m / M lands in bin m
+        # (1-based).
+        return np.arange(n_bins + 1, dtype=np.float64) / n_bins
+    # equal mass: the interior edges are the empirical quantiles m / M
+    # (linear interpolation between order statistics): with distinct
+    # confidences the bins hold N / M samples each, give or take one; tied
+    # confidences stay together (in the lowest bin whose right edge they are)
+    inner = np.quantile(confidence, np.arange(1, n_bins) / n_bins)
+    return np.concatenate(([0.0], inner, [1.0]))
+
+
+def _binned_stats(idx, proba, n_bins, strategy="uniform"):
     confidence = proba.max(axis=1)
     prediction = proba.argmax(axis=1)
     correct = (prediction == idx).astype(np.float64)
+    return _bin_statistics(confidence, correct, n_bins, strategy)
 
-    # Edges m / M computed by a correctly rounded division, so that a
-    # confidence written as the float literal m / M lands in bin m (1-based).
-    edges = np.arange(n_bins + 1, dtype=np.float64) / n_bins
+
+def _bin_statistics(confidence, outcome, n_bins, strategy):
+    """Per-bin mean outcome, mean confidence and count of right-closed bins."""
+    edges = _bin_edges(confidence, n_bins, strategy)
     # side="left" -> edges[i-1] < conf <= edges[i]; bin index is i - 1.
     bins = np.searchsorted(edges, confidence, side="left") - 1
     bins = np.clip(bins, 0, n_bins - 1)  # conf == 0 -> first bin
 
     count = np.bincount(bins, minlength=n_bins).astype(np.int64)
-    sum_correct = np.bincount(bins, weights=correct, minlength=n_bins)
+    sum_correct = np.bincount(bins, weights=outcome, minlength=n_bins)
     sum_conf = np.bincount(bins, weights=confidence, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(count > 0, sum_correct / count, np.nan)
@@ -299,18 +361,21 @@ def _binned_stats(idx, proba, n_bins):
     )
 
 
-def reliability_curve(y_true, y_proba, n_bins=15, labels=None):
+def reliability_curve(y_true, y_proba, n_bins=15, labels=None, strategy="uniform"):
     r"""Per-bin accuracy, confidence and counts of a reliability diagram.
 
     The top-class confidence :math:`\hat p_i = \max_k p_{ik}` of every
-    sample is assigned to one of :math:`M` equal-width bins
+    sample is assigned to one of :math:`M` bins, equal-width by default,
 
     .. math::
 
         B_m = \{ i : \tfrac{m-1}{M} < \hat p_i \le \tfrac{m}{M} \},
         \qquad m = 1, \dots, M,
 
-    (a confidence of exactly 0 is put in :math:`B_1`), and for each bin
+    (a confidence of exactly 0 is put in :math:`B_1`), or equal-mass with
+    ``strategy="quantile"`` (the edges :math:`m/M` replaced by the
+    confidences' empirical quantiles, see
+    :func:`expected_calibration_error`), and for each bin
 
     .. math::
 
@@ -331,11 +396,14 @@ def reliability_curve(y_true, y_proba, n_bins=15, labels=None):
         in ``[0, 1]`` and sum to 1 within an absolute tolerance of ``1e-3``.
         One-dimensional binary probabilities are not accepted.
     n_bins : int, default=15
-        Number :math:`M \ge 1` of equal-width confidence bins.
+        Number :math:`M \ge 1` of confidence bins.
     labels : array-like of shape (n_classes,), default=None
         Class labels of the columns of ``y_proba`` (e.g. a fitted
         classifier's ``classes_``). If given, ``y_true`` may contain any of
         these labels.
+    strategy : {"uniform", "quantile"}, default="uniform"
+        Equal-width bins, or equal-mass bins (edges at the quantiles of the
+        confidences).
 
     Returns
     -------
@@ -343,14 +411,16 @@ def reliability_curve(y_true, y_proba, n_bins=15, labels=None):
         Dataclass with arrays ``accuracy``, ``confidence`` and ``count`` of
         length ``n_bins`` and ``bin_edges`` of length ``n_bins + 1``. Empty
         bins have ``count == 0`` and NaN ``accuracy`` / ``confidence``.
-        ``curve.ece`` gives the expected calibration error.
+        ``curve.ece`` gives the expected calibration error, ``curve.mce``
+        the maximum calibration error.
 
     Raises
     ------
     ValueError
         If the inputs are empty, have inconsistent or wrong shapes, contain
         NaN/inf, probabilities outside ``[0, 1]``, rows not summing to 1,
-        labels outside the valid range, or ``n_bins < 1``.
+        labels outside the valid range, ``n_bins < 1`` or an unknown
+        ``strategy``.
     TypeError
         If ``n_bins`` is not an integer, or ``y_true`` holds non-numeric
         labels and ``labels`` is None.
@@ -372,12 +442,14 @@ def reliability_curve(y_true, y_proba, n_bins=15, labels=None):
     0.0
     """
     n_bins = _check_n_bins(n_bins)
+    strategy = _check_strategy(strategy)
     idx, proba = _check_inputs(y_true, y_proba, labels)
-    return _binned_stats(idx, proba, n_bins)
+    return _binned_stats(idx, proba, n_bins, strategy)
 
 
-def expected_calibration_error(y_true, y_proba, n_bins=15, labels=None):
-    r"""Expected calibration error (ECE) with equal-width confidence bins.
+def expected_calibration_error(y_true, y_proba, n_bins=15, labels=None,
+                               strategy="uniform"):
+    r"""Expected calibration error (ECE) with equal-width or equal-mass bins.
 
     Implements Eq. 6 of the CrtCl paper (the binned ECE of Naeini et al.
     and Guo et al.):
@@ -402,6 +474,16 @@ def expected_calibration_error(y_true, y_proba, n_bins=15, labels=None):
     zero. Comparisons with the edges :math:`m/M` are done in float64 on the
     given probabilities (a float32 input is first cast to float64).
 
+    With ``strategy="quantile"`` the bins have equal mass instead (the
+    equal-mass or adaptive ECE of Nguyen and O'Connor 2015 and Nixon et al.
+    2019): the edges :math:`m/M` are replaced by the empirical quantiles
+    :math:`q_{m/M}` of the confidences (:func:`numpy.quantile`, linear
+    interpolation), :math:`B_m = \{ i : q_{(m-1)/M} < \hat p_i \le q_{m/M}
+    \}` with :math:`q_0 = 0` and :math:`q_1 = 1`. With distinct
+    confidences every bin holds :math:`N/M` samples, give or take one; tied
+    confidences stay in one bin (the bins above are then empty), so the
+    result does not depend on the order of the samples.
+
     Parameters
     ----------
     y_true : array-like of shape (n_samples,)
@@ -413,12 +495,15 @@ def expected_calibration_error(y_true, y_proba, n_bins=15, labels=None):
         One-dimensional binary probabilities are not accepted: pass
         ``np.column_stack([1 - p, p])``.
     n_bins : int, default=15
-        Number :math:`M \ge 1` of equal-width bins. With ``n_bins=1`` the ECE
-        is ``|accuracy - mean confidence|``.
+        Number :math:`M \ge 1` of bins. With ``n_bins=1`` the ECE is
+        ``|accuracy - mean confidence|``.
     labels : array-like of shape (n_classes,), default=None
         Class labels of the columns of ``y_proba`` (e.g. a fitted
         classifier's ``classes_``). If given, ``y_true`` may contain any of
         these labels; an unknown label raises a ValueError.
+    strategy : {"uniform", "quantile"}, default="uniform"
+        ``"uniform"``: equal-width bins (Eq. 6 of the CrtCl paper);
+        ``"quantile"``: equal-mass bins.
 
     Returns
     -------
@@ -430,7 +515,8 @@ def expected_calibration_error(y_true, y_proba, n_bins=15, labels=None):
     ValueError
         If the inputs are empty, have inconsistent or wrong shapes, contain
         NaN/inf, probabilities outside ``[0, 1]``, rows not summing to 1,
-        labels outside the valid range, or ``n_bins < 1``.
+        labels outside the valid range, ``n_bins < 1`` or an unknown
+        ``strategy``.
     TypeError
         If ``n_bins`` is not an integer, or ``y_true`` holds non-numeric
         labels and ``labels`` is None.
@@ -438,6 +524,8 @@ def expected_calibration_error(y_true, y_proba, n_bins=15, labels=None):
     See Also
     --------
     reliability_curve : The per-bin statistics behind the ECE.
+    maximum_calibration_error : The largest gap of a bin.
+    classwise_calibration_error : The ECE of every class's probability.
     ece_scorer : Scikit-learn scorer returning ``-ECE``.
 
     Examples
@@ -447,8 +535,151 @@ def expected_calibration_error(y_true, y_proba, n_bins=15, labels=None):
     >>> proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.4, 0.6]])
     >>> round(expected_calibration_error([0, 1, 1, 1], proba, n_bins=10), 6)
     0.4
+    >>> round(expected_calibration_error([0, 1, 1, 1], proba, n_bins=2,
+    ...                                  strategy="quantile"), 6)
+    0.4
     """
-    return reliability_curve(y_true, y_proba, n_bins=n_bins, labels=labels).ece
+    return reliability_curve(y_true, y_proba, n_bins=n_bins, labels=labels,
+                             strategy=strategy).ece
+
+
+def maximum_calibration_error(y_true, y_proba, n_bins=15, labels=None,
+                              strategy="uniform"):
+    r"""Maximum calibration error (MCE): the largest gap of a confidence bin.
+
+    With the bins :math:`B_m` of :func:`expected_calibration_error`
+    (Naeini, Cooper and Hauskrecht 2015; Guo et al. 2017),
+
+    .. math::
+
+        \mathrm{MCE} = \max_{m \,:\, |B_m| > 0}
+            \left| \mathrm{acc}(B_m) - \mathrm{conf}(B_m) \right|.
+
+    The worst-case counterpart of the ECE: a bin of a few samples weighs as
+    much as a full one, so the MCE is noisy with many bins and few samples.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels. Integer column indices ``0 .. n_classes - 1`` of
+        ``y_proba`` when ``labels`` is None, otherwise values of ``labels``.
+    y_proba : array-like of shape (n_samples, n_classes)
+        Predicted class probabilities, ``n_classes >= 2``, rows in ``[0, 1]``
+        summing to 1 within ``1e-3``.
+    n_bins : int, default=15
+        Number :math:`M \ge 1` of bins.
+    labels : array-like of shape (n_classes,), default=None
+        Class labels of the columns of ``y_proba`` (e.g. ``classes_``).
+    strategy : {"uniform", "quantile"}, default="uniform"
+        Equal-width or equal-mass bins.
+
+    Returns
+    -------
+    mce : float
+        The maximum calibration error, in ``[0, 1]``; lower is better.
+
+    Raises
+    ------
+    ValueError
+        On invalid inputs (see :func:`expected_calibration_error`).
+    TypeError
+        If ``n_bins`` is not an integer, or ``y_true`` holds non-numeric
+        labels and ``labels`` is None.
+
+    See Also
+    --------
+    expected_calibration_error : The weighted mean of the same gaps.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_crtcl.metrics import maximum_calibration_error
+    >>> proba = np.array([[0.95, 0.05], [0.85, 0.15], [0.30, 0.70], [0.55, 0.45]])
+    >>> round(maximum_calibration_error([0, 1, 1, 1], proba, n_bins=5), 6)
+    0.55
+    """
+    return reliability_curve(y_true, y_proba, n_bins=n_bins, labels=labels,
+                             strategy=strategy).mce
+
+
+def classwise_calibration_error(y_true, y_proba, n_bins=15, labels=None,
+                                strategy="uniform"):
+    r"""Class-wise expected calibration error: the ECE of every class's probability.
+
+    The ECE looks at the top-class confidence only. The class-wise ECE (Kull
+    et al. 2019; the static calibration error of Nixon et al. 2019) bins,
+    for each class :math:`k`, the probabilities :math:`p_{ik}` of all
+    samples into :math:`M` bins :math:`B_{mk}` (as
+    :func:`expected_calibration_error` bins the confidences) and compares
+    their mean with the frequency of class :math:`k` in the bin:
+
+    .. math::
+
+        \mathrm{cwECE} = \frac{1}{K} \sum_{k=1}^{K} \sum_{m=1}^{M}
+            \frac{|B_{mk}|}{N} \left| \frac{1}{|B_{mk}|} \sum_{i \in B_{mk}}
+            \mathbf{1}[y_i = k] - \frac{1}{|B_{mk}|} \sum_{i \in B_{mk}}
+            p_{ik} \right|.
+
+    Empty bins contribute zero. With ``strategy="quantile"`` (equal-mass
+    bins per class) it is the adaptive calibration error (ACE) of Nixon et
+    al. 2019. For two classes the two terms are equal (up to probabilities
+    on a bin edge): the class-wise ECE is then the binned calibration error
+    of the positive class's probability.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels. Integer column indices ``0 .. n_classes - 1`` of
+        ``y_proba`` when ``labels`` is None, otherwise values of ``labels``.
+    y_proba : array-like of shape (n_samples, n_classes)
+        Predicted class probabilities, ``n_classes >= 2``, rows in ``[0, 1]``
+        summing to 1 within ``1e-3``.
+    n_bins : int, default=15
+        Number :math:`M \ge 1` of bins per class.
+    labels : array-like of shape (n_classes,), default=None
+        Class labels of the columns of ``y_proba`` (e.g. ``classes_``).
+    strategy : {"uniform", "quantile"}, default="uniform"
+        Equal-width or equal-mass bins (per class).
+
+    Returns
+    -------
+    cw_ece : float
+        The class-wise ECE, in ``[0, 1]``; lower is better.
+
+    Raises
+    ------
+    ValueError
+        On invalid inputs (see :func:`expected_calibration_error`).
+    TypeError
+        If ``n_bins`` is not an integer, or ``y_true`` holds non-numeric
+        labels and ``labels`` is None.
+
+    References
+    ----------
+    M. Kull, M. Perello-Nieto, M. Kängsepp, T. Silva Filho, H. Song and
+    P. Flach, "Beyond temperature scaling: Obtaining well-calibrated
+    multiclass probabilities with Dirichlet calibration", NeurIPS 2019.
+    J. Nixon, M. Dusenberry, L. Zhang, G. Jerfel and D. Tran, "Measuring
+    Calibration in Deep Learning", CVPR Workshops 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_crtcl.metrics import classwise_calibration_error
+    >>> proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.4, 0.6]])
+    >>> round(classwise_calibration_error([0, 1, 1, 1], proba, n_bins=10), 6)
+    0.4
+    """
+    n_bins = _check_n_bins(n_bins)
+    strategy = _check_strategy(strategy)
+    idx, proba = _check_inputs(y_true, y_proba, labels)
+    n_classes = proba.shape[1]
+    total = 0.0
+    for k in range(n_classes):
+        curve = _bin_statistics(proba[:, k], (idx == k).astype(np.float64), n_bins,
+                                strategy)
+        total += curve.ece
+    return float(total / n_classes)
 
 
 # ---------------------------------------------------------------------------
@@ -559,6 +790,252 @@ def negative_log_likelihood(y_true, y_proba, labels=None, eps=1e-12):
     idx, proba = _check_inputs(y_true, y_proba, labels)
     p_true = proba[np.arange(proba.shape[0]), idx]
     return float(-np.mean(np.log(np.maximum(p_true, eps))))
+
+
+# ---------------------------------------------------------------------------
+# Out-of-distribution detection
+# ---------------------------------------------------------------------------
+
+#: Scores of :func:`ood_auroc`.
+_OOD_SCORES = ("msp", "energy", "precomputed")
+
+
+def _check_logits(logits, name):
+    """Validate a 2-D array of finite real logits; return it as float64."""
+    z = _to_numpy(logits, name)
+    if z.dtype == object or not (
+        np.issubdtype(z.dtype, np.floating) or np.issubdtype(z.dtype, np.integer)
+    ):
+        raise TypeError(f"{name} must be a numeric array, got dtype {z.dtype}.")
+    if z.ndim != 2 or z.shape[1] < 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of logits of shape (n_samples, "
+            f"n_classes) with n_classes >= 2, got shape {z.shape}."
+        )
+    if z.shape[0] == 0:
+        raise ValueError(f"{name} is empty: at least one sample is required.")
+    z = z.astype(np.float64, copy=True)
+    if not np.all(np.isfinite(z)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return z
+
+
+def _check_temperature(temperature):
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"temperature must be a real number, got {temperature!r}.")
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be finite and > 0, got {temperature!r}.")
+    return float(temperature)
+
+
+def max_probability_score(y_proba):
+    r"""Maximum softmax probability (MSP) of each sample.
+
+    :math:`s(x) = \max_k p_k(x)`, the baseline in-distribution score of
+    Hendrycks and Gimpel (2017): higher means the sample looks more like
+    the training distribution.
+
+    Parameters
+    ----------
+    y_proba : array-like of shape (n_samples, n_classes)
+        Predicted class probabilities, ``n_classes >= 2``, rows in ``[0, 1]``
+        summing to 1 within ``1e-3``.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_samples,)
+        The top-class probabilities (float64).
+
+    Raises
+    ------
+    ValueError
+        If ``y_proba`` is not a valid probability matrix.
+    TypeError
+        If ``y_proba`` is not numeric.
+
+    Examples
+    --------
+    >>> from sklearn_crtcl.metrics import max_probability_score
+    >>> max_probability_score([[0.9, 0.1], [0.4, 0.6]])
+    array([0.9, 0.6])
+    """
+    return _check_proba(y_proba).max(axis=1)
+
+
+def energy_score(logits, temperature=1.0):
+    r"""Negative free energy of each sample, from its logits.
+
+    Liu et al. (2020) read a classifier with logits :math:`f_k(x)` as an
+    energy-based model with free energy :math:`E(x) = -T \log \sum_k
+    e^{f_k(x)/T}`; the score is
+
+    .. math::
+
+        s(x) = -E(x) = T \log \sum_{k} e^{f_k(x) / T},
+
+    higher for in-distribution samples. Unlike the maximum probability it
+    keeps the logits' scale, which the softmax discards: it needs the
+    logits, not ``predict_proba``.
+
+    Parameters
+    ----------
+    logits : array-like of shape (n_samples, n_classes)
+        Logits (finite real numbers), e.g. ``net.forward(X)`` of a skorch
+        net.
+    temperature : float, default=1.0
+        Temperature :math:`T > 0` (1 in Liu et al.).
+
+    Returns
+    -------
+    scores : ndarray of shape (n_samples,)
+        :math:`T \log \sum_k e^{f_k/T}` (float64, computed stably).
+
+    Raises
+    ------
+    ValueError
+        If ``logits`` is not 2-D with at least 2 columns, is empty or holds
+        NaN/inf, or ``temperature`` is not finite and positive.
+    TypeError
+        If ``logits`` is not numeric or ``temperature`` not a real number.
+
+    References
+    ----------
+    W. Liu, X. Wang, J. Owens and Y. Li, "Energy-based Out-of-distribution
+    Detection", NeurIPS 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_crtcl.metrics import energy_score
+    >>> energy_score(np.log([[1.0, 3.0], [2.0, 2.0]]))
+    array([1.38629436, 1.38629436])
+    """
+    temperature = _check_temperature(temperature)
+    z = _check_logits(logits, "logits") / temperature
+    top = z.max(axis=1)
+    return temperature * (top + np.log(np.exp(z - top[:, None]).sum(axis=1)))
+
+
+def ood_auroc(in_dist, out_dist, score="msp", temperature=1.0):
+    r"""AUROC of telling in-distribution samples from out-of-distribution ones.
+
+    Every sample gets a score :math:`s(x)`, higher meaning "in
+    distribution"; the AUROC is the probability that a random
+    in-distribution sample scores above a random out-of-distribution one
+    (ties count one half),
+
+    .. math::
+
+        \mathrm{AUROC} = \frac{1}{n_{\text{in}}\, n_{\text{out}}}
+            \sum_{i \in \text{in}} \sum_{j \in \text{out}}
+            \Big( \mathbf{1}[s_i > s_j] + \tfrac12 \mathbf{1}[s_i = s_j] \Big),
+
+    computed by :func:`sklearn.metrics.roc_auc_score` with the
+    in-distribution samples as positives (the AUROC with the
+    out-of-distribution samples as positives and :math:`-s` as score is
+    the same number). 0.5 is chance, 1 a perfect detector.
+
+    Parameters
+    ----------
+    in_dist : array-like
+        The model's outputs on in-distribution samples (e.g. the test split
+        of the training data set): probabilities ``(n_in, n_classes)`` for
+        ``score="msp"``, logits ``(n_in, n_classes)`` for
+        ``score="energy"``, scores ``(n_in,)`` for ``score="precomputed"``.
+    out_dist : array-like
+        The same for out-of-distribution samples (e.g. SVHN for a CIFAR-10
+        model), with the same number of columns.
+    score : {"msp", "energy", "precomputed"}, default="msp"
+        ``"msp"``: :func:`max_probability_score` of probabilities (Hendrycks
+        and Gimpel 2017); ``"energy"``: :func:`energy_score` of logits (Liu
+        et al. 2020); ``"precomputed"``: the given 1-D scores (any other
+        score, higher meaning in-distribution, e.g. a CrtCl critic's).
+    temperature : float, default=1.0
+        Temperature of the energy score (``score="energy"`` only).
+
+    Returns
+    -------
+    auroc : float
+        In ``[0, 1]``; higher is better.
+
+    Raises
+    ------
+    ValueError
+        If ``score`` is unknown, an input is empty, holds NaN/inf or has the
+        wrong shape (probabilities must be valid for ``"msp"``), or the two
+        inputs have different numbers of columns.
+    TypeError
+        If an input is not numeric.
+
+    See Also
+    --------
+    max_probability_score, energy_score : The scores.
+
+    References
+    ----------
+    D. Hendrycks and K. Gimpel, "A Baseline for Detecting Misclassified and
+    Out-of-Distribution Examples in Neural Networks", ICLR 2017.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_crtcl.metrics import ood_auroc
+    >>> p_in = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]])
+    >>> p_out = np.array([[0.5, 0.5], [0.6, 0.4]])
+    >>> ood_auroc(p_in, p_out)
+    1.0
+    """
+    from sklearn.metrics import roc_auc_score
+
+    if not isinstance(score, str) or score not in _OOD_SCORES:
+        raise ValueError(f"score must be one of {_OOD_SCORES}, got {score!r}.")
+    if score != "energy" and temperature != 1.0:
+        raise ValueError("temperature is only used with score='energy'.")
+    if score == "msp":
+        s_in, s_out = _msp(in_dist, "in_dist"), _msp(out_dist, "out_dist")
+        widths = (_to_numpy(in_dist, "in_dist").shape[1],
+                  _to_numpy(out_dist, "out_dist").shape[1])
+    elif score == "energy":
+        s_in = energy_score(in_dist, temperature)
+        s_out = energy_score(out_dist, temperature)
+        widths = (_to_numpy(in_dist, "in_dist").shape[1],
+                  _to_numpy(out_dist, "out_dist").shape[1])
+    else:
+        s_in, s_out = (_check_scores(in_dist, "in_dist"),
+                       _check_scores(out_dist, "out_dist"))
+        widths = (1, 1)
+    if widths[0] != widths[1]:
+        raise ValueError(f"in_dist and out_dist must have the same number of columns "
+                         f"(classes), got {widths[0]} and {widths[1]}.")
+    y = np.concatenate([np.ones(s_in.shape[0]), np.zeros(s_out.shape[0])])
+    return float(roc_auc_score(y, np.concatenate([s_in, s_out])))
+
+
+def _msp(y_proba, name):
+    """:func:`max_probability_score`, its errors naming the argument."""
+    try:
+        return max_probability_score(y_proba)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{name}: score='msp' takes probabilities (predict_proba), "
+                        f"but {exc}") from None
+
+
+def _check_scores(scores, name):
+    """Validate 1-D finite real scores; return them as float64."""
+    s = _to_numpy(scores, name)
+    if s.dtype == object or not (
+        np.issubdtype(s.dtype, np.floating) or np.issubdtype(s.dtype, np.integer)
+    ):
+        raise TypeError(f"{name} must be numeric scores, got dtype {s.dtype}.")
+    if s.ndim != 1:
+        raise ValueError(f"with score='precomputed', {name} must be 1-D scores "
+                         f"(n_samples,), got shape {s.shape}.")
+    if s.shape[0] == 0:
+        raise ValueError(f"{name} is empty: at least one sample is required.")
+    s = s.astype(np.float64, copy=True)
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return s
 
 
 # ---------------------------------------------------------------------------
@@ -731,12 +1208,26 @@ ece_scorer = ProbaScorer(
 brier_scorer = ProbaScorer(brier_score, name="neg_brier_score_multiclass")
 #: Scorer returning ``-negative_log_likelihood``.
 nll_scorer = ProbaScorer(negative_log_likelihood, name="neg_log_likelihood")
+#: Scorer returning ``-expected_calibration_error`` with 15 equal-mass bins.
+equal_mass_ece_scorer = ProbaScorer(
+    expected_calibration_error, name="neg_equal_mass_calibration_error",
+    strategy="quantile",
+)
+#: Scorer returning ``-maximum_calibration_error`` (15 bins).
+mce_scorer = ProbaScorer(maximum_calibration_error,
+                         name="neg_maximum_calibration_error")
+#: Scorer returning ``-classwise_calibration_error`` (15 bins).
+classwise_ece_scorer = ProbaScorer(classwise_calibration_error,
+                                   name="neg_classwise_calibration_error")
 
 #: Mapping of scorer names to the calibration scorers of this module.
 CALIBRATION_SCORERS = {
     "neg_expected_calibration_error": ece_scorer,
     "neg_brier_score_multiclass": brier_scorer,
     "neg_log_likelihood": nll_scorer,
+    "neg_equal_mass_calibration_error": equal_mass_ece_scorer,
+    "neg_maximum_calibration_error": mce_scorer,
+    "neg_classwise_calibration_error": classwise_ece_scorer,
 }
 
 
@@ -750,9 +1241,13 @@ def get_scorer(scoring):
     Parameters
     ----------
     scoring : str or callable
-        ``"neg_expected_calibration_error"``,
-        ``"neg_brier_score_multiclass"``, ``"neg_log_likelihood"``, any
-        scikit-learn scorer name, or a scorer callable.
+        A name of :data:`CALIBRATION_SCORERS`
+        (``"neg_expected_calibration_error"``,
+        ``"neg_brier_score_multiclass"``, ``"neg_log_likelihood"``,
+        ``"neg_equal_mass_calibration_error"``,
+        ``"neg_maximum_calibration_error"``,
+        ``"neg_classwise_calibration_error"``), any scikit-learn scorer
+        name, or a scorer callable.
 
     Returns
     -------

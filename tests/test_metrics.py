@@ -6,21 +6,33 @@ import numpy as np
 import pytest
 
 from sklearn_crtcl.metrics import (
+    BIN_STRATEGIES,
     CALIBRATION_SCORERS,
     ProbaScorer,
     ReliabilityCurve,
     brier_score,
     brier_scorer,
+    classwise_calibration_error,
+    classwise_ece_scorer,
     ece_scorer,
+    energy_score,
+    equal_mass_ece_scorer,
     expected_calibration_error,
     get_scorer,
     make_proba_scorer,
+    max_probability_score,
+    maximum_calibration_error,
+    mce_scorer,
     negative_log_likelihood,
     nll_scorer,
+    ood_auroc,
     reliability_curve,
 )
 
-ALL_METRICS = [expected_calibration_error, brier_score, negative_log_likelihood]
+ALL_METRICS = [expected_calibration_error, brier_score, negative_log_likelihood,
+               maximum_calibration_error, classwise_calibration_error]
+BINNED_METRICS = [expected_calibration_error, maximum_calibration_error,
+                  classwise_calibration_error, reliability_curve]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -397,7 +409,7 @@ def test_string_targets_without_labels_raise_type_error(metric):
         metric(["a", "b"], GOOD_P)
 
 
-@pytest.mark.parametrize("func", [expected_calibration_error, reliability_curve])
+@pytest.mark.parametrize("func", BINNED_METRICS)
 def test_invalid_n_bins(func):
     with pytest.raises(ValueError, match="n_bins must be >= 1"):
         func([0, 1], GOOD_P, n_bins=0)
@@ -465,10 +477,18 @@ def test_scorer_registry_and_get_scorer():
         "neg_expected_calibration_error",
         "neg_brier_score_multiclass",
         "neg_log_likelihood",
+        "neg_equal_mass_calibration_error",
+        "neg_maximum_calibration_error",
+        "neg_classwise_calibration_error",
     }
     assert get_scorer("neg_expected_calibration_error") is ece_scorer
     assert get_scorer("neg_brier_score_multiclass") is brier_scorer
     assert get_scorer("neg_log_likelihood") is nll_scorer
+    assert get_scorer("neg_equal_mass_calibration_error") is equal_mass_ece_scorer
+    assert get_scorer("neg_maximum_calibration_error") is mce_scorer
+    assert get_scorer("neg_classwise_calibration_error") is classwise_ece_scorer
+    for name, scorer in CALIBRATION_SCORERS.items():
+        assert scorer.__name__ == name
     assert get_scorer(ece_scorer) is ece_scorer
     assert callable(get_scorer("accuracy"))  # falls back to scikit-learn
     with pytest.raises(ValueError, match="not a valid scoring value"):
@@ -483,12 +503,15 @@ def test_scorers_equal_negated_metrics_on_string_labels(iris_strings):
     X, y = iris_strings
     clf = LogisticRegression(max_iter=500).fit(X, y)
     proba = clf.predict_proba(X)
-    for scorer, metric in [
-        (ece_scorer, expected_calibration_error),
-        (brier_scorer, brier_score),
-        (nll_scorer, negative_log_likelihood),
+    for scorer, metric, kwargs in [
+        (ece_scorer, expected_calibration_error, {}),
+        (brier_scorer, brier_score, {}),
+        (nll_scorer, negative_log_likelihood, {}),
+        (equal_mass_ece_scorer, expected_calibration_error, {"strategy": "quantile"}),
+        (mce_scorer, maximum_calibration_error, {}),
+        (classwise_ece_scorer, classwise_calibration_error, {}),
     ]:
-        expected = -metric(y, proba, labels=clf.classes_)
+        expected = -metric(y, proba, labels=clf.classes_, **kwargs)
         assert scorer(clf, X, y) == pytest.approx(expected)
         assert scorer(clf, X, y) <= 0.0
     # the mapping must be used: y as column indices gives the same value
@@ -648,3 +671,302 @@ def test_skorch_default_valid_split_and_missing_classes(digits):
     assert ece_scorer(net2, X[:200], y[:200]) == pytest.approx(
         -expected_calibration_error(y[:200], proba)
     )
+
+
+# ---------------------------------------------------------------------------
+# Equal-mass ECE, MCE and class-wise ECE
+# ---------------------------------------------------------------------------
+
+
+def _reference_binned(conf, outcome, edges):
+    """Brute force: loop over right-closed bins (edges[m-1], edges[m]]; returns
+    (ECE, MCE) of the outcome frequencies against the mean confidences."""
+    n = len(conf)
+    ece, mce = 0.0, 0.0
+    for m in range(1, len(edges)):
+        members = [i for i in range(n)
+                   if edges[m - 1] < conf[i] <= edges[m] or (m == 1 and conf[i] == 0.0)]
+        if not members:
+            continue
+        gap = abs(sum(outcome[i] for i in members) / len(members)
+                  - sum(conf[i] for i in members) / len(members))
+        ece += len(members) / n * gap
+        mce = max(mce, gap)
+    return ece, mce
+
+
+def _correlated_labels(rng, proba, p_correct=0.7):
+    n, k = proba.shape
+    return np.where(rng.random(n) < p_correct, proba.argmax(axis=1),
+                    rng.integers(0, k, size=n))
+
+
+def test_equal_mass_bins_hold_equal_numbers_of_samples():
+    rng = np.random.default_rng(0)
+    for n, n_bins in [(100, 7), (99, 3), (1000, 15), (10, 3), (5, 10)]:
+        proba = _random_proba(rng, n, 4)
+        y = rng.integers(0, 4, size=n)
+        curve = reliability_curve(y, proba, n_bins=n_bins, strategy="quantile")
+        assert curve.count.sum() == n
+        nonempty = curve.count[curve.count > 0]
+        assert nonempty.max() - nonempty.min() <= 1
+        assert len(nonempty) == min(n, n_bins)
+        assert curve.bin_edges[0] == 0.0 and curve.bin_edges[-1] == 1.0
+        assert np.all(np.diff(curve.bin_edges) >= 0)
+    # 10 samples, 3 bins: 4, 3, 3 (numpy.quantile, linear interpolation)
+    proba = _random_proba(np.random.default_rng(1), 10, 3)
+    counts = reliability_curve(np.zeros(10, int), proba, n_bins=3, strategy="quantile").count
+    np.testing.assert_array_equal(counts, [4, 3, 3])
+
+
+def test_equal_mass_ece_hand_computed():
+    # confidences .55 .6 .7 .8 .9 .95, two bins of three split at the median .75
+    # low bin:  .55 wrong, .6 right, .7 right -> acc 2/3, conf .6167 -> gap .05
+    # high bin: .8 wrong,  .9 right, .95 wrong -> acc 1/3, conf .8833 -> gap .55
+    # ECE = (.05 + .55) / 2 = .3; MCE = .55; equal-width (2 bins: all in (.5, 1]):
+    # acc 1/2, conf .75 -> .25
+    conf = np.array([0.55, 0.6, 0.7, 0.8, 0.9, 0.95])
+    proba = np.column_stack([conf, 1 - conf])
+    y = np.array([1, 0, 0, 1, 0, 1])
+    assert expected_calibration_error(y, proba, n_bins=2, strategy="quantile") == (
+        pytest.approx(0.3))
+    assert maximum_calibration_error(y, proba, n_bins=2, strategy="quantile") == (
+        pytest.approx(0.55))
+    assert expected_calibration_error(y, proba, n_bins=2) == pytest.approx(0.25)
+    curve = reliability_curve(y, proba, n_bins=2, strategy="quantile")
+    np.testing.assert_allclose(curve.bin_edges, [0.0, 0.75, 1.0])
+    np.testing.assert_array_equal(curve.count, [3, 3])
+
+
+def test_equal_mass_ties_stay_in_one_bin_and_order_does_not_matter():
+    # six samples at confidence .9 (3 right), two at .6 (both right): with 4 bins
+    # the quantile edges are .6, .9, .9 -> bins {.6, .6}, {.9 x 6}, {}, {}
+    proba = np.array([[0.9, 0.1]] * 6 + [[0.6, 0.4]] * 2)
+    y = np.array([0, 0, 0, 1, 1, 1, 0, 0])
+    curve = reliability_curve(y, proba, n_bins=4, strategy="quantile")
+    np.testing.assert_array_equal(curve.count, [2, 6, 0, 0])
+    ece = 2 / 8 * 0.4 + 6 / 8 * 0.4
+    assert curve.ece == pytest.approx(ece)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        perm = rng.permutation(8)
+        assert expected_calibration_error(y[perm], proba[perm], n_bins=4,
+                                          strategy="quantile") == pytest.approx(ece)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("n_bins", [1, 4, 15])
+def test_equal_mass_ece_and_mce_match_brute_force(seed, n_bins):
+    rng = np.random.default_rng(seed)
+    proba = _random_proba(rng, 257, 5, sharpness=2.0)
+    y = _correlated_labels(rng, proba)
+    conf = proba.max(axis=1)
+    edges = np.concatenate([[0.0], np.quantile(conf, np.arange(1, n_bins) / n_bins), [1.0]])
+    ece, mce = _reference_binned(conf.tolist(), (proba.argmax(1) == y).tolist(), edges)
+    assert expected_calibration_error(y, proba, n_bins=n_bins, strategy="quantile") == (
+        pytest.approx(ece, rel=1e-10))
+    assert maximum_calibration_error(y, proba, n_bins=n_bins, strategy="quantile") == (
+        pytest.approx(mce, rel=1e-10))
+    if n_bins == 1:  # one bin is one bin, whatever the strategy
+        assert ece == pytest.approx(expected_calibration_error(y, proba, n_bins=1))
+
+
+def test_mce_hand_computed_and_from_curve():
+    # the ECE example: gaps .55 (1 sample), .3 (1 sample), .4 (2 samples)
+    proba = np.array([[0.95, 0.05], [0.85, 0.15], [0.3, 0.7], [0.55, 0.45]])
+    y = [0, 1, 1, 1]
+    assert maximum_calibration_error(y, proba, n_bins=5) == pytest.approx(0.55)
+    assert reliability_curve(y, proba, n_bins=5).mce == pytest.approx(0.55)
+    # perfectly calibrated bins -> 0; one-hot and all wrong -> 1
+    assert maximum_calibration_error([1, 2, 3, 0], np.eye(4)) == 1.0
+    assert maximum_calibration_error([0, 1, 2, 3], np.eye(4)) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mce_is_at_least_ece(seed):
+    rng = np.random.default_rng(seed)
+    proba = _random_proba(rng, 200, 3)
+    y = _correlated_labels(rng, proba)
+    for strategy in BIN_STRATEGIES:
+        assert (maximum_calibration_error(y, proba, strategy=strategy)
+                >= expected_calibration_error(y, proba, strategy=strategy) - 1e-15)
+
+
+def test_classwise_ece_hand_computed():
+    # 3 classes, 2 bins (0, .5], (.5, 1]
+    # class 0: p = .6 .2 .4 .1 | y==0: 1 0 1 0
+    #   (0, .5]: p .2 .4 .1 (mean .2333) freq 1/3 -> 3/4 * .1 = .075
+    #   (.5, 1]: p .6 freq 1 -> 1/4 * .4 = .1          -> .175
+    # class 1: p = .3 .7 .35 .1 | y==1: 0 0 0 0
+    #   (0, .5]: .3 .35 .1 (mean .25) freq 0 -> 3/4 * .25 = .1875
+    #   (.5, 1]: .7 freq 0 -> 1/4 * .7 = .175           -> .3625
+    # class 2: p = .1 .1 .25 .8 | y==2: 0 1 0 1
+    #   (0, .5]: .1 .1 .25 (mean .15) freq 1/3 -> 3/4 * (1/3 - .15) = .1375
+    #   (.5, 1]: .8 freq 1 -> 1/4 * .2 = .05            -> .1875
+    # mean: (.175 + .3625 + .1875) / 3 = .241666...
+    proba = np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.4, 0.35, 0.25],
+                      [0.1, 0.1, 0.8]])
+    y = [0, 2, 0, 2]
+    assert classwise_calibration_error(y, proba, n_bins=2) == pytest.approx(0.725 / 3)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("strategy", BIN_STRATEGIES)
+def test_classwise_ece_matches_brute_force(seed, strategy):
+    rng = np.random.default_rng(seed)
+    k, n_bins = 4, 6
+    proba = _random_proba(rng, 150, k)
+    y = _correlated_labels(rng, proba)
+    terms = []
+    for c in range(k):
+        p = proba[:, c]
+        edges = (np.linspace(0, 1, n_bins + 1) if strategy == "uniform" else
+                 np.concatenate([[0.0], np.quantile(p, np.arange(1, n_bins) / n_bins), [1.0]]))
+        terms.append(_reference_binned(p.tolist(), (y == c).tolist(), edges)[0])
+    assert classwise_calibration_error(y, proba, n_bins=n_bins, strategy=strategy) == (
+        pytest.approx(np.mean(terms), rel=1e-10))
+
+
+def test_classwise_ece_with_labels_and_perfect_one_hot():
+    labels = np.array(["cat", "dog", "eel"])
+    proba = np.eye(3)[[0, 1, 2, 1]]
+    assert classwise_calibration_error(labels[[0, 1, 2, 1]], proba, labels=labels) == 0.0
+    # every prediction wrong (predicted 0 1 2 1, true 1 2 0 0); per class, the
+    # bin of p = 1 and the bin of p = 0:
+    # cat: p=1 {0} freq 0 -> 1/4;   p=0 {1,2,3} freq 2/3 -> 3/4 * 2/3 = 1/2
+    # dog: p=1 {1,3} freq 0 -> 2/4; p=0 {0,2} freq 1/2   -> 2/4 * 1/2 = 1/4
+    # eel: p=1 {2} freq 0 -> 1/4;   p=0 {0,1,3} freq 1/3 -> 3/4 * 1/3 = 1/4
+    wrong = labels[[1, 2, 0, 0]]
+    value = classwise_calibration_error(wrong, proba, labels=labels)
+    assert value == pytest.approx((3 / 4 + 3 / 4 + 1 / 2) / 3)
+
+
+@pytest.mark.parametrize("func", BINNED_METRICS)
+def test_unknown_strategy_raises(func):
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        func([0, 1], GOOD_P, strategy="equal_mass")
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        func([0, 1], GOOD_P, strategy=None)
+
+
+# ---------------------------------------------------------------------------
+# Cross-check against torchmetrics (an independent, well-kept implementation)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("n_bins", [5, 10, 15])
+def test_ece_and_mce_match_torchmetrics(seed, n_bins):
+    torch = pytest.importorskip("torch")
+    tm = pytest.importorskip("torchmetrics.classification")
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 11))
+    proba = _random_proba(rng, 500, k, sharpness=float(rng.uniform(0.5, 3.0)))
+    proba = proba.astype(np.float32)  # torchmetrics works in float32
+    y = _correlated_labels(rng, proba)
+    p_t, y_t = torch.from_numpy(proba), torch.from_numpy(y)
+    for norm, ours in [("l1", expected_calibration_error), ("max", maximum_calibration_error)]:
+        metric = tm.MulticlassCalibrationError(num_classes=k, n_bins=n_bins, norm=norm)
+        expected = float(metric(p_t, y_t))
+        assert ours(y, proba, n_bins=n_bins) == pytest.approx(expected, abs=1e-6), norm
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_classwise_ece_matches_torchmetrics_binary_per_class(seed):
+    # torchmetrics' binary calibration error bins the positive-class probability
+    # and compares it with the frequency of positives: one class-wise term
+    torch = pytest.importorskip("torch")
+    tm = pytest.importorskip("torchmetrics.classification")
+    rng = np.random.default_rng(seed)
+    k, n_bins = 5, 10
+    proba = _random_proba(rng, 400, k, sharpness=1.5).astype(np.float32)
+    y = _correlated_labels(rng, proba)
+    terms = [float(tm.BinaryCalibrationError(n_bins=n_bins)(
+        torch.from_numpy(proba[:, c]), torch.from_numpy((y == c).astype(np.int64))))
+        for c in range(k)]
+    assert classwise_calibration_error(y, proba, n_bins=n_bins) == pytest.approx(
+        np.mean(terms), abs=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Out-of-distribution detection
+# ---------------------------------------------------------------------------
+
+
+def _brute_force_auroc(s_in, s_out):
+    pairs = [(a > b) + 0.5 * (a == b) for a in s_in for b in s_out]
+    return sum(pairs) / len(pairs)
+
+
+def test_max_probability_and_energy_scores():
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=4.0, size=(50, 7))
+    proba = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+    np.testing.assert_allclose(max_probability_score(proba), proba.max(axis=1))
+    np.testing.assert_allclose(energy_score(logits), logsumexp(logits, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(energy_score(logits, temperature=2.5),
+                               2.5 * logsumexp(logits / 2.5, axis=1), rtol=1e-12)
+    # stable for huge logits, and keeps their scale (which the softmax discards)
+    big = np.array([[1000.0, 999.0], [10.0, 9.0]])
+    np.testing.assert_allclose(energy_score(big), [1000 + np.log1p(np.exp(-1)),
+                                                   10 + np.log1p(np.exp(-1))])
+    torch = pytest.importorskip("torch")
+    np.testing.assert_allclose(energy_score(torch.tensor(logits)), logsumexp(logits, axis=1))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ood_auroc_matches_brute_force_and_sklearn(seed):
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(seed)
+    z_in = rng.normal(scale=3.0, size=(60, 4)) + np.array([4.0, 0, 0, 0])
+    z_out = rng.normal(scale=3.0, size=(45, 4))
+    p_in = np.exp(z_in - logsumexp(z_in, axis=1, keepdims=True))
+    p_out = np.exp(z_out - logsumexp(z_out, axis=1, keepdims=True))
+    msp = ood_auroc(p_in, p_out)
+    assert msp == pytest.approx(_brute_force_auroc(p_in.max(1), p_out.max(1)))
+    energy = ood_auroc(z_in, z_out, score="energy")
+    assert energy == pytest.approx(
+        _brute_force_auroc(logsumexp(z_in, axis=1), logsumexp(z_out, axis=1)))
+    assert ood_auroc(z_in, z_out, score="energy", temperature=3.0) == pytest.approx(
+        _brute_force_auroc(3 * logsumexp(z_in / 3, axis=1), 3 * logsumexp(z_out / 3, axis=1)))
+    assert 0.5 < msp < 1.0 and 0.5 < energy < 1.0
+    # swapping the roles gives 1 - AUROC
+    assert ood_auroc(p_out, p_in) == pytest.approx(1 - msp)
+    s_in, s_out = rng.normal(size=30), rng.normal(size=20)
+    assert ood_auroc(s_in, s_out, score="precomputed") == pytest.approx(
+        _brute_force_auroc(s_in, s_out))
+
+
+def test_ood_auroc_extremes_and_ties():
+    p_conf = np.array([[0.99, 0.01], [0.9, 0.1]])
+    p_flat = np.array([[0.5, 0.5], [0.6, 0.4], [0.55, 0.45]])
+    assert ood_auroc(p_conf, p_flat) == 1.0
+    assert ood_auroc(p_flat, p_conf) == 0.0
+    assert ood_auroc(p_flat, p_flat) == 0.5  # all ties
+    # the energy sees the scale of the logits, the MSP does not
+    z_in = np.array([[10.0, 9.0], [20.0, 19.0]])
+    z_out = np.array([[1.0, 0.0], [2.0, 1.0]])
+    assert ood_auroc(z_in, z_out, score="energy") == 1.0
+
+
+@pytest.mark.parametrize("args, kwargs, error, match", [
+    ((GOOD_P, GOOD_P), {"score": "entropy"}, ValueError, "score must be one of"),
+    ((GOOD_P, GOOD_P), {"temperature": 2.0}, ValueError, "only used with score='energy'"),
+    ((GOOD_P, np.ones((2, 3)) / 3), {}, ValueError, "same number of columns"),
+    ((np.array([[2.0, -1.0]]), GOOD_P), {}, ValueError, "in_dist: score='msp' takes"),
+    ((GOOD_P, np.array([[0.2, 0.2]])), {}, ValueError, "out_dist: .*sum to 1"),
+    ((GOOD_P, np.empty((0, 2))), {}, ValueError, "empty"),
+    ((GOOD_P, GOOD_P), {"score": "energy", "temperature": 0.0}, ValueError, "temperature"),
+    ((GOOD_P, GOOD_P), {"score": "energy", "temperature": "1"}, TypeError, "temperature"),
+    ((np.array([[np.inf, 0.0]]), GOOD_P), {"score": "energy"}, ValueError, "NaN or infinite"),
+    ((np.ones(3), GOOD_P), {"score": "energy"}, ValueError, "2-D array of logits"),
+    ((GOOD_P, GOOD_P), {"score": "precomputed"}, ValueError, "1-D scores"),
+    ((np.array(["a"]), np.ones(2)), {"score": "precomputed"}, TypeError, "numeric"),
+    ((np.array([np.nan]), np.ones(2)), {"score": "precomputed"}, ValueError, "NaN"),
+])
+def test_ood_auroc_rejects_bad_input(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ood_auroc(*args, **kwargs)
