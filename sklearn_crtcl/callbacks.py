@@ -85,13 +85,18 @@ class MilestoneLR(Callback):
         :func:`milestone_epochs`).
     gamma_param : str, default="lr_gamma"
         Name of the net parameter holding the decay factor.
+    fallback_param : str, optional
+        Name of the net parameter whose milestones are used when
+        ``milestones_param`` holds ``None`` (e.g. ``critic_lr_milestones=None``
+        follows ``lr_milestones``). Without it, ``None`` means no milestones.
     """
 
     def __init__(self, optimizer_attr="optimizer_", milestones_param="lr_milestones",
-                 gamma_param="lr_gamma"):
+                 gamma_param="lr_gamma", fallback_param=None):
         self.optimizer_attr = optimizer_attr
         self.milestones_param = milestones_param
         self.gamma_param = gamma_param
+        self.fallback_param = fallback_param
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Remember the base learning rates and the first epoch of this call."""
@@ -103,6 +108,9 @@ class MilestoneLR(Callback):
             if "initial_lr" not in group or group["lr"] != group.get("scheduled_lr"):
                 group["initial_lr"] = group["lr"]
         milestones = getattr(net, self.milestones_param)
+        fallback = getattr(self, "fallback_param", None)  # absent in older pickles
+        if milestones is None and fallback is not None:
+            milestones = getattr(net, fallback)
         self.milestone_epochs_ = milestone_epochs(milestones or (), net.max_epochs)
 
     def on_epoch_begin(self, net, **kwargs):

@@ -99,6 +99,13 @@ class SemiSupervisedMixin:
         return self._fit_with_unlabeled("partial_fit", X, y, X_unlabeled, classes=classes,
                                         **fit_params)
 
+    def _stage_training_data(self, X, y):
+        # the unlabeled images go to the GPU once per fit too, when all fit there
+        X_u = getattr(self, "_X_unlabeled", None)
+        if X_u is not None and self._fits_on_device(X, y, X_u):
+            self._X_unlabeled = X_u.to(self._torch_device())
+        return super()._stage_training_data(X, y)
+
     @property
     def has_unlabeled_data(self):
         """bool: whether the running ``fit`` was given ``X_unlabeled``."""
@@ -111,8 +118,10 @@ class SemiSupervisedMixin:
         -------
         torch.Tensor of shape (b, C, H, W) or None
             On the net's device; ``None`` when ``fit`` got no ``X_unlabeled``.
-            Draws are uniform without replacement within a batch, from a
-            generator seeded by ``random_state`` at the start of ``fit``.
+            Draws are uniform without replacement within a batch, from a CPU
+            generator seeded by ``random_state`` at the start of ``fit`` (the
+            same draws whether the images wait on the CPU or, moved there once
+            per ``fit``, on the GPU).
         """
         X_u = getattr(self, "_X_unlabeled", None)
         if X_u is None:

@@ -18,9 +18,9 @@ from .._checks import check_device, check_number
 from .._data import ArrayBatchLoader, as_image_array, iter_batches, training_array
 from ..augment import check_augment
 from ..backbones import MIN_IMAGE_SIZE, ResNet, forward_taps, resnet18, resnet34
-from ..callbacks import MilestoneLR, milestone_epochs
+from ..callbacks import MilestoneLR, epoch_count, milestone_epochs
 
-__all__ = ["ResNetClassifier", "DEFAULT_DEVICE", "EXPECTED_FAILED_CHECKS"]
+__all__ = ["ResNetClassifier", "DEFAULT_DEVICE", "EXPECTED_FAILED_CHECKS", "PRECISIONS"]
 
 #: scikit-learn estimator checks that ``ResNetClassifier`` cannot pass, with the reason
 #: (``check_estimator(..., expected_failed_checks=EXPECTED_FAILED_CHECKS)``).
@@ -33,6 +33,16 @@ EXPECTED_FAILED_CHECKS = {
 
 #: ``"cuda"`` when a GPU is available when the package is imported, else ``"cpu"``.
 DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+#: Values of the ``precision`` parameter of every net: ``"auto"`` (bf16 on a
+#: CUDA device that supports it, else fp16 on CUDA; fp32 elsewhere), ``"fp32"``,
+#: ``"bf16"`` (autocast to bfloat16) and ``"fp16"`` (autocast to float16 with
+#: gradient scaling).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+# Training arrays are moved to a GPU once per fit when they take at most this
+# fraction of its free memory (the rest is left to activations and gradients).
+_DEVICE_DATA_FRACTION = 0.25
 
 
 def _pooled_stage4(taps):
@@ -98,6 +108,22 @@ class ResNetClassifier(NeuralNetClassifier):
         ``predict_proba``, scoring or query strategies. ``None`` (default):
         no augmentation, since flips or crops are wrong for some data (digits,
         non-image features).
+    precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
+        Arithmetic of the training steps (:data:`PRECISIONS`): ``"fp32"``
+        plain float32; ``"bf16"`` or ``"fp16"``: the forward passes of the
+        backbone and of the auxiliary modules (critic, loss head, teacher) and
+        the losses run under :func:`torch.autocast` to bfloat16 or float16
+        (weights, optimizer states and inference stay float32); ``"fp16"``
+        scales the loss with one :class:`torch.amp.GradScaler` that every
+        optimizer step goes through. ``"auto"``: ``"bf16"`` on a CUDA device
+        that supports it, ``"fp16"`` on an older one, ``"fp32"`` on the CPU
+        (bit-reproducible training) and other devices. On the CPU, ``"bf16"``
+        and ``"fp16"`` work too (slowly: for testing).
+    channels_last : bool or "auto", default="auto"
+        Train in the channels-last memory format (modules and batches); the
+        values are those of the default format, up to rounding. ``"auto"``:
+        on a CUDA device when ``precision`` resolves to bf16 or fp16 (the
+        layout of its tensor-core convolutions), else off.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the batch order and augmentation (in a
         forked torch generator: the global torch random state is left as it
@@ -122,6 +148,14 @@ class ResNetClassifier(NeuralNetClassifier):
         random samplers. ``False`` visits them in the given order, which
         trains badly when the data are sorted (e.g. by class, or by query
         score in active learning).
+    compile : bool, default=False
+        skorch's parameter: compile the backbone and the auxiliary modules
+        with :func:`torch.compile` (arguments ``compile__*``), when the net
+        is initialised. The training forward pass through the stage outputs
+        (CrtCl, loss prediction, TOD's auxiliary head) is compiled too.
+        Compiled modules are ``torch.compile`` wrappers: their
+        ``state_dict`` keys start with ``_orig_mod.``, so files written by
+        ``save_params`` load only into a net with the same setting.
     warm_start : bool, default=False
         With ``True``, ``fit`` after a first ``fit`` continues from the
         trained weights (an active-learning cycle of the reference code):
@@ -149,6 +183,12 @@ class ResNetClassifier(NeuralNetClassifier):
         began: the weights at the end of the previous ``fit`` (or the initial
         weights on the first one). Cyclic output discrepancy
         (:func:`~sklearn_crtcl.query.cod_sampling`) compares the model with it.
+    fit_start_epoch_ : int
+        Length of ``history_`` when the last ``fit`` began (the auxiliary
+        modules' phases count epochs from there).
+    grad_scaler_ : torch.amp.GradScaler or None
+        The loss scaler of ``precision="fp16"`` (``None`` otherwise), shared by
+        all optimizers; created anew with them.
 
     Examples
     --------
@@ -176,9 +216,12 @@ class ResNetClassifier(NeuralNetClassifier):
         lr_gamma=0.1,
         input_shape=None,
         augment=None,
+        precision="auto",
+        channels_last="auto",
         random_state=None,
         classes=None,
         train_split=None,
+        compile=False,
         warm_start=False,
         device=DEFAULT_DEVICE,
         verbose=0,
@@ -196,6 +239,7 @@ class ResNetClassifier(NeuralNetClassifier):
             batch_size=batch_size,
             classes=classes,
             train_split=train_split,
+            compile=compile,
             warm_start=warm_start,
             device=device,
             verbose=verbose,
@@ -210,18 +254,31 @@ class ResNetClassifier(NeuralNetClassifier):
         self.lr_gamma = lr_gamma
         self.input_shape = input_shape
         self.augment = augment
+        self.precision = precision
+        self.channels_last = channels_last
         self.random_state = random_state
 
     # ------------------------------------------------------------------ skorch set-up
+    #: The net's auxiliary modules (:class:`~sklearn_crtcl.nets.auxiliary.AuxiliaryModule`):
+    #: none for the plain classifier; the subclasses declare theirs.
+    auxiliary_modules = ()
+
     @property
     def _default_callbacks(self):
-        return [
+        callbacks = [
             ("epoch_timer", EpochTimer()),
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
             ("valid_loss", PassthroughScoring(name="valid_loss")),
             ("lr_schedule", MilestoneLR()),
-            ("print_log", PrintLog()),
         ]
+        for aux in self.auxiliary_modules:
+            if aux.optimizer:
+                fallback = None if aux.milestones == "lr_milestones" else "lr_milestones"
+                callbacks.append((aux.schedule_callback, MilestoneLR(
+                    optimizer_attr=aux.optimizer_attribute, milestones_param=aux.milestones,
+                    fallback_param=fallback)))
+        callbacks.append(("print_log", PrintLog()))
+        return callbacks
 
     def _module_kwargs(self, prefix):
         """``get_params_for(prefix)`` completed with the shape of the data."""
@@ -261,11 +318,165 @@ class ResNetClassifier(NeuralNetClassifier):
         self.n_features_in_ = int(np.prod(self.input_shape_))
 
     def initialize_module(self):
-        """Build the backbone with ``num_classes`` and ``in_channels`` from the data."""
+        """Build the backbone with ``num_classes`` and ``in_channels`` from the data,
+        then the auxiliary modules (see :meth:`initialize_auxiliary_modules`)."""
         if isinstance(self.module, torch.nn.Module):
-            return super().initialize_module()
-        self.module_ = self.initialized_instance(self.module, self._module_kwargs("module"))
+            super().initialize_module()
+        else:
+            self.module_ = self.initialized_instance(self.module, self._module_kwargs("module"))
+        self.initialize_auxiliary_modules()
         return self
+
+    # ------------------------------------------------------------------ auxiliary modules
+    def _auxiliary(self, name):
+        """The :class:`AuxiliaryModule` description called ``name``."""
+        for aux in self.auxiliary_modules:
+            if aux.name == name:
+                return aux
+        raise KeyError(f"{type(self).__name__} has no auxiliary module {name!r}")
+
+    def _present_auxiliary_modules(self):
+        """``(description, module)`` of every auxiliary module the net holds now."""
+        return [(aux, vars(self)[aux.attribute]) for aux in self.auxiliary_modules
+                if isinstance(vars(self).get(aux.attribute), torch.nn.Module)]
+
+    def initialize_auxiliary_modules(self):
+        """Build the auxiliary modules declared in ``auxiliary_modules``.
+
+        Each one is built after the backbone, in a forked torch random state
+        seeded with ``random_state`` plus its ``seed_offset`` (the backbone's
+        initialisation and the batch order stay those of a plain
+        :class:`ResNetClassifier` with the same ``random_state``), and
+        registered with skorch, which moves it to the device. A frozen module
+        (``trainable=False``) gets parameters that do not require gradients; a
+        module whose ``when`` method says no is removed.
+
+        Returns
+        -------
+        self : ResNetClassifier
+        """
+        for aux in self.auxiliary_modules:
+            if aux.when is not None and not getattr(self, aux.when)():
+                if aux.attribute in vars(self):
+                    delattr(self, aux.attribute)
+                continue
+            seed = None if aux.seed_offset is None else self._torch_seed(offset=aux.seed_offset)
+            if seed is None:
+                module = self._build_auxiliary(aux)
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    module = self._build_auxiliary(aux)
+            if not aux.trainable:
+                for param in module.parameters():
+                    param.requires_grad_(False)
+            setattr(self, aux.attribute, module)
+        return self
+
+    def _build_auxiliary(self, aux):
+        if aux.factory is not None:
+            return getattr(self, aux.factory)()
+        spec = getattr(self, aux.name)
+        if isinstance(spec, torch.nn.Module):
+            return spec
+        if not callable(spec):
+            raise TypeError(f"{aux.name} must be a callable returning a module or a module, "
+                            f"got {spec!r}")
+        args = () if aux.inputs is None else (getattr(self, aux.inputs)(),)
+        return spec(*args, **self.get_params_for(aux.name))
+
+    def get_all_learnable_params(self):
+        """The parameters of all modules and criteria, except frozen auxiliary modules'.
+
+        Yields
+        ------
+        tuple of (str, torch.nn.Parameter)
+        """
+        frozen = {id(p) for aux, module in self._present_auxiliary_modules()
+                  if not aux.trainable for p in module.parameters()}
+        for name, param in super().get_all_learnable_params():
+            if id(param) not in frozen:
+                yield name, param
+
+    def _main_optimizer_params(self):
+        """Learnable parameters for ``optimizer_``: all but those of the
+        auxiliary modules that have their own optimizer."""
+        own = {id(p) for aux, module in self._present_auxiliary_modules()
+               if aux.optimizer for p in module.parameters()}
+        return [(name, p) for name, p in self.get_all_learnable_params() if id(p) not in own]
+
+    def initialize_optimizer(self, *args, **kwargs):
+        """One optimizer for the classifier (``optimizer_``), one per auxiliary
+        module with its own (``<name>_optimizer_``).
+
+        Parameters
+        ----------
+        *args, **kwargs
+            Ignored (skorch's deprecated ``triggered_directly``).
+
+        Returns
+        -------
+        self : ResNetClassifier
+        """
+        args, kw = self.get_params_for_optimizer("optimizer", self._main_optimizer_params())
+        self.optimizer_ = self.optimizer(*args, **kw)
+        for aux, _ in self._present_auxiliary_modules():
+            if aux.optimizer:
+                self._initialize_auxiliary_optimizer(aux)
+        self._sync_grad_scaler(restart=True)
+        return self
+
+    def _initialize_auxiliary_optimizer(self, aux):
+        """(Re)build the optimizer of ``aux`` from ``<name>_optimizer`` and its
+        arguments; an ``lr`` of ``None`` (or none) is the net's ``lr``."""
+        module = getattr(self, aux.attribute)
+        args, kw = self.get_params_for_optimizer(aux.optimizer_name, module.named_parameters())
+        kw.setdefault("lr", self.lr)
+        context = (contextlib.nullcontext() if getattr(self, "init_context_", None) == "optimizer"
+                   else self._current_init_context("optimizer"))
+        with context:
+            setattr(self, aux.optimizer_attribute, getattr(self, aux.optimizer_name)(*args, **kw))
+
+    def _step_optimizer(self, step_fn):
+        """Step every optimizer once: ``optimizer_`` with skorch's closure
+        ``step_fn`` (it runs the training step, once or, for LBFGS, as often as
+        the optimizer needs), then the auxiliary modules' optimizers on the
+        gradients it left (skorch would run the closure once per optimizer)."""
+        optimizers = [getattr(self, name + "_") for name in self._optimizers]
+        if getattr(self, "grad_scaler_", None) is not None:
+            if step_fn is not None:  # GradScaler takes no closure: run the step once
+                step_fn()
+            self._step(*optimizers)
+            return
+        for name, optimizer in zip(self._optimizers, optimizers):
+            if step_fn is None or name != "optimizer":
+                optimizer.step()
+            else:
+                optimizer.step(step_fn)
+
+    def _in_phase(self, name):
+        """Whether the running epoch is within the phase of the auxiliary
+        module ``name``: the first ``<phase parameter>`` epochs of each ``fit``
+        (every epoch for ``None``)."""
+        aux = self._auxiliary(name)
+        if aux.phase is None:
+            return True
+        n_epochs = epoch_count(getattr(self, aux.phase), self.max_epochs, aux.phase)
+        if n_epochs is None:
+            return True
+        history = getattr(self, "history_", None)
+        epoch = (len(history) if history else 1) - 1 - getattr(self, "fit_start_epoch_", 0)
+        return epoch < n_epochs
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Check the parameters (``set_params`` may have changed them) and
+        remember where this ``fit`` starts (phases count epochs from there);
+        apply ``precision`` (the loss scaler) and ``channels_last``."""
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        self._check_params()
+        self.fit_start_epoch_ = len(self.history)
+        self._sync_grad_scaler()
+        self._apply_memory_format()
 
     def get_params_for_optimizer(self, prefix, named_parameters):
         """skorch's optimizer arguments, leaving out those set to ``None``."""
@@ -282,10 +493,14 @@ class ResNetClassifier(NeuralNetClassifier):
         """Set parameters, as skorch does, keeping ``get_params`` in step.
 
         skorch applies the arguments of an initialised net's optimizers
-        (``optimizer__*``, and ``critic_optimizer__*`` or
-        ``loss_head_optimizer__*`` in the subclasses) to the live optimizer
-        only; the attribute is updated here too, so ``get_params`` and
-        ``clone`` see the new value.
+        (``optimizer__*``, and ``<name>_optimizer__*`` of the auxiliary
+        modules, e.g. ``critic_optimizer__*`` or ``loss_head_optimizer__*``)
+        to the live optimizer only; the attribute is updated here too, so
+        ``get_params`` and ``clone`` see the new value. For an auxiliary
+        module ``<name>``: ``<name>__*`` rebuilds it (and, as for
+        ``module__*`` in skorch, the whole net); a new ``<name>_optimizer``
+        class, or an argument ``<name>_optimizer__*`` set to ``None`` (left
+        out), rebuilds only its optimizer, with the arguments given alongside.
 
         Parameters
         ----------
@@ -296,11 +511,30 @@ class ResNetClassifier(NeuralNetClassifier):
         -------
         self : ResNetClassifier
         """
+        plain, rebuild = {}, []
+        for aux in self.auxiliary_modules:
+            # names that start with the module's name but are not its arguments
+            plain.update({k: params.pop(k) for k in aux.plain_params if k in params})
+            if not aux.optimizer:
+                continue
+            prefix = aux.optimizer_name + "__"
+            opt_args = {k: params.pop(k) for k in list(params)
+                        if k.startswith(prefix) and "param_groups" not in k}
+            if aux.optimizer_name in plain or any(v is None for v in opt_args.values()):
+                plain.update(opt_args)
+                rebuild.append(aux)
+            else:
+                params.update(opt_args)  # skorch updates the live optimizer
         super().set_params(**params)
         prefixes = tuple(f"{name}__" for name in self._optimizers)
         for key, value in params.items():
             if key.startswith(prefixes) and "param_groups" not in key:
                 vars(self)[key] = value
+        vars(self).update(plain)
+        if self.initialized_:
+            for aux in rebuild:
+                if aux.attribute in vars(self):
+                    self._initialize_auxiliary_optimizer(aux)
         return self
 
     def _reject_fit_params(self, fit_params, takes="X and y"):
@@ -331,12 +565,12 @@ class ResNetClassifier(NeuralNetClassifier):
                              f"of all samples, got {size!r}")
         check_number(self.lr, "lr", min_val=0)
         check_number(self.lr_gamma, "lr_gamma", min_val=0, include_boundaries="neither")
-        milestones = self.lr_milestones
-        if milestones is not None and (isinstance(milestones, (str, numbers.Number))
-                                       or not hasattr(milestones, "__iter__")):
-            raise ValueError(f"lr_milestones must be a sequence of numbers (fractions of "
-                             f"max_epochs or epoch numbers) or None, got {milestones!r}")
-        milestone_epochs(milestones or (), self.max_epochs)
+        self._check_milestones(self.lr_milestones, "lr_milestones")
+        for aux in self.auxiliary_modules:
+            if aux.milestones != "lr_milestones":
+                self._check_milestones(getattr(self, aux.milestones), aux.milestones)
+            if aux.phase is not None:
+                epoch_count(getattr(self, aux.phase), self.max_epochs, aux.phase)
         check_number(self.verbose, "verbose", integer=True, min_val=0)
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise TypeError(f"warm_start must be True or False, got {self.warm_start!r}")
@@ -350,7 +584,40 @@ class ResNetClassifier(NeuralNetClassifier):
                     f"got {input_shape!r}")
         check_augment(self.augment)
         check_device(self.device)
+        self._check_speed_params()
         check_random_state(self.random_state)
+
+    def _check_speed_params(self):
+        """Validate ``precision``, ``channels_last`` and ``compile`` (after ``device``)."""
+        precision = self.precision
+        if not isinstance(precision, str) or precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, "
+                             f"got {precision!r}")
+        channels_last = self.channels_last
+        if not (isinstance(channels_last, (bool, np.bool_))
+                or (isinstance(channels_last, str) and channels_last == "auto")):
+            raise ValueError(f"channels_last must be True, False or 'auto', got "
+                             f"{channels_last!r}")
+        if not isinstance(self.compile, (bool, np.bool_)):
+            raise ValueError(f"compile must be True or False (skorch's torch.compile switch), "
+                             f"got {self.compile!r}")
+        device = self._device_type()
+        if precision in ("bf16", "fp16") and device not in ("cpu", "cuda"):
+            raise ValueError(f"precision={precision!r} needs a CPU or CUDA device, got "
+                             f"device={self.device!r}; use precision='fp32'")
+        if precision == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError("precision='bf16' needs a GPU with bfloat16 support; use 'fp16' "
+                             "(with gradient scaling) or 'auto'")
+
+    def _check_milestones(self, milestones, name):
+        if milestones is not None and (isinstance(milestones, (str, numbers.Number))
+                                       or not hasattr(milestones, "__iter__")):
+            raise ValueError(f"{name} must be a sequence of numbers (fractions of "
+                             f"max_epochs or epoch numbers) or None, got {milestones!r}")
+        try:
+            milestone_epochs(milestones or (), self.max_epochs)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
 
     def check_data(self, X, y):
         """No-op: ``fit`` validates the data (and sets ``classes_``) itself."""
@@ -491,6 +758,127 @@ class ResNetClassifier(NeuralNetClassifier):
             torch.manual_seed(seed)
             yield
 
+    # ------------------------------------------------------------------ speed settings
+    def _torch_device(self):
+        """The net's device (its backbone's when ``device`` is ``None``)."""
+        if self.device is not None:
+            return torch.device(self.device)
+        module = vars(self).get("module_")
+        param = next(module.parameters(), None) if isinstance(module, torch.nn.Module) else None
+        return torch.device("cpu") if param is None else param.device
+
+    def _device_type(self):
+        """``"cpu"``, ``"cuda"``...: the type of the net's device."""
+        return self._torch_device().type
+
+    def _amp_dtype(self):
+        """The autocast dtype of the training steps (``None``: float32)."""
+        precision = self.precision
+        if precision == "auto":
+            if self._device_type() != "cuda":
+                return None
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+    def _uses_channels_last(self):
+        if isinstance(self.channels_last, str):  # "auto"
+            return self._device_type() == "cuda" and self._amp_dtype() is not None
+        return bool(self.channels_last)
+
+    def _autocast(self):
+        """The context of the training forward passes and losses: autocast to
+        the ``precision``'s dtype, or nothing for float32."""
+        dtype = self._amp_dtype()
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self._device_type(), dtype=dtype)
+
+    def _sync_grad_scaler(self, restart=False):
+        """Give ``precision="fp16"`` its loss scaler (a new one with ``restart``)."""
+        if self._amp_dtype() != torch.float16:
+            self.grad_scaler_ = None
+        elif restart or getattr(self, "grad_scaler_", None) is None:
+            self.grad_scaler_ = torch.amp.GradScaler(self._device_type())
+
+    def _backward(self, loss):
+        """``loss.backward()``, through the loss scaler with fp16."""
+        scaler = getattr(self, "grad_scaler_", None)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+
+    def _step(self, *optimizers):
+        """Step ``optimizers`` on the gradients of the last backward passes;
+        with fp16, through the loss scaler (a step with infinite or NaN
+        gradients is skipped), then update the scale once."""
+        scaler = getattr(self, "grad_scaler_", None)
+        for optimizer in optimizers:
+            if scaler is None:
+                optimizer.step()
+            else:
+                scaler.step(optimizer)
+        if scaler is not None:
+            scaler.update()
+
+    def _to_memory_format(self, x):
+        """A 4-d batch in channels-last format when ``channels_last`` is on."""
+        if x.dim() == 4 and self._uses_channels_last():
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _apply_memory_format(self):
+        """Put the backbone and the auxiliary modules in the memory format of
+        ``channels_last`` (back to the default format when it is off)."""
+        on = self._uses_channels_last()
+        modules = [self.module_] + [m for _, m in self._present_auxiliary_modules()]
+        for module in modules:
+            if on:
+                module.to(memory_format=torch.channels_last)
+            elif any(p.dim() == 4 and not p.is_contiguous() for p in module.parameters()):
+                module.to(memory_format=torch.contiguous_format)
+
+    def _forward_taps(self, x):
+        """``forward_taps(module_, x)`` for the training steps, compiled with
+        ``compile=True`` (skorch compiles ``module_``'s forward only)."""
+        module = self.module_
+        original = getattr(module, "_orig_mod", None)
+        if original is None or not self.compile:
+            return forward_taps(module, x)
+        cached = vars(self).get("_compiled_taps")
+        if cached is None or cached[0] is not original:
+            fn = torch.compile(lambda inputs: forward_taps(original, inputs),
+                               **self.get_params_for("compile"))
+            cached = vars(self)["_compiled_taps"] = (original, fn)
+        return cached[1](x)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_compiled_taps", None)  # rebuilt on first use
+        return state
+
+    def __setstate__(self, state):
+        # nets pickled before these parameters existed trained with their defaults
+        state.setdefault("precision", "auto")
+        state.setdefault("channels_last", "auto")
+        super().__setstate__(state)
+
+    def _fits_on_device(self, *arrays):
+        """Whether ``arrays`` (numpy or torch) fit in a share of the free memory
+        of the net's GPU; always ``False`` on other devices."""
+        if self._device_type() != "cuda":
+            return False
+        nbytes = sum(a.nbytes if isinstance(a, np.ndarray) else a.numel() * a.element_size()
+                     for a in arrays)
+        free, _ = torch.cuda.mem_get_info(self._torch_device())
+        return nbytes <= _DEVICE_DATA_FRACTION * free
+
+    def _stage_training_data(self, X, y):
+        """The training arrays as given (CPU), or moved to the GPU once for the
+        whole ``fit`` when they fit there; batch order and augmentation draws
+        are the same either way (they come from the CPU generator)."""
+        if not self._fits_on_device(X, y):
+            return X, y
+        device = self._torch_device()
+        return torch.from_numpy(X).to(device), torch.from_numpy(y).to(device)
+
     # ------------------------------------------------------------------ training
     def augment_batch(self, X):
         """Augment a training batch with the net's ``augment`` setting.
@@ -512,7 +900,8 @@ class ResNetClassifier(NeuralNetClassifier):
         return X if augment is None else augment(X)
 
     def train_step_single(self, batch, **fit_params):
-        """skorch's training step on the augmented batch.
+        """skorch's training step on the augmented batch, with the ``precision``
+        and ``channels_last`` settings.
 
         Parameters
         ----------
@@ -526,9 +915,18 @@ class ResNetClassifier(NeuralNetClassifier):
         dict
             ``{"loss": loss, "y_pred": logits}``.
         """
+        self._set_training(True)
         Xi, yi = unpack_data(batch)
-        Xi = self.augment_batch(to_device(Xi, self.device))
-        return super().train_step_single((Xi, yi), **fit_params)
+        x = self._training_batch(Xi)
+        with self._autocast():
+            y_pred = self.infer(x, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=x, training=True)
+        self._backward(loss)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def _training_batch(self, X):
+        """A training batch on the device, augmented, in the memory format."""
+        return self._to_memory_format(self.augment_batch(to_device(X, self.device)))
 
     # ------------------------------------------------------------------ fitting
     def _fit_encoded(self, X, y, classes, initialize, restart_optimizers=False,
@@ -548,7 +946,8 @@ class ResNetClassifier(NeuralNetClassifier):
                 vars(self).update(saved)
                 raise
             try:
-                NeuralNetClassifier.partial_fit(self, X, y, **fit_params)
+                X_fit, y_fit = self._stage_training_data(X, y)
+                NeuralNetClassifier.partial_fit(self, X_fit, y_fit, **fit_params)
             finally:
                 self.classes_inferred_ = classes
         return self
@@ -647,8 +1046,11 @@ class ResNetClassifier(NeuralNetClassifier):
     # ------------------------------------------------------------------ inference
     @contextlib.contextmanager
     def _eval_mode(self, *modules):
-        """Put ``module_`` (and ``modules``) in eval mode, restoring modes after."""
-        modules = (self.module_,) + modules
+        """Put ``module_``, the auxiliary modules (and ``modules``) in eval mode,
+        restoring modes after."""
+        modules = (self.module_,) + tuple(m for _, m in self._present_auxiliary_modules()) \
+            + modules
+        modules = tuple({id(m): m for m in modules}.values())
         modes = [m.training for m in modules]
         for m in modules:
             m.eval()
@@ -674,7 +1076,7 @@ class ResNetClassifier(NeuralNetClassifier):
         out = []
         with self._eval_mode(*modules), torch.no_grad():
             for xb in iter_batches(X4, batch_size, self.device, indices=indices):
-                out.append(fn(self.module_, xb))
+                out.append(fn(self.module_, self._to_memory_format(xb)))
         return out
 
     def predict_proba(self, X):

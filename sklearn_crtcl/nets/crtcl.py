@@ -18,10 +18,10 @@ from skorch.utils import TeeGenerator, to_device
 
 from .._checks import check_number
 from ..backbones import TAP_NAMES, forward_taps, resnet18
-from ..callbacks import MilestoneLR, epoch_count
 from ..heads import MultiTapHead, tap_dims
 from ..losses import critic_generator_loss, wasserstein_critic_loss
 from ._unlabeled import SemiSupervisedMixin
+from .auxiliary import AuxiliaryModule
 from .base import ResNetClassifier
 
 __all__ = ["CriticLossNet", "Critic", "CRITIC_TAPS"]
@@ -32,12 +32,6 @@ CRITIC_TAPS = ("input", "stage1", "stage2", "stage3", "stage4", "proba")
 
 _ALL_TAPS = TAP_NAMES + ("proba",)
 
-# offset of the critic's seed from random_state (1 is the unlabeled-batch generator)
-_CRITIC_SEED_OFFSET = 2
-
-# parameters whose names start with "critic" but that are plain parameters, not
-# arguments of the critic module (skorch would route them as "critic..." otherwise)
-_PLAIN_CRITIC_PARAMS = ("critic_lr_milestones",)
 
 
 class Critic(MultiTapHead):
@@ -218,8 +212,8 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         Width of the critic's projections (128 in the paper).
     critic_optimizer : type, default=torch.optim.AdamW
         Optimizer of the critic (AdamW in the paper).
-    critic_optimizer__lr : float, default=1e-3
-        Learning rate of the critic (1e-3 in the paper).
+    critic_optimizer__lr : float or None, default=1e-3
+        Learning rate of the critic (1e-3 in the paper); ``None`` uses ``lr``.
     critic_lr_milestones : sequence of float or int or None, default=None
         Milestones of the critic's learning-rate schedule (decayed by
         ``lr_gamma``); ``None`` uses ``lr_milestones``.
@@ -229,8 +223,13 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
     **kwargs
         Any :class:`~sklearn_crtcl.ResNetClassifier` parameter (``lr``,
         ``max_epochs``, ``batch_size``, ``lr_milestones``, ``random_state``,
-        ``module__width``, ``device``...) and any other ``critic__*`` or
-        ``critic_optimizer__*`` argument (e.g. ``critic_optimizer__weight_decay``).
+        ``module__width``, ``device``, ``precision``, ``channels_last``,
+        ``compile``...) and any other ``critic__*`` or ``critic_optimizer__*``
+        argument (e.g. ``critic_optimizer__weight_decay``; ``None`` leaves an
+        argument out). The critic is the net's auxiliary module ``"critic"``
+        (:class:`~sklearn_crtcl.nets.auxiliary.AuxiliaryModule`): it follows
+        the net's ``precision`` and ``channels_last``, and its optimizer steps
+        through the net's loss scaler with ``precision="fp16"``.
 
     Attributes
     ----------
@@ -306,47 +305,23 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         self.critic_lr_milestones = critic_lr_milestones
         self.unlabeled_batch_size = unlabeled_batch_size
 
+    #: The critic: built on the taps' channels (seed offset 2; 1 is the
+    #: unlabeled-batch generator), its own optimizer and schedule, and the
+    #: generator phase.
+    auxiliary_modules = (
+        AuxiliaryModule("critic", inputs="_tap_dims", seed_offset=2, optimizer=True,
+                        milestones="critic_lr_milestones", phase="generator_stop_epoch",
+                        switches="the generator loss"),
+    )
+
     # ------------------------------------------------------------------ skorch set-up
     @property
-    def _default_callbacks(self):
-        callbacks = list(super()._default_callbacks)
-        at = [name for name, _ in callbacks].index("print_log")
-        callbacks[at:at] = [
-            ("critic_lr_schedule", MilestoneLR(optimizer_attr="critic_optimizer_",
-                                               milestones_param="_critic_milestones")),
-        ]
-        return callbacks
-
-    @property
     def _critic_milestones(self):
-        """Milestones of the critic's schedule: ``critic_lr_milestones`` or ``lr_milestones``."""
+        # read by the critic's schedule callback of nets pickled before the
+        # shared mechanism (MilestoneLR(milestones_param="_critic_milestones"))
         if self.critic_lr_milestones is None:
             return self.lr_milestones
         return self.critic_lr_milestones
-
-    def set_params(self, **params):
-        """Set parameters; ``critic__*`` re-initialises the critic (and, as for
-        ``module__*`` in skorch, the whole net), ``critic_optimizer__*`` updates
-        the critic's optimizer in place.
-
-        Parameters
-        ----------
-        **params : dict
-            Estimator parameters.
-
-        Returns
-        -------
-        self : CriticLossNet
-        """
-        plain = {k: params.pop(k) for k in _PLAIN_CRITIC_PARAMS if k in params}
-        new_optimizer = "critic_optimizer" in params
-        if new_optimizer:
-            plain["critic_optimizer"] = params.pop("critic_optimizer")
-        super().set_params(**params)  # also keeps critic_optimizer__* attributes in step
-        vars(self).update(plain)
-        if new_optimizer and self.initialized_:
-            self._initialize_optimizer()
-        return self
 
     def _check_params(self):
         """Validate the parameters (see :meth:`ResNetClassifier._check_params`)."""
@@ -360,7 +335,6 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         if self.loss_reduction not in ("sum", "mean"):
             raise ValueError(f"loss_reduction must be 'sum' (the paper's Eq. 4 and 5) or "
                              f"'mean', got {self.loss_reduction!r}")
-        self._generator_epochs(self.generator_stop_epoch, self.max_epochs)
         self._check_critic_taps()
 
     def _check_critic_taps(self):
@@ -380,11 +354,6 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
                 f"(the generator loss reaches the classifier only through them), but "
                 f"critic__taps is {tuple(taps)}; add 'proba' or set gamma=0")
 
-    @staticmethod
-    def _generator_epochs(stop, max_epochs):
-        """Number of epochs (from the start of a fit) with a generator step; None = all."""
-        return epoch_count(stop, max_epochs, "generator_stop_epoch")
-
     def _tap_dims(self):
         names = TAP_NAMES + ("proba",)
         dims = tap_dims(self.module_, names, sample_shape=getattr(self, "input_shape_", None))
@@ -394,58 +363,25 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         """Build the backbone, then the critic on its taps.
 
         The critic is initialised inside a forked random state seeded from
-        ``random_state``: the backbone's initialisation and the batch order
-        are those of a :class:`~sklearn_crtcl.ResNetClassifier` with the same
+        ``random_state`` (see
+        :meth:`~sklearn_crtcl.ResNetClassifier.initialize_auxiliary_modules`):
+        the backbone's initialisation and the batch order are those of a
+        :class:`~sklearn_crtcl.ResNetClassifier` with the same
         ``random_state``. Its weights are clipped to ``clip_value``.
+
+        Returns
+        -------
+        self : CriticLossNet
         """
         super().initialize_module()
-        critic = self.critic
-        if isinstance(critic, torch.nn.Module):
-            self.critic_ = critic
-        else:
-            if not callable(critic):
-                raise TypeError(f"critic must be a callable returning a module or a module, "
-                                f"got {critic!r}")
-            kwargs = self.get_params_for("critic")
-            seed = self._torch_seed(offset=_CRITIC_SEED_OFFSET)
-            if seed is None:
-                self.critic_ = critic(self._tap_dims(), **kwargs)
-            else:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(seed)
-                    self.critic_ = critic(self._tap_dims(), **kwargs)
         self._clip_critic()
         self._check_critic_taps()
         return self
 
-    def initialize_optimizer(self, *args, **kwargs):
-        """One optimizer for the classifier (``optimizer_``, its parameters
-        only), one for the critic (``critic_optimizer_``)."""
-        named = [item for name in self._modules if name != "critic"
-                 for item in getattr(self, name + "_").named_parameters()]
-        args, kw = self.get_params_for_optimizer("optimizer", named)
-        self.optimizer_ = self.optimizer(*args, **kw)
-        args, kw = self.get_params_for_optimizer("critic_optimizer",
-                                                 self.critic_.named_parameters())
-        self.critic_optimizer_ = self.critic_optimizer(*args, **kw)
-        return self
-
     # ------------------------------------------------------------------ training
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        """Check the parameters and remember where this ``fit`` starts."""
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-        self._check_params()
-        self.fit_start_epoch_ = len(self.history)
-
     def _generator_active(self):
         """Whether the current epoch has generator steps."""
-        if self.gamma == 0:
-            return False
-        n_epochs = self._generator_epochs(self.generator_stop_epoch, self.max_epochs)
-        if n_epochs is None:
-            return True
-        epoch = len(self.history) - 1 - getattr(self, "fit_start_epoch_", 0)
-        return epoch < n_epochs
+        return self.gamma != 0 and self._in_phase("critic")
 
     def _critic_inputs(self, taps):
         """The critic's inputs from the backbone's taps, detached from the
@@ -481,10 +417,11 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
             return None
         for _ in range(self.n_critic):
             self.critic_optimizer_.zero_grad()
-            loss = wasserstein_critic_loss(self.critic_(inputs), correct,
-                                           reduction=self.loss_reduction)
-            loss.backward()
-            self.critic_optimizer_.step()
+            with self._autocast():
+                scores = self.critic_(inputs).float()
+            loss = wasserstein_critic_loss(scores, correct, reduction=self.loss_reduction)
+            self._backward(loss)
+            self._step(self.critic_optimizer_)
             self._clip_critic()
         return loss.detach()
 
@@ -503,7 +440,8 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         for p in params:
             p.requires_grad_(False)
         try:
-            scores = self.critic_(inputs)
+            with self._autocast():
+                scores = self.critic_(inputs).float()
         finally:
             for p, flag in zip(params, flags):
                 p.requires_grad_(flag)
@@ -532,40 +470,42 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         """
         self._set_training(True)
         Xi, yi = unpack_data(batch)
-        x = self.augment_batch(to_device(Xi, self.device))
+        x = self._training_batch(Xi)
         y = to_device(yi, self.device)
         generator = self._generator_active()
         x_u = self.unlabeled_batch() if generator else None
         if x_u is not None:
-            x_u = self.augment_batch(x_u)
+            x_u = self._to_memory_format(self.augment_batch(x_u))
 
         self.optimizer_.zero_grad()
-        taps = forward_taps(self.module_, x)
-        logits = taps["logits"]
-        loss = self.get_loss(logits, y, X=Xi, training=True)
-        inputs = self._critic_inputs(taps)
+        with self._autocast():
+            taps = self._forward_taps(x)
+            logits = taps["logits"]
+            loss = self.get_loss(logits, y, X=Xi, training=True)
+            inputs = self._critic_inputs(taps)
         correct = logits.detach().argmax(dim=1) == y
         critic_loss = self._critic_step(inputs, correct)
 
         g_loss = None
         if not generator:
-            loss.backward()
+            self._backward(loss)
         elif x_u is None:
             # the critic as a learned loss on the labeled batch: one backward of the sum
             g_loss = self._generator_loss(inputs, logits)
-            (loss + g_loss).backward()
+            self._backward(loss + g_loss)
         else:
             # free the labeled graph first, then accumulate the unlabeled gradient:
             # the same gradient as the sum, with one batch of activations in memory
-            loss.backward()
+            self._backward(loss)
             del taps, inputs
-            taps_u = forward_taps(self.module_, x_u)
+            with self._autocast():
+                taps_u = self._forward_taps(x_u)
             g_loss = self._generator_loss(self._critic_inputs(taps_u), taps_u["logits"])
-            g_loss.backward()
+            self._backward(g_loss)
         self.notify("on_grad_computed",
                     named_parameters=TeeGenerator(self.module_.named_parameters()),
                     batch=batch, training=True)
-        self.optimizer_.step()
+        self._step(self.optimizer_)
 
         if critic_loss is not None:
             self.history.record_batch("critic_loss", critic_loss.item())
@@ -594,7 +534,7 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         from sklearn.metrics import roc_auc_score
 
         scores, correct = [], []
-        with self._eval_mode(self.critic_), torch.no_grad():
+        with self._eval_mode(), torch.no_grad():
             for batch in self.get_iterator(dataset, training=False):
                 Xi, yi = unpack_data(batch)
                 taps = forward_taps(self.module_, to_device(Xi, self.device))
@@ -626,6 +566,5 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         self.check_is_fitted()
 
         parts = self._inference_batches(
-            X, lambda module, xb: self._critic_scores(forward_taps(module, xb)),
-            modules=(self.critic_,))
+            X, lambda module, xb: self._critic_scores(forward_taps(module, xb)))
         return np.concatenate(parts, axis=0)

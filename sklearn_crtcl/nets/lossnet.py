@@ -21,23 +21,20 @@ import numpy as np
 import torch
 from skorch.callbacks import PassthroughScoring
 from skorch.dataset import unpack_data
-from skorch.utils import TeeGenerator, to_device
+from skorch.utils import to_device
 
 from .._checks import check_number
 from ..backbones import forward_taps, resnet18
-from ..callbacks import MilestoneLR, epoch_count
+from ..callbacks import epoch_count
 from ..heads import MultiTapHead, tap_dims
 from ..losses import loss_prediction_ranking_loss
+from .auxiliary import AuxiliaryModule
 from .base import ResNetClassifier
 
 __all__ = ["LossPredictionNet", "LOSS_HEAD_TAPS"]
 
 #: Backbone outputs read by the loss-prediction head, in order.
 LOSS_HEAD_TAPS = ("stage1", "stage2", "stage3", "stage4")
-
-# offset of the loss head's seed from random_state (1 is used by the
-# unlabeled-batch generator of the semi-supervised nets)
-_HEAD_SEED_OFFSET = 7
 
 
 class LossPredictionNet(ResNetClassifier):
@@ -106,8 +103,12 @@ class LossPredictionNet(ResNetClassifier):
     **kwargs
         Any :class:`~sklearn_crtcl.ResNetClassifier` parameter (``lr``,
         ``max_epochs``, ``batch_size``, ``lr_milestones``, ``random_state``,
-        ``module__width``, ``device``...) and any other ``loss_head__*`` or
-        ``loss_head_optimizer__*`` argument.
+        ``module__width``, ``device``, ``precision``, ``channels_last``,
+        ``compile``...) and any other ``loss_head__*`` or
+        ``loss_head_optimizer__*`` argument. The head is the net's auxiliary
+        module ``"loss_head"``
+        (:class:`~sklearn_crtcl.nets.auxiliary.AuxiliaryModule`): it follows
+        the net's ``precision`` and ``channels_last``.
 
     Attributes
     ----------
@@ -177,15 +178,23 @@ class LossPredictionNet(ResNetClassifier):
         # parameter (the name follows the paper's lambda, a Python keyword)
         return super()._get_param_names() + ["lambda_"]
 
+    #: The loss-prediction head: built on the stage outputs' channels (seed
+    #: offset 7; 1 is the semi-supervised nets' unlabeled-batch generator), its
+    #: own optimizer and schedule (the classifier's milestones), and the joint
+    #: phase (the stage outputs are detached after it).
+    auxiliary_modules = (
+        AuxiliaryModule("loss_head", inputs="_loss_head_dims", seed_offset=7, optimizer=True,
+                        phase="epoch_loss",
+                        switches="the ranking loss's gradient into the backbone"),
+    )
+
     # ------------------------------------------------------------------ skorch set-up
     @property
     def _default_callbacks(self):
         callbacks = list(super()._default_callbacks)
         at = [name for name, _ in callbacks].index("print_log")
-        callbacks[at:at] = [
-            ("loss_head_lr_schedule", MilestoneLR(optimizer_attr="loss_head_optimizer_")),
-            ("ranking_loss", PassthroughScoring(name="ranking_loss", on_train=True)),
-        ]
+        callbacks.insert(at, ("ranking_loss",
+                              PassthroughScoring(name="ranking_loss", on_train=True)))
         return callbacks
 
     def _check_params(self):
@@ -193,40 +202,16 @@ class LossPredictionNet(ResNetClassifier):
         super()._check_params()
         check_number(self.lambda_, "lambda_", min_val=0)
         check_number(self.margin, "margin", min_val=0)
-        self._epoch_loss_index(self.epoch_loss, self.max_epochs)
 
     @staticmethod
     def _epoch_loss_index(epoch_loss, max_epochs):
         """First epoch (0-based, within one fit) whose stage outputs are detached."""
         return epoch_count(epoch_loss, max_epochs, "epoch_loss")
 
-    def initialize_module(self):
-        """Build the backbone, then the loss head on its four stage outputs.
-
-        The head is initialised inside a forked random state seeded from
-        ``random_state``, so the backbone's initialisation and the batch order
-        are those of a :class:`~sklearn_crtcl.ResNetClassifier` with the same
-        ``random_state``.
-        """
-        super().initialize_module()
-        head = self.loss_head
-        if isinstance(head, torch.nn.Module):
-            self.loss_head_ = head
-            return self
-        if not callable(head):
-            raise TypeError(f"loss_head must be a callable returning a module or a module, "
-                            f"got {head!r}")
-        dims = tap_dims(self.module_, LOSS_HEAD_TAPS,
+    def _loss_head_dims(self):
+        """Channels of the four stage outputs the head reads."""
+        return tap_dims(self.module_, LOSS_HEAD_TAPS,
                         sample_shape=getattr(self, "input_shape_", None))
-        kwargs = self.get_params_for("loss_head")
-        seed = self._torch_seed(offset=_HEAD_SEED_OFFSET)
-        if seed is None:
-            self.loss_head_ = head(dims, **kwargs)
-        else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                self.loss_head_ = head(dims, **kwargs)
-        return self
 
     def initialize_criterion(self):
         """Build the criterion; it must have a ``reduction`` attribute (per-sample losses)."""
@@ -237,72 +222,11 @@ class LossPredictionNet(ResNetClassifier):
                 f"torch loss with a 'reduction' attribute, got {type(self.criterion_).__name__}")
         return self
 
-    def initialize_optimizer(self, *args, **kwargs):
-        """One optimizer for the backbone (``optimizer_``), one for the head
-        (``loss_head_optimizer_``)."""
-        args, kw = self.get_params_for_optimizer("optimizer", self.module_.named_parameters())
-        self.optimizer_ = self.optimizer(*args, **kw)
-        self._initialize_loss_head_optimizer()
-        return self
-
-    def _initialize_loss_head_optimizer(self):
-        args, kw = self.get_params_for_optimizer("loss_head_optimizer",
-                                                 self.loss_head_.named_parameters())
-        kw.setdefault("lr", self.lr)
-        with self._current_init_context("optimizer"):
-            self.loss_head_optimizer_ = self.loss_head_optimizer(*args, **kw)
-
-    def set_params(self, **params):
-        """Set parameters, as skorch does, with two additions.
-
-        ``loss_head_optimizer`` (a new optimizer class) rebuilds only the
-        head's optimizer of an initialised net, with the
-        ``loss_head_optimizer__*`` arguments given alongside; and
-        ``loss_head_optimizer__*`` arguments are kept as attributes too (skorch
-        only updates the live optimizer), so ``get_params`` and ``clone`` see
-        the new values. ``loss_head__*`` re-initialises the head and, as for
-        ``module__*`` in skorch, the whole net.
-
-        Parameters
-        ----------
-        **params : dict
-            Estimator parameters.
-
-        Returns
-        -------
-        self : LossPredictionNet
-        """
-        opt_args = {k: params.pop(k) for k in list(params)
-                    if k.startswith("loss_head_optimizer__")}
-        new_optimizer = "loss_head_optimizer" in params
-        opt_class = params.pop("loss_head_optimizer", self.loss_head_optimizer)
-        # a new class, or an argument removed (None), needs a new optimizer
-        rebuild = new_optimizer or any(v is None for v in opt_args.values())
-        if opt_args and not rebuild:
-            params.update(opt_args)  # skorch updates the live optimizer
-        super().set_params(**params)  # keeps loss_head_optimizer__* attributes in step
-        if rebuild:
-            vars(self).update(opt_args)
-            vars(self)["loss_head_optimizer"] = opt_class
-            if self.initialized_:
-                self._initialize_loss_head_optimizer()
-        return self
-
     # ------------------------------------------------------------------ training
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        """Remember where this ``fit`` starts (``epoch_loss`` counts from here)."""
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-        self._check_params()
-        self.fit_start_epoch_ = len(self.history)
-
     def _stage_outputs_detached(self):
-        """Whether the current epoch detaches the stage outputs before the head."""
-        first = self._epoch_loss_index(self.epoch_loss, self.max_epochs)
-        if first is None:
-            return False
-        history = getattr(self, "history_", None)
-        epoch = (len(history) if history else 1) - 1 - getattr(self, "fit_start_epoch_", 0)
-        return epoch >= first
+        """Whether the current epoch detaches the stage outputs before the head
+        (after the ``epoch_loss`` phase of the running ``fit``)."""
+        return not self._in_phase("loss_head")
 
     def _per_sample_loss(self, logits, y):
         crit = self.criterion_
@@ -341,13 +265,13 @@ class LossPredictionNet(ResNetClassifier):
         """
         if detach_features is None:
             detach_features = self._stage_outputs_detached()
-        taps = forward_taps(self.module_, X)
+        taps = self._forward_taps(X)
         logits = taps["logits"]
         true_loss = self._per_sample_loss(logits, y)
         features = [taps[name] for name in LOSS_HEAD_TAPS]
         if detach_features:
             features = [f.detach() for f in features]
-        pred_loss = self.loss_head_(features).reshape(-1)
+        pred_loss = self.loss_head_(features).reshape(-1).float()
         ranking = loss_prediction_ranking_loss(pred_loss, true_loss, margin=self.margin)
         return logits, true_loss, pred_loss, ranking
 
@@ -368,36 +292,14 @@ class LossPredictionNet(ResNetClassifier):
         """
         self._set_training(True)
         Xi, yi = unpack_data(batch)
-        Xi = self.augment_batch(to_device(Xi, self.device))
+        Xi = self._training_batch(Xi)
         yi = to_device(yi, self.device)
-        logits, true_loss, _, ranking = self.compute_losses(Xi, yi)
-        loss = true_loss.mean() + self.lambda_ * ranking
-        loss.backward()
+        with self._autocast():
+            logits, true_loss, _, ranking = self.compute_losses(Xi, yi)
+            loss = true_loss.mean() + self.lambda_ * ranking
+        self._backward(loss)
         self.history.record_batch("ranking_loss", ranking.item())
         return {"loss": loss, "y_pred": logits}
-
-    def train_step(self, batch, **fit_params):
-        """One update of the backbone and of the head from a single backward pass.
-
-        Parameters
-        ----------
-        batch : tuple of (torch.Tensor, torch.Tensor)
-            Images and encoded labels.
-        **fit_params : dict
-            Passed to :meth:`train_step_single`.
-
-        Returns
-        -------
-        dict
-            ``{"loss": total loss, "y_pred": logits}``.
-        """
-        self._zero_grad_optimizer()
-        step = self.train_step_single(batch, **fit_params)
-        self.notify("on_grad_computed",
-                    named_parameters=TeeGenerator(self.get_all_learnable_params()),
-                    batch=batch, training=True)
-        self._step_optimizer(None)
-        return step
 
     # ------------------------------------------------------------------ inference
     def predict_loss(self, X):
@@ -422,5 +324,5 @@ class LossPredictionNet(ResNetClassifier):
             return out.reshape(-1).float().cpu().numpy()
 
         self.check_is_fitted()
-        parts = self._inference_batches(X, score, modules=(self.loss_head_,))
+        parts = self._inference_batches(X, score)
         return np.concatenate(parts, axis=0)

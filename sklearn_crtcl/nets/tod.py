@@ -21,16 +21,14 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_device
 
 from .._checks import check_number
-from ..backbones import forward_taps, resnet18
+from ..backbones import resnet18
 from ..heads import tap_dims
 from ..losses import consistency_loss, ema_update, ema_warmup_decay
 from ._unlabeled import SemiSupervisedMixin
+from .auxiliary import AuxiliaryModule
 from .base import ResNetClassifier
 
 __all__ = ["TODNet"]
-
-# offset of the auxiliary head's seed from random_state (1: unlabeled batches)
-_AUX_SEED_OFFSET = 3
 
 
 class TODNet(SemiSupervisedMixin, ResNetClassifier):
@@ -101,7 +99,10 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
     unlabeled_batch_size : int or None, default=None
         Size of the unlabeled batches; ``None`` uses ``batch_size`` (as TOD).
     **kwargs
-        Any :class:`~sklearn_crtcl.ResNetClassifier` parameter.
+        Any :class:`~sklearn_crtcl.ResNetClassifier` parameter (``precision``,
+        ``channels_last`` and ``compile`` apply to the teacher and the
+        auxiliary head too: they are the net's auxiliary modules, see
+        :class:`~sklearn_crtcl.nets.auxiliary.AuxiliaryModule`).
 
     Attributes
     ----------
@@ -154,6 +155,15 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
         self.consistency_head = consistency_head
         self.unlabeled_batch_size = unlabeled_batch_size
 
+    #: The auxiliary head (trained with the student by ``optimizer_``; seed
+    #: offset 3, 1 is the unlabeled-batch generator) and the teacher (frozen:
+    #: an exponential moving average of the student, never an optimizer's).
+    auxiliary_modules = (
+        AuxiliaryModule("aux_head", factory="_build_aux_head", seed_offset=3,
+                        when="_uses_auxiliary_head"),
+        AuxiliaryModule("teacher", factory="_build_teacher", trainable=False),
+    )
+
     # ------------------------------------------------------------------ skorch set-up
     @property
     def _default_callbacks(self):
@@ -174,43 +184,32 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
         check_number(self.unlabeled_batch_size, "unlabeled_batch_size", integer=True,
                      min_val=2, allow_none=True)  # 2: batch normalisation
 
+    def _uses_auxiliary_head(self):
+        return self.consistency_head == "auxiliary"
+
+    def _build_aux_head(self):
+        """The auxiliary linear head on the pooled stage-4 features."""
+        n_features, n_classes = tap_dims(self.module_, ("stage4", "logits"),
+                                         sample_shape=getattr(self, "input_shape_", None))
+        return torch.nn.Linear(n_features, n_classes)
+
+    def _build_teacher(self):
+        """The teacher at step 0: a copy of the student (consumes no random numbers)."""
+        return copy.deepcopy(self.module_)
+
     def initialize_module(self):
-        """Build the student, then the teacher as a deep copy of it (step 0)."""
+        """Build the student, its auxiliary head (``consistency_head="auxiliary"``)
+        and the teacher as a frozen copy of the student (EMA step 0).
+
+        Returns
+        -------
+        self : TODNet
+        """
         super().initialize_module()
-        if self.consistency_head == "auxiliary":
-            n_features, n_classes = tap_dims(self.module_, ("stage4", "logits"),
-                                             sample_shape=getattr(self, "input_shape_", None))
-            seed = self._torch_seed(offset=_AUX_SEED_OFFSET)
-            with torch.random.fork_rng(devices=[]):
-                if seed is not None:
-                    torch.manual_seed(seed)
-                self.aux_head_ = torch.nn.Linear(n_features, n_classes).to(self.device)
-        teacher = copy.deepcopy(self.module_)  # consumes no random numbers
-        for param in teacher.parameters():
-            param.requires_grad_(False)
-        self.teacher_ = teacher
         self.ema_step_ = 0
         return self
 
-    def get_all_learnable_params(self):
-        """The parameters of the student and the criterion (not the teacher's).
-
-        Yields
-        ------
-        tuple of (str, torch.nn.Parameter)
-        """
-        teacher = getattr(self, "teacher_", None)
-        teacher_params = set() if teacher is None else {id(p) for p in teacher.parameters()}
-        for name, param in super().get_all_learnable_params():
-            if id(param) not in teacher_params:
-                yield name, param
-
     # ------------------------------------------------------------------ training
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        """Check the parameters (they may have changed with ``set_params``)."""
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-        self._check_params()
-
     def train_step_single(self, batch, **fit_params):
         """Cross-entropy plus ``unsupervised_weight`` x the consistency terms.
 
@@ -228,17 +227,20 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
         """
         self._set_training(True)  # student and teacher in training mode, as TOD
         Xi, yi = unpack_data(batch)
-        x = self.augment_batch(to_device(Xi, self.device))
+        x = self._training_batch(Xi)
         y = to_device(yi, self.device)
-        logits, cons = self._consistency(x)
-        loss = self.get_loss(logits, y, X=x, training=True)
+        with self._autocast():
+            logits, cons = self._consistency(x)
+            loss = self.get_loss(logits, y, X=x, training=True)
+            if cons is not None:
+                x_u = self.unlabeled_batch()
+                if x_u is not None:
+                    x_u = self._to_memory_format(self.augment_batch(x_u))
+                    cons = cons + self._consistency(x_u)[1]
+                loss = loss + self.unsupervised_weight * cons
         if cons is not None:
-            x_u = self.unlabeled_batch()
-            if x_u is not None:
-                cons = cons + self._consistency(self.augment_batch(x_u))[1]
-            loss = loss + self.unsupervised_weight * cons
             self.history.record_batch("consistency_loss", cons.item())
-        loss.backward()
+        self._backward(loss)
         return {"loss": loss, "y_pred": logits}
 
     def _consistency(self, x):
@@ -246,17 +248,19 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
         (``None`` when ``unsupervised_weight`` is 0)."""
         if not self.unsupervised_weight:
             return self.module_(x), None
+        # the losses in float32 (a no-op in fp32; under autocast the logits are
+        # bf16/fp16)
         if self.consistency_head == "main":
             logits = self.module_(x)
-            return logits, consistency_loss(logits, self._teacher_logits(x))
-        taps = forward_taps(self.module_, x)
+            return logits, consistency_loss(logits.float(), self._teacher_logits(x).float())
+        taps = self._forward_taps(x)
         logits = taps["logits"]
-        aux = self.aux_head_(taps["stage4"].mean(dim=(2, 3)))
+        aux = self.aux_head_(taps["stage4"].mean(dim=(2, 3))).float()
         # TOD's reference: the auxiliary head follows the teacher, the two heads
         # follow each other (neither side detached, hence plain mse_loss: the
         # consistency loss detaches its target)
-        return logits, (consistency_loss(aux, self._teacher_logits(x))
-                        + torch.nn.functional.mse_loss(logits, aux))
+        return logits, (consistency_loss(aux, self._teacher_logits(x).float())
+                        + torch.nn.functional.mse_loss(logits.float(), aux))
 
     def _teacher_logits(self, X):
         with torch.no_grad():
