@@ -166,6 +166,21 @@ class FocalLoss(torch.nn.Module):
                              f"{values.tolist()}")
         return torch.as_tensor(values, dtype=torch.float32)
 
+    def check_n_classes(self, n_classes):
+        """Raise ``ValueError`` unless ``alpha`` has one weight per class.
+
+        The estimators call it when they build the criterion, before any
+        training step.
+
+        Parameters
+        ----------
+        n_classes : int
+            Number of classes of the net.
+        """
+        if self.alpha is not None and self.alpha.shape[0] != n_classes:
+            raise ValueError(f"FocalLoss alpha has {self.alpha.shape[0]} class weights but "
+                             f"the net has {n_classes} classes")
+
     def forward(self, input, target):
         """Focal loss of a batch.
 

@@ -432,3 +432,42 @@ def test_half_precision_logits_are_upcast_like_torch_losses(crit, dtype):
     torch.testing.assert_close(loss, crit(half.detach().float(), y))
     loss.backward()
     assert half.grad.dtype == dtype and torch.isfinite(half.grad.float()).all()
+
+
+def test_focal_alpha_of_the_wrong_length_fails_before_training_and_keeps_the_model():
+    from sklearn.datasets import load_digits
+
+    from sklearn_crtcl import ResNetClassifier
+    from sklearn_crtcl.criteria import FocalLoss
+    X, y = load_digits(return_X_y=True)
+    X = (X[:96] / 16).reshape(-1, 1, 8, 8).astype("float32")
+    net = ResNetClassifier(criterion=FocalLoss, module__width=2, max_epochs=1, device="cpu",
+                           random_state=0).fit(X, y[:96])
+    proba = net.predict_proba(X)
+    # skorch rebuilds the criterion of an initialised net at set_params: checked there,
+    # and again at every fit, before any training step
+    with pytest.raises(ValueError, match="3 class weights but the net has 10 classes"):
+        net.set_params(criterion__alpha=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="3 class weights but the net has 10 classes"):
+        net.fit(X, y[:96])
+    assert len(net.history) == 1
+    np.testing.assert_array_equal(net.predict_proba(X), proba)
+
+
+def test_skorch_scoring_gets_probabilities_with_any_criterion():
+    # skorch's "auto" nonlinearity is softmax only for CrossEntropyLoss; the nets
+    # make it softmax for every criterion, so a probability scorer works
+    from skorch.callbacks import EpochScoring
+    from sklearn.datasets import load_digits
+    from skorch.dataset import ValidSplit
+
+    from sklearn_crtcl import ResNetClassifier
+    from sklearn_crtcl.criteria import FocalLoss
+    from sklearn_crtcl.metrics import ece_scorer
+    X, y = load_digits(return_X_y=True)
+    X = (X[:200] / 16).reshape(-1, 1, 8, 8).astype("float32")
+    net = ResNetClassifier(criterion=FocalLoss, module__width=2, max_epochs=1, device="cpu",
+                           random_state=0, train_split=ValidSplit(4),
+                           callbacks=[("ece", EpochScoring(ece_scorer, name="valid_ece"))])
+    net.fit(X, y[:200])
+    assert -1 <= net.history[-1, "valid_ece"] < 0  # a scorer: the negated ECE

@@ -45,6 +45,11 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DEVICE_DATA_FRACTION = 0.25
 
 
+def _softmax_last_dim(logits):
+    """Class probabilities from logits (skorch's predict nonlinearity)."""
+    return torch.softmax(logits, dim=-1)
+
+
 def _pooled_stage4(taps):
     """``flatten(avgpool(stage4))``: the input of the final linear layer."""
     return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(taps["stage4"], 1), 1)
@@ -305,6 +310,31 @@ class ResNetClassifier(NeuralNetClassifier):
         if not hasattr(self, "n_features_in_"):
             self._data_attributes_from_params()
         return super().initialize()
+
+    def initialize_criterion(self):
+        """Build the criterion; one that declares ``check_n_classes`` (e.g.
+        :class:`~sklearn_crtcl.criteria.FocalLoss` with per-class ``alpha``) is
+        checked against the number of classes here, before any training.
+
+        Returns
+        -------
+        self : ResNetClassifier
+        """
+        super().initialize_criterion()
+        check = getattr(self.criterion_, "check_n_classes", None)
+        n_classes = self._module_kwargs("module").get("num_classes")
+        if callable(check) and n_classes is not None:
+            check(n_classes)
+        return self
+
+    def _get_predict_nonlinearity(self):
+        # skorch's "auto" applies softmax only with CrossEntropyLoss/NLLLoss; the
+        # backbones always output class logits, so every criterion (focal loss, IQ
+        # loss...) gives probabilities to skorch's scoring callbacks
+        if isinstance(self.predict_nonlinearity, str) and self.predict_nonlinearity == "auto":
+            self.check_is_fitted()
+            return _softmax_last_dim
+        return super()._get_predict_nonlinearity()
 
     def _data_attributes_from_params(self):
         """Set the data attributes from ``input_shape`` and ``classes`` when both

@@ -245,7 +245,8 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         (:math:`\\mathcal{L}_{cc}`, averaged over the batches that took a
         critic step; NaN for an epoch without one) and ``generator_loss``
         (:math:`\\mathcal{L}_G`, 0 for epochs without generator step), and
-        per epoch ``critic_steps``. ``train_loss`` is the cross-entropy.
+        per epoch ``critic_steps``. ``train_loss`` is the criterion's loss
+        (cross-entropy by default).
 
     See Also
     --------

@@ -257,7 +257,7 @@ class LossPredictionNet(ResNetClassifier):
         -------
         logits : torch.Tensor of shape (B, n_classes)
         true_loss : torch.Tensor of shape (B,)
-            Per-sample loss of the criterion (cross-entropy).
+            Per-sample loss of the criterion (cross-entropy by default).
         pred_loss : torch.Tensor of shape (B,)
             Output of the head.
         ranking_loss : torch.Tensor
