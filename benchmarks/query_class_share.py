@@ -53,11 +53,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     for run_dir in args.run_dirs:
         print(f"{run_dir}: share of the largest true class in each query batch")
-        print(f"| {'method':14s} | per cycle (trial 0)        | mean over cycles and trials |")
-        print(f"|{'-' * 16}|{'-' * 28}|{'-' * 28}:|")
-        for method, table in class_shares(run_dir).items():
+        shares = class_shares(run_dir)
+        w = max(len("method"), *(len(m) for m in shares))
+        print(f"| {'method':{w}s} | per cycle (trial 0)        | mean over cycles and trials |")
+        print(f"|{'-' * (w + 2)}|{'-' * 28}|{'-' * 28}:|")
+        for method, table in shares.items():
             cycles = " ".join(f"{v:.2f}" for v in table[0])
-            print(f"| {method:14s} | {cycles:26s} | {table.mean():27.2f} |")
+            print(f"| {method:{w}s} | {cycles:26s} | {table.mean():27.2f} |")
         print()
 
 

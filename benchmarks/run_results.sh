@@ -2,7 +2,7 @@
 # The measured tables of docs/results.rst and docs/fidelity.rst, each resumable:
 # rerun the same command after an interruption and it continues (--resume).
 #   bash benchmarks/run_results.sh OUT_DIR [digits|ablations|fashion_mnist|fashion_mnist_ablations|
-#                                            selection_digits|selection_fashion_mnist ...]
+#                                            selection_digits|selection_fashion_mnist|calibration ...]
 # Each run uses one torch thread; the three can run side by side on two cores.
 set -euo pipefail
 out=${1:-results}
@@ -29,6 +29,8 @@ for run in $runs; do
     selection_digits) $exp $digits --output-dir "$out/selection_digits" --methods $selection ;;
     selection_fashion_mnist) $exp $fmnist --output-dir "$out/selection_fashion_mnist" \
       --methods $selection ;;
+    calibration) python -m sklearn_crtcl.experiments.calibration --num-threads 1 --resume \
+      --output-dir "$out/calibration" ;;
     *) echo "unknown run $run" >&2; exit 2 ;;
   esac
 done

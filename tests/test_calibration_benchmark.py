@@ -94,3 +94,13 @@ def test_cli_reports_missing_files_and_bad_options(tmp_path, capsys):
     assert "Fashion-MNIST IDX files not found" in capsys.readouterr().err
     assert main(["--methods", "ce+temperature", "--output-dir", str(tmp_path / "o")]) == 2
     assert "add 'ce'" in capsys.readouterr().err
+
+
+def test_module_runs_as_a_script_without_runpy_warning():
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m",
+                           "sklearn_crtcl.experiments.calibration", "--methods",
+                           "ce+temperature"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "add 'ce'" in proc.stderr and "RuntimeWarning" not in proc.stderr

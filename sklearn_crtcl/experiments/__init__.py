@@ -7,7 +7,6 @@ command line: ``python -m sklearn_crtcl.experiments`` (or the
 ``python -m sklearn_crtcl.experiments.calibration``.
 """
 
-from .calibration import CALIBRATION_METHODS, CalibrationConfig, run_calibration
 from .methods import ABLATIONS, ALL_METHODS, METHODS, PEERS, method_spec
 from .report import RESULT_COLUMNS, area_under_curve, load_results, summary_table
 from .runner import PROTOCOLS, QUICK_PRESET, ExperimentConfig, run_experiment
@@ -30,3 +29,15 @@ __all__ = [
     "run_experiment",
     "summary_table",
 ]
+
+_CALIBRATION_NAMES = ("CALIBRATION_METHODS", "CalibrationConfig", "run_calibration")
+
+
+def __getattr__(name):
+    # imported on first use, so that ``python -m sklearn_crtcl.experiments.calibration``
+    # does not find its module already imported by this package (runpy's warning)
+    if name in _CALIBRATION_NAMES:
+        from . import calibration
+        return getattr(calibration, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
