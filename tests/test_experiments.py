@@ -548,12 +548,13 @@ def test_entropy_sampling_picks_highest_entropy_in_batches():
                       [0.8, 0.1, 0.1], [0.5, 0.5, 0.0]])
     X = np.arange(5).reshape(-1, 1)
     clf = _FixedProba(proba)
-    idx = entropy_sampling(clf, X, n_instances=3, batch_size=2)
+    idx = entropy_sampling(clf, X, n_instances=3, batch_size=2, selection="topk")
     assert idx.tolist() == [2, 1, 4]  # ties: lower index first
     assert clf.calls == [2, 2, 1]
     assert X.ravel().tolist() == [0, 1, 2, 3, 4]  # input untouched
     # with a candidate subset, only candidates are scored and returned
-    sub = entropy_sampling(_FixedProba(proba), X, n_instances=2, subset_size=3, random_state=0)
+    sub = entropy_sampling(_FixedProba(proba), X, n_instances=2, subset_size=3, random_state=0,
+                           selection="topk")
     cand = np.sort(np.random.RandomState(0).choice(5, size=3, replace=False))
     assert set(sub) <= set(cand) and len(sub) == 2
     with pytest.raises(ValueError, match="n_instances=6 is larger than the number of "

@@ -1,5 +1,7 @@
 """Tests for the query strategies of sklearn_crtcl.query."""
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -62,11 +64,17 @@ def make_net(kind):
 
 
 # strategy, utility, estimator kind, True if the highest scores are queried
+def _topk(strategy):
+    """The strategy with the papers' top-k selection (the scoring strategies'
+    default is ``selection="power"``; these tests check the papers' queries)."""
+    return functools.wraps(strategy)(functools.partial(strategy, selection="topk"))
+
+
 STRATEGIES = {
-    "critic": (critic_sampling, critic_correctness, "critic", False),
-    "cod": (cod_sampling, cyclic_output_discrepancy, "plain", True),
-    "gradnorm": (gradient_norm_sampling, entropy_gradient_norm, "plain", True),
-    "lossnet": (loss_prediction_sampling, predicted_loss, "lossnet", True),
+    "critic": (_topk(critic_sampling), critic_correctness, "critic", False),
+    "cod": (_topk(cod_sampling), cyclic_output_discrepancy, "plain", True),
+    "gradnorm": (_topk(gradient_norm_sampling), entropy_gradient_norm, "plain", True),
+    "lossnet": (_topk(loss_prediction_sampling), predicted_loss, "lossnet", True),
     "random": (random_sampling, None, "plain", True),
 }
 

@@ -1,5 +1,6 @@
 """Tests of the batch selection shared by every query strategy (``selection=``)."""
 
+import inspect
 import warnings
 from collections import OrderedDict
 
@@ -134,15 +135,28 @@ def test_diversity_selections_need_proba_and_embeddings():
                                         "for selection='balanced'"):
         loss_prediction_sampling(ScoreOnly(), X, n_instances=2, selection="balanced")
     # without a diversity selection the estimator needs neither
-    assert loss_prediction_sampling(Fake(), X, n_instances=3).tolist() == [9, 8, 7]
+    assert loss_prediction_sampling(Fake(), X, n_instances=3,
+                                    selection="topk").tolist() == [9, 8, 7]
 
 
 # ------------------------------------------------------------ top-k and the stochastic draws
-def test_topk_is_the_default_and_unchanged():
+def test_power_is_the_default_of_the_scoring_strategies_topk_of_random():
+    # chosen from the measurements on the results page (docs/results.rst)
     scores = np.array([3.0, 7.0, 7.0, 1.0, 9.0, np.nan, 0.5])
     X = make_pool(scores)
-    assert loss_prediction_sampling(Fake(), X, n_instances=4).tolist() == [4, 1, 2, 0]
-    assert critic_sampling(Fake(), X, n_instances=4).tolist() == [6, 3, 0, 1]
+    for strategy in (loss_prediction_sampling, critic_sampling):
+        for seed in range(3):
+            np.testing.assert_array_equal(
+                strategy(Fake(), X, n_instances=4, random_state=seed),
+                strategy(Fake(), X, n_instances=4, random_state=seed, selection="power"))
+    assert loss_prediction_sampling(Fake(), X, n_instances=4,
+                                    selection="topk").tolist() == [4, 1, 2, 0]
+    assert critic_sampling(Fake(), X, n_instances=4, selection="topk").tolist() == [6, 3, 0, 1]
+    assert inspect.signature(random_sampling).parameters["selection"].default == "topk"
+    for strategy in (critic_sampling, cod_sampling, gradient_norm_sampling,
+                     loss_prediction_sampling, entropy_sampling):
+        assert inspect.signature(strategy).parameters["selection"].default == "power"
+        assert 'default="power"' in strategy.__doc__
     assert loss_prediction_sampling(Fake(), X, n_instances=7,
                                     selection="topk").tolist() == [4, 1, 2, 0, 3, 6, 5]
 
@@ -234,7 +248,7 @@ def test_stochastic_selection_samples_without_replacement_with_the_documented_pr
 def test_large_beta_tends_to_topk(selection):
     rng = np.random.RandomState(1)
     X = make_pool(rng.uniform(1, 2, size=40))
-    topk = loss_prediction_sampling(Fake(), X, n_instances=8)
+    topk = loss_prediction_sampling(Fake(), X, n_instances=8, selection="topk")
     for seed in range(5):
         np.testing.assert_array_equal(
             loss_prediction_sampling(Fake(), X, n_instances=8, random_state=seed,
@@ -314,7 +328,7 @@ def test_cluster_takes_the_best_of_each_cluster():
     emb = centers[blob] + rng.randn(30, 2)
     scores = np.where(blob == 0, 10.0, 0.0) + rng.rand(30)  # top-k: all in blob 0
     X = make_pool(scores, embeddings=emb)
-    topk = loss_prediction_sampling(Fake(), X, n_instances=3)
+    topk = loss_prediction_sampling(Fake(), X, n_instances=3, selection="topk")
     assert set(blob[topk]) == {0}
     for seed in range(3):
         est = FakeWithEmbedding()
@@ -373,7 +387,7 @@ def test_entropy_and_random_balanced_with_a_scikit_learn_classifier():
     X, y = load_digits(return_X_y=True)
     clf = LogisticRegression(max_iter=500).fit(X[:300], y[:300])
     pool = X[300:900]
-    top = entropy_sampling(clf, pool, n_instances=5)
+    top = entropy_sampling(clf, pool, n_instances=5, selection="topk")
     H = classifier_entropy(clf, pool)
     np.testing.assert_array_equal(top, np.argsort(-H, kind="stable")[:5])
     idx = entropy_sampling(clf, pool, n_instances=20, selection="balanced")

@@ -32,8 +32,10 @@ The peers of issue-level comparisons (not run by default): ``badge``
 (BADGE, Ash et al. 2020) and ``coreset`` (CoreSet, Sener and Savarese 2018),
 both with cross-entropy training like ``random`` and ``entropy``.
 
-Any method that queries by score also runs with another batch selection of
-the strategies (``selection=``, see :doc:`/strategies`): the name
+The methods query the top-k batch of their scores, as the papers do (the
+strategies' own default is ``selection="power"``). Any method that queries by
+score also runs with another batch selection of the strategies
+(``selection=``, see :doc:`/strategies`): the name
 ``"<method>:<selection>"``, e.g. ``"crtcl:softmax"`` or
 ``"lplgrad:balanced"``, is the method with that selection
 (:func:`method_spec`).
@@ -205,6 +207,9 @@ def method_spec(name):
                          + " (and '<method>:<selection>' variants)")
     spec = METHOD_SPECS[base]
     if not sep:
+        if base in _SCORED:
+            # the papers' methods take the top-k batch, whatever the strategies' default
+            return replace(spec, query_params={**spec.query_params, "selection": "topk"})
         return spec
     from ..query.selection import SELECTIONS
     if base not in _SCORED:

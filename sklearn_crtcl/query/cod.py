@@ -143,7 +143,7 @@ def cyclic_output_discrepancy(classifier, X, *, ord=2, batch_size=None):
 
 @selection_doc
 def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                 batch_size=None, ord=2, selection="topk", beta=1.0, cluster_pool=10):
+                 batch_size=None, ord=2, selection="power", beta=1.0, cluster_pool=10):
     """Query the samples with the largest cyclic output discrepancy (TOD's COD).
 
     .. math::

@@ -49,7 +49,7 @@ def critic_correctness(classifier, X, *, batch_size=None):
 
 @selection_doc
 def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                    batch_size=None, selection="topk", beta=1.0, cluster_pool=10):
+                    batch_size=None, selection="power", beta=1.0, cluster_pool=10):
     """Query the samples with the lowest critic scores (CrtCl).
 
     .. math::

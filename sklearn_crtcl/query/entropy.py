@@ -58,7 +58,7 @@ def classifier_entropy(classifier, X, *, batch_size=None):
 
 @selection_doc
 def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                     batch_size=None, selection="topk", beta=1.0, cluster_pool=10):
+                     batch_size=None, selection="power", beta=1.0, cluster_pool=10):
     r"""Query the samples with the highest predictive entropy.
 
     Maximum-entropy uncertainty sampling:

@@ -397,7 +397,7 @@ def entropy_gradient_norm(classifier, X, *, norm="sum", batch_size=None):
 
 @selection_doc
 def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", subset_size=None,
-                           random_state=None, batch_size=None, selection="topk", beta=1.0,
+                           random_state=None, batch_size=None, selection="power", beta=1.0,
                            cluster_pool=10):
     """Query the samples whose entropy gradient has the largest norm (LPLgrad).
 

@@ -50,7 +50,7 @@ def predicted_loss(classifier, X, *, batch_size=None):
 
 @selection_doc
 def loss_prediction_sampling(classifier, X_pool, n_instances=1, *, subset_size=None,
-                             random_state=None, batch_size=None, selection="topk", beta=1.0,
+                             random_state=None, batch_size=None, selection="power", beta=1.0,
                            cluster_pool=10):
     """Query the samples with the highest predicted losses (LL4AL).
 

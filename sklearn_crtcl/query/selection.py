@@ -6,8 +6,10 @@ and ``cluster_pool``, documented once (:data:`SELECTION_PARAMS_DOC`, inserted
 into each strategy's docstring by :func:`selection_doc`) and applied by one
 function, :func:`choose`, after the candidates are scored:
 
-* ``"topk"`` (the default): the ``n_instances`` best scores;
-* ``"power"``, ``"softmax"``, ``"rank"``: stochastic batch acquisition
+* ``"topk"``: the ``n_instances`` best scores (the papers' selection; the
+  default of :func:`~sklearn_crtcl.query.random_sampling`);
+* ``"power"`` (the default of the scoring strategies), ``"softmax"``,
+  ``"rank"``: stochastic batch acquisition
   (Kirsch et al., TMLR 2023), a draw without replacement with probabilities
   :math:`\propto s^\beta`, :math:`e^{\beta s}`,
   :math:`\operatorname{rank}^{-\beta}`, by the Gumbel-top-k trick;
@@ -19,6 +21,7 @@ The definitions, with their equations, are in :doc:`/strategies`
 (:ref:`batch-selection`).
 """
 
+import inspect
 import math
 import numbers
 import textwrap
@@ -32,14 +35,14 @@ __all__ = ["SELECTIONS", "SELECTION_PARAMS_DOC", "selection_doc", "check_selecti
            "choose"]
 
 #: Values of the ``selection`` option of every scoring strategy, ``"topk"``
-#: (the default) first.
+#: (the papers' selection) first.
 SELECTIONS = ("topk", "power", "softmax", "rank", "balanced", "cluster")
 _STOCHASTIC = ("power", "softmax", "rank")
 
 #: The ``selection``, ``beta`` and ``cluster_pool`` parameters, documented once
 #: for every strategy (inserted by :func:`selection_doc`).
 SELECTION_PARAMS_DOC = """\
-selection : {"topk", "power", "softmax", "rank", "balanced", "cluster"}, default="topk"
+selection : {"topk", "power", "softmax", "rank", "balanced", "cluster"}, default={default}
     How the batch is taken from the scored candidates (see
     :ref:`batch-selection`), with :math:`s` the score oriented so that larger
     is better (negated for strategies that query the lowest scores):
@@ -87,7 +90,9 @@ def selection_doc(func):
     for line in doc.splitlines():
         if line.strip() == marker:
             indent = line[:len(line) - len(line.lstrip())]
-            fragment = textwrap.indent(SELECTION_PARAMS_DOC, indent).rstrip("\n")
+            default = inspect.signature(func).parameters["selection"].default
+            fragment = SELECTION_PARAMS_DOC.replace("{default}", repr(default).replace("'", '"'))
+            fragment = textwrap.indent(fragment, indent).rstrip("\n")
             func.__doc__ = doc.replace(line, fragment, 1)
             return func
     raise ValueError(f"{func.__name__}'s docstring has no {marker} line")  # pragma: no cover
