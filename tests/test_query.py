@@ -693,3 +693,34 @@ def test_badge_and_coreset_errors(fitted, pool, digits):
         coreset_sampling(est, pool, X_labeled=bad)
     with pytest.raises(NotFittedError):
         badge_sampling(ResNetClassifier(**TINY), pool)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+@pytest.mark.parametrize("subset_size", [None, 40])
+def test_pool_indices_query_the_rows_without_copying(name, subset_size, fitted, pool):
+    # the runner's way: the whole training set and the pool's row indices
+    strategy, _, kind, _ = STRATEGIES[name]
+    est = fitted[kind]
+    rows = np.sort(np.random.RandomState(3).choice(len(pool), size=150, replace=False))
+    on_copy = strategy(est, pool[rows], n_instances=6, subset_size=subset_size,
+                       random_state=5)
+    on_rows = strategy(est, pool, n_instances=6, subset_size=subset_size, random_state=5,
+                       pool_indices=rows)
+    np.testing.assert_array_equal(on_rows, rows[on_copy])
+    with pytest.raises(ValueError, match="pool_indices must be row indices"):
+        strategy(est, pool, n_instances=2, pool_indices=[0, len(pool)])
+    with pytest.raises(ValueError, match="repeated"):
+        strategy(est, pool, n_instances=2, pool_indices=[1, 1, 2])
+    with pytest.raises(ValueError, match="n_instances=7 is larger"):
+        strategy(est, pool, n_instances=7, pool_indices=[1, 2, 3, 4, 5, 6])
+
+
+@pytest.mark.parametrize("strategy", [badge_sampling, coreset_sampling],
+                         ids=lambda s: s.__name__)
+def test_peers_take_pool_indices_too(strategy, fitted, pool):
+    est = fitted["plain"]
+    rows = np.arange(10, 160)
+    kwargs = {"X_labeled": pool[:10]} if strategy is coreset_sampling else {}
+    np.testing.assert_array_equal(
+        strategy(est, pool, n_instances=5, random_state=1, pool_indices=rows, **kwargs),
+        rows[strategy(est, pool[rows], n_instances=5, random_state=1, **kwargs)])

@@ -631,12 +631,13 @@ def _evaluate(learner, X_test, y_test):
     }
 
 
-def _check_query(idx, n_pool, n_instances, method):
+def _check_query(idx, pool, n_instances, method):
+    """The queried rows: ``n_instances`` distinct rows of the training set, all in ``pool``."""
     idx = np.asarray(idx)
     if (idx.ndim != 1 or len(idx) != n_instances or not np.issubdtype(idx.dtype, np.integer)
-            or len(np.unique(idx)) != n_instances or idx.min() < 0 or idx.max() >= n_pool):
+            or len(np.unique(idx)) != n_instances or not np.isin(idx, pool).all()):
         raise RuntimeError(f"the query strategy of {method!r} returned {idx!r}; expected "
-                           f"{n_instances} distinct indices into a pool of {n_pool}")
+                           f"{n_instances} distinct rows of the pool ({len(pool)} rows)")
     return idx.astype(np.int64)
 
 
@@ -705,10 +706,12 @@ def _run_one(config, method, trial, data, classes, out, state):
         for cycle in range(first, config.n_cycles + 1):
             t_start = time.perf_counter()
             pool = np.setdiff1d(np.arange(n_pool), labeled)
-            idx, _ = learner.query(X_train[pool], n_instances=config.query_size,
+            # the pool as row indices of the training set: no copy of the pool per
+            # cycle; the same query as on X_train[pool] (the strategies' pool_indices)
+            idx, _ = learner.query(X_train, n_instances=config.query_size,
                                    random_state=_derived_seed(config, trial, cycle, _QUERY),
-                                   subset_size=config.subset_size)
-            new = pool[_check_query(idx, len(pool), config.query_size, method)]
+                                   subset_size=config.subset_size, pool_indices=pool)
+            new = _check_query(idx, pool, config.query_size, method)
             t_query = time.perf_counter() - t_start
             labeled = np.concatenate([labeled, new])
             learner.estimator.set_params(random_state=_derived_seed(config, trial, cycle, _FIT))

@@ -286,8 +286,37 @@ def top_k(scores, n_instances, largest):
     return np.argsort(key, kind="stable")[:n_instances]
 
 
+def check_pool_indices(pool_indices, n_rows):
+    """Validate ``pool_indices``: distinct row indices of an array of ``n_rows`` rows.
+
+    Parameters
+    ----------
+    pool_indices : array-like of int or None
+        The rows of ``X_pool`` that form the pool.
+    n_rows : int
+        Rows of ``X_pool``.
+
+    Returns
+    -------
+    ndarray of intp or None
+    """
+    if pool_indices is None:
+        return None
+    idx = np.asarray(pool_indices)
+    if idx.ndim != 1 or idx.size == 0 or (idx.dtype.kind not in "iu"):
+        raise ValueError("pool_indices must be a non-empty 1-d array of integer row indices "
+                         f"of X_pool, got {np.asarray(pool_indices).dtype} array of shape "
+                         f"{idx.shape}")
+    if idx.min() < 0 or idx.max() >= n_rows:
+        raise ValueError(f"pool_indices must be row indices of X_pool (0 to {n_rows - 1}), "
+                         f"got values from {idx.min()} to {idx.max()}")
+    if len(np.unique(idx)) != len(idx):
+        raise ValueError("pool_indices has repeated indices")
+    return idx.astype(np.intp)
+
+
 def prepare_candidates(est, X_pool, n_instances, subset_size=None, random_state=None,
-                       validate=validate_pool):
+                       validate=validate_pool, pool_indices=None):
     """Check the sizes, validate the pool, draw the candidates: the start of every query.
 
     Parameters
@@ -306,6 +335,12 @@ def prepare_candidates(est, X_pool, n_instances, subset_size=None, random_state=
     validate : callable, default=validate_pool
         ``validate(est, X_pool) -> X4``, the validated pool (or just its
         number of samples, for strategies that do not read it).
+    pool_indices : array-like of int, optional
+        Only these rows of ``X_pool`` form the pool (the rest, e.g. the
+        labeled images of a training set, is never read): the candidates
+        are drawn among them, and the returned indices are rows of
+        ``X_pool``. The same query as on ``X_pool[pool_indices]``, mapped
+        back, without copying the pool.
 
     Returns
     -------
@@ -313,7 +348,8 @@ def prepare_candidates(est, X_pool, n_instances, subset_size=None, random_state=
     X4 : ndarray or int
         What ``validate`` returned.
     candidates : ndarray of int or None
-        Sorted pool indices of the candidates, ``None`` for the whole pool.
+        Row indices of the candidates in ``X_pool`` (sorted, or in the order
+        of ``pool_indices``), ``None`` for all rows.
     rng : numpy.random.RandomState
         The query's random stream, after the candidate draw: every later
         random choice of the query must come from it.
@@ -321,7 +357,9 @@ def prepare_candidates(est, X_pool, n_instances, subset_size=None, random_state=
     n_instances = _check_positive_int(n_instances, "n_instances")
     subset_size = _check_positive_int(subset_size, "subset_size", allow_none=True)
     X4 = validate(est, X_pool)
-    n_pool = X4.shape[0] if hasattr(X4, "shape") else int(X4)
+    n_rows = X4.shape[0] if hasattr(X4, "shape") else int(X4)
+    pool_indices = check_pool_indices(pool_indices, n_rows)
+    n_pool = n_rows if pool_indices is None else len(pool_indices)
     n_candidates = n_pool if subset_size is None else min(subset_size, n_pool)
     if n_instances > n_candidates:
         where = (f"the pool has {n_pool} samples" if n_candidates == n_pool
@@ -330,6 +368,8 @@ def prepare_candidates(est, X_pool, n_instances, subset_size=None, random_state=
                          f"{where}")
     rng = check_random_state(random_state)
     candidates = draw_candidates(n_pool, subset_size, rng)
+    if pool_indices is not None:
+        candidates = pool_indices if candidates is None else pool_indices[candidates]
     return n_instances, X4, candidates, rng
 
 
@@ -392,7 +432,7 @@ def method_outputs(method, X, rows, chunk):
 
 def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random_state=None,
            validate=validate_pool, selection="topk", beta=1.0, cluster_pool=10,
-           strategy="the strategy"):
+           strategy="the strategy", pool_indices=None):
     """The body shared by every strategy: validate, draw, score, pick.
 
     Parameters
@@ -426,6 +466,9 @@ def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random
         best candidates.
     strategy : str, default="the strategy"
         Name of the calling strategy, for error messages.
+    pool_indices : array-like of int, optional
+        Only these rows of ``X_pool`` form the pool (see
+        :func:`prepare_candidates`).
 
     Returns
     -------
@@ -437,7 +480,7 @@ def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random
     selection, beta, cluster_pool = check_selection(selection, beta, cluster_pool, est,
                                                     strategy)
     n_instances, X4, candidates, rng = prepare_candidates(
-        est, X_pool, n_instances, subset_size, random_state, validate)
+        est, X_pool, n_instances, subset_size, random_state, validate, pool_indices)
     n_pool = X4.shape[0] if hasattr(X4, "shape") else int(X4)
     n_candidates = n_pool if candidates is None else len(candidates)
     scores = np.asarray(score(X4, candidates), dtype=np.float64).reshape(-1)

@@ -114,7 +114,7 @@ def _kmeanspp(proba, embeddings, n_instances, rng):
 
 
 def badge_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                   batch_size=None):
+                   batch_size=None, pool_indices=None):
     r"""Query a diverse, uncertain batch: k-means++ on gradient embeddings (BADGE).
 
     .. math::
@@ -143,6 +143,11 @@ def badge_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rando
     subset_size : int, optional
         Run on this many candidates drawn at random from the pool; ``None``
         uses the whole pool.
+    pool_indices : array-like of int, optional
+        Only these rows of ``X_pool`` form the pool, e.g. the unlabeled rows of
+        the whole training set: the query is the same as on
+        ``X_pool[pool_indices]`` (mapped back to rows of ``X_pool``), without
+        copying the pool, and the other rows are never read.
     random_state : int, RandomState instance or None, default=None
         Seed of the query: the candidate draw, then the k-means++ draws (one
         uniform number per sample after the first).
@@ -174,7 +179,7 @@ def badge_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rando
     require_method(est, "embed", "badge_sampling", needs)
     batch_size = check_batch_size(batch_size, est)
     n_instances, X4, candidates, rng = prepare_candidates(
-        est, X_pool, n_instances, subset_size, random_state, validate_rows)
+        est, X_pool, n_instances, subset_size, random_state, validate_rows, pool_indices)
     proba, embeddings = method_outputs(_proba_embed_method(est, batch_size), X4, candidates,
                                        8 * batch_size)
     chosen = _kmeanspp(proba, embeddings, n_instances, rng)

@@ -143,7 +143,8 @@ def cyclic_output_discrepancy(classifier, X, *, ord=2, batch_size=None):
 
 @selection_doc
 def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                 batch_size=None, ord=2, selection="power", beta=1.0, cluster_pool=10):
+                 batch_size=None, ord=2, selection="power", beta=1.0, cluster_pool=10,
+                 pool_indices=None):
     """Query the samples with the largest cyclic output discrepancy (TOD's COD).
 
     .. math::
@@ -170,6 +171,11 @@ def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_
     subset_size : int, optional
         Score only this many candidates drawn at random from the pool (TOD
         uses 10,000); ``None`` scores the whole pool.
+    pool_indices : array-like of int, optional
+        Only these rows of ``X_pool`` form the pool, e.g. the unlabeled rows of
+        the whole training set: the query is the same as on
+        ``X_pool[pool_indices]`` (mapped back to rows of ``X_pool``), without
+        copying the pool, and the other rows are never read.
     random_state : int, RandomState instance or None, default=None
         Seed of the query: the candidate draw, then the selection's draws.
     batch_size : int, optional
@@ -213,4 +219,5 @@ def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_
 
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
                   random_state=random_state, selection=selection, beta=beta,
-                  cluster_pool=cluster_pool, strategy="cod_sampling")
+                  cluster_pool=cluster_pool, strategy="cod_sampling",
+                  pool_indices=pool_indices)

@@ -71,7 +71,7 @@ def _k_center(pool, labeled, n_instances):
 
 
 def coreset_sampling(classifier, X_pool, n_instances=1, *, X_labeled=None, subset_size=None,
-                     random_state=None, batch_size=None):
+                     random_state=None, batch_size=None, pool_indices=None):
     r"""Query the batch that best covers the pool in embedding space (greedy k-center).
 
     .. math::
@@ -101,6 +101,11 @@ def coreset_sampling(classifier, X_pool, n_instances=1, *, X_labeled=None, subse
     subset_size : int, optional
         Run on this many candidates drawn at random from the pool; ``None``
         uses the whole pool.
+    pool_indices : array-like of int, optional
+        Only these rows of ``X_pool`` form the pool, e.g. the unlabeled rows of
+        the whole training set: the query is the same as on
+        ``X_pool[pool_indices]`` (mapped back to rows of ``X_pool``), without
+        copying the pool, and the other rows are never read.
     random_state : int, RandomState instance or None, default=None
         Seed of the candidate draw.
     batch_size : int, optional
@@ -133,7 +138,7 @@ def coreset_sampling(classifier, X_pool, n_instances=1, *, X_labeled=None, subse
     batch_size = check_batch_size(batch_size, est)
     X_labeled = _labeled_set(classifier, X_labeled)
     n_instances, X4, candidates, _ = prepare_candidates(
-        est, X_pool, n_instances, subset_size, random_state, validate_rows)
+        est, X_pool, n_instances, subset_size, random_state, validate_rows, pool_indices)
     X_lab = validate_rows(est, X_labeled, name="X_labeled")
     embed = _embed_method(est, batch_size)
     chunk = 8 * batch_size

@@ -49,7 +49,8 @@ def critic_correctness(classifier, X, *, batch_size=None):
 
 @selection_doc
 def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                    batch_size=None, selection="power", beta=1.0, cluster_pool=10):
+                    batch_size=None, selection="power", beta=1.0, cluster_pool=10,
+                    pool_indices=None):
     """Query the samples with the lowest critic scores (CrtCl).
 
     .. math::
@@ -69,6 +70,11 @@ def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
     subset_size : int, optional
         Score only this many candidates drawn at random from the pool (the
         papers use 10,000); ``None`` scores the whole pool.
+    pool_indices : array-like of int, optional
+        Only these rows of ``X_pool`` form the pool, e.g. the unlabeled rows of
+        the whole training set: the query is the same as on
+        ``X_pool[pool_indices]`` (mapped back to rows of ``X_pool``), without
+        copying the pool, and the other rows are never read.
     random_state : int, RandomState instance or None, default=None
         Seed of the query: the candidate draw, then the selection's draws.
     batch_size : int, optional
@@ -112,4 +118,5 @@ def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
 
     return select(est, X_pool, n_instances, score, largest=False, subset_size=subset_size,
                   random_state=random_state, selection=selection, beta=beta,
-                  cluster_pool=cluster_pool, strategy="critic_sampling")
+                  cluster_pool=cluster_pool, strategy="critic_sampling",
+                  pool_indices=pool_indices)

@@ -58,7 +58,8 @@ def classifier_entropy(classifier, X, *, batch_size=None):
 
 @selection_doc
 def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                     batch_size=None, selection="power", beta=1.0, cluster_pool=10):
+                     batch_size=None, selection="power", beta=1.0, cluster_pool=10,
+                     pool_indices=None):
     r"""Query the samples with the highest predictive entropy.
 
     Maximum-entropy uncertainty sampling:
@@ -87,6 +88,11 @@ def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, ran
     subset_size : int, optional
         Score only this many candidates drawn at random from the pool;
         ``None`` scores the whole pool.
+    pool_indices : array-like of int, optional
+        Only these rows of ``X_pool`` form the pool, e.g. the unlabeled rows of
+        the whole training set: the query is the same as on
+        ``X_pool[pool_indices]`` (mapped back to rows of ``X_pool``), without
+        copying the pool, and the other rows are never read.
     random_state : int, RandomState instance or None, default=None
         Seed of the query: the candidate draw, then the selection's draws.
     batch_size : int, optional
@@ -121,4 +127,5 @@ def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, ran
 
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
                   random_state=random_state, validate=validate_rows, selection=selection,
-                  beta=beta, cluster_pool=cluster_pool, strategy="entropy_sampling")
+                  beta=beta, cluster_pool=cluster_pool, strategy="entropy_sampling",
+                  pool_indices=pool_indices)

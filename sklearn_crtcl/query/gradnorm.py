@@ -398,7 +398,7 @@ def entropy_gradient_norm(classifier, X, *, norm="sum", batch_size=None):
 @selection_doc
 def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", subset_size=None,
                            random_state=None, batch_size=None, selection="power", beta=1.0,
-                           cluster_pool=10):
+                           cluster_pool=10, pool_indices=None):
     """Query the samples whose entropy gradient has the largest norm (LPLgrad).
 
     .. math::
@@ -421,6 +421,11 @@ def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", sub
     subset_size : int, optional
         Score only this many candidates drawn at random from the pool (the
         references use 10,000); ``None`` scores the whole pool.
+    pool_indices : array-like of int, optional
+        Only these rows of ``X_pool`` form the pool, e.g. the unlabeled rows of
+        the whole training set: the query is the same as on
+        ``X_pool[pool_indices]`` (mapped back to rows of ``X_pool``), without
+        copying the pool, and the other rows are never read.
     random_state : int, RandomState instance or None, default=None
         Seed of the query: the candidate draw, then the selection's draws.
     batch_size : int, optional
@@ -454,4 +459,5 @@ def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", sub
 
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
                   random_state=random_state, selection=selection, beta=beta,
-                  cluster_pool=cluster_pool, strategy="gradient_norm_sampling")
+                  cluster_pool=cluster_pool, strategy="gradient_norm_sampling",
+                  pool_indices=pool_indices)

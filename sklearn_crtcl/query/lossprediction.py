@@ -51,7 +51,7 @@ def predicted_loss(classifier, X, *, batch_size=None):
 @selection_doc
 def loss_prediction_sampling(classifier, X_pool, n_instances=1, *, subset_size=None,
                              random_state=None, batch_size=None, selection="power", beta=1.0,
-                           cluster_pool=10):
+                           cluster_pool=10, pool_indices=None):
     """Query the samples with the highest predicted losses (LL4AL).
 
     Parameters
@@ -66,6 +66,11 @@ def loss_prediction_sampling(classifier, X_pool, n_instances=1, *, subset_size=N
     subset_size : int, optional
         Score only this many candidates drawn at random from the pool (LL4AL
         uses 10,000); ``None`` scores the whole pool.
+    pool_indices : array-like of int, optional
+        Only these rows of ``X_pool`` form the pool, e.g. the unlabeled rows of
+        the whole training set: the query is the same as on
+        ``X_pool[pool_indices]`` (mapped back to rows of ``X_pool``), without
+        copying the pool, and the other rows are never read.
     random_state : int, RandomState instance or None, default=None
         Seed of the query: the candidate draw, then the selection's draws.
     batch_size : int, optional
@@ -101,4 +106,5 @@ def loss_prediction_sampling(classifier, X_pool, n_instances=1, *, subset_size=N
 
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
                   random_state=random_state, selection=selection, beta=beta,
-                  cluster_pool=cluster_pool, strategy="loss_prediction_sampling")
+                  cluster_pool=cluster_pool, strategy="loss_prediction_sampling",
+                  pool_indices=pool_indices)

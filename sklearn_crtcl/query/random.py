@@ -51,7 +51,8 @@ def random_scores(classifier, X, *, random_state=None):
 
 @selection_doc
 def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                    batch_size=None, selection="topk", beta=1.0, cluster_pool=10):
+                    batch_size=None, selection="topk", beta=1.0, cluster_pool=10,
+                    pool_indices=None):
     """Query ``n_instances`` samples uniformly at random, without replacement.
 
     Parameters
@@ -70,6 +71,11 @@ def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
         Draw from this many candidates drawn at random first (the same
         distribution as drawing from the whole pool; accepted so that every
         strategy takes the same options).
+    pool_indices : array-like of int, optional
+        Only these rows of ``X_pool`` form the pool, e.g. the unlabeled rows of
+        the whole training set: the query is the same as on
+        ``X_pool[pool_indices]`` (mapped back to rows of ``X_pool``), without
+        copying the pool, and the other rows are never read.
     random_state : int, RandomState instance or None, default=None
         Seed: the same seed and pool size give the same query. One stream
         draws the candidates, then the scores, then the selection's draws.
@@ -114,4 +120,5 @@ def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
 
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
                   random_state=rng, validate=_validate, selection=selection, beta=beta,
-                  cluster_pool=cluster_pool, strategy="random_sampling")
+                  cluster_pool=cluster_pool, strategy="random_sampling",
+                  pool_indices=pool_indices)
