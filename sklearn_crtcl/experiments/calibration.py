@@ -34,7 +34,6 @@ Command line: ``python -m sklearn_crtcl.experiments.calibration --help``.
 """
 
 import argparse
-import contextlib
 import json
 import sys
 import time
@@ -42,6 +41,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+
+from .runner import _atomic_write_bytes, _torch_threads
 
 __all__ = ["CALIBRATION_METHODS", "CalibrationConfig", "run_calibration", "main"]
 
@@ -180,8 +181,8 @@ def _stratified(y, n, rng):
     return np.sort(idx)
 
 
-def _load(config, trial):
-    """Labeled, unlabeled, calibration, test and OOD images of one trial."""
+def _read_files(config):
+    """The raw Fashion-MNIST splits and the digits (read once per run)."""
     import torch
     from sklearn.datasets import load_digits
 
@@ -190,6 +191,16 @@ def _load(config, trial):
     files = _locate_fashion_files(config.data_home)
     X_tr, y_tr = _read_fashion_split(files["train_images"], files["train_labels"])
     X_te, y_te = _read_fashion_split(files["test_images"], files["test_labels"])
+    digits = load_digits()
+    X_ood = torch.nn.functional.interpolate(
+        torch.from_numpy(digits.images[:config.n_ood, None].astype(np.float32) / 16),
+        size=(28, 28), mode="bilinear", align_corners=False).numpy()
+    return X_tr, y_tr, X_te, y_te, X_ood
+
+
+def _load(config, trial, raw):
+    """Labeled, unlabeled, calibration, test and OOD images of one trial."""
+    X_tr, y_tr, X_te, y_te, X_ood = raw
     rng = np.random.RandomState(config.seed + trial)
     n_train = config.n_labeled + config.n_unlabeled + config.n_calibration
     pick = _stratified(y_tr, n_train, rng)
@@ -202,10 +213,6 @@ def _load(config, trial):
     X_lab = scale(X_tr[lab])
     mean, std = float(X_lab.mean()), float(X_lab.std())
     standard = lambda X: (X - np.float32(mean)) / np.float32(std)  # noqa: E731
-    digits = load_digits()
-    X_ood = torch.nn.functional.interpolate(
-        torch.from_numpy(digits.images[:config.n_ood, None].astype(np.float32) / 16),
-        size=(28, 28), mode="bilinear", align_corners=False).numpy()
     return {"labeled": (standard(X_lab), y_tr[lab]),
             "unlabeled": standard(scale(X_tr[unl])),
             "calibration": (standard(scale(X_tr[cal])), y_tr[cal]),
@@ -291,12 +298,6 @@ def _run_trial_method(method, config, trial, data):
 # run
 
 
-def _atomic_write(path, text):
-    tmp = path.with_name("tmp-" + path.name)
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _summary(records, config):
     from .report import _mean_std  # one formatting of mean ± std for every table
     rows = ["| method | accuracy | ECE | equal-mass ECE | NLL | Brier | OOD AUROC | T |",
@@ -336,18 +337,6 @@ def _reliability_figure(probas, y_test, path):
     return path
 
 
-@contextlib.contextmanager
-def _threads(n):
-    import torch
-    previous = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def run_calibration(config=None, **kwargs):
     """Run (or resume) the calibration benchmark.
 
@@ -381,20 +370,22 @@ def run_calibration(config=None, **kwargs):
     if state is None:
         state = {"settings": config.settings(), "records": [], "done": []}
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(state_path, json.dumps(state, indent=1))
+    _atomic_write_bytes(state_path, json.dumps(state, indent=1).encode())
     fitted = [m for m in config.methods if m != "ce+temperature"]
     # trial 0's test probabilities, for the reliability diagrams (kept across resumes)
     probas_path = out / "probas_trial0.npz"
     probas = dict(np.load(probas_path)) if probas_path.exists() else {}
     y_test0 = probas.pop("y_test", None)
-    with _threads(config.num_threads):
+    raw = None
+    with _torch_threads(config.num_threads):
         for trial in range(config.n_trials):
             data = None
             for method in fitted:
                 key = f"{method}/{trial}"
                 if key in state["done"]:
                     continue
-                data = data or _load(config, trial)
+                raw = raw or _read_files(config)
+                data = data or _load(config, trial, raw)
                 records, p = _run_trial_method(method, config, trial, data)
                 if trial == 0:
                     probas.update(p)
@@ -402,7 +393,7 @@ def run_calibration(config=None, **kwargs):
                     np.savez(probas_path, y_test=y_test0, **probas)
                 state["records"].extend(records)
                 state["done"].append(key)
-                _atomic_write(state_path, json.dumps(state, indent=1))
+                _atomic_write_bytes(state_path, json.dumps(state, indent=1).encode())
                 if config.progress:
                     for r in records:
                         print(f"[{r['method']} trial {trial + 1}/{config.n_trials}] "
@@ -414,8 +405,8 @@ def run_calibration(config=None, **kwargs):
                             out / "reliability.png")
     records = state["records"]
     lines = [",".join(_COLUMNS)] + [",".join(str(r[c]) for c in _COLUMNS) for r in records]
-    _atomic_write(out / "results.csv", "\n".join(lines) + "\n")
-    _atomic_write(out / "summary.md", _summary(records, config))
+    _atomic_write_bytes(out / "results.csv", ("\n".join(lines) + "\n").encode())
+    _atomic_write_bytes(out / "summary.md", _summary(records, config).encode())
     return records
 
 
