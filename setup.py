@@ -30,6 +30,7 @@ setup(
     extras_require={
         "plot": ["matplotlib>=3.5"],
         "vision": ["torchvision"],
+        "images": ["pillow>=9"],
         "progress": ["tqdm"],
         # the test suite builds the docs, example gallery included
         "test": ["pytest>=7", "matplotlib>=3.5", "sphinx>=7", "numpydoc>=1.6",

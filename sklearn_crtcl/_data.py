@@ -2,7 +2,10 @@
 
 Validation never copies a large pool: shapes are checked on the array object,
 finiteness is checked chunk by chunk, and conversion to float32 happens per
-batch (:func:`iter_batches`). A memory-mapped pool stays on disk.
+batch (:func:`iter_batches`). A memory-mapped pool stays on disk; a
+:class:`~sklearn_crtcl.data.DatasetArray` (a torch ``Dataset`` of images) is
+never read by validation, and :func:`iter_batches` streams it through a
+``DataLoader``.
 """
 
 import numbers
@@ -11,6 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .data import DatasetArray
+
 __all__ = ["as_image_array", "check_finite_chunked", "iter_batches", "training_array",
            "ArrayBatchLoader"]
 
@@ -18,6 +23,13 @@ _CHUNK = 4096
 
 
 def _to_array(X, name):
+    if isinstance(X, DatasetArray):  # streamed: never converted as a whole
+        return X
+    if isinstance(X, torch.utils.data.Dataset):
+        raise TypeError(
+            f"{name} is a torch Dataset ({type(X).__name__}); wrap it in "
+            "sklearn_crtcl.DatasetArray(dataset) to pass its images as an array (read "
+            "batch by batch through a DataLoader)")
     if sp.issparse(X):
         raise TypeError(
             f"{name} is a sparse matrix; sparse input is not supported, "
@@ -41,14 +53,18 @@ def _to_array(X, name):
 def check_finite_chunked(X, name="X"):
     """Raise ``ValueError`` if ``X`` holds NaN or infinity, reading it in chunks.
 
+    A :class:`~sklearn_crtcl.data.DatasetArray` is not read here (that would
+    read, e.g. decode, every image of the dataset once more): it checks each
+    image as it is read.
+
     Parameters
     ----------
-    X : ndarray
+    X : ndarray or DatasetArray
         Array of numbers (a memory map is read chunk by chunk, never copied).
     name : str, default="X"
         Name used in the error message.
     """
-    if X.dtype.kind not in "fc":
+    if isinstance(X, DatasetArray) or X.dtype.kind not in "fc":
         return
     for start in range(0, X.shape[0], _CHUNK):
         chunk = X[start:start + _CHUNK]
@@ -66,17 +82,20 @@ def as_image_array(X, input_shape=None, name="X", check_finite=True, n_features_
 
     Parameters
     ----------
-    X : array-like
+    X : array-like or DatasetArray
         ``(n, C, H, W)`` images, ``(n, H, W)`` single-channel images, or flat
         ``(n, n_features)`` rows. A list, torch tensor or pandas frame is
-        converted; a numpy array or memory map is only viewed.
+        converted; a numpy array or memory map is only viewed; a
+        :class:`~sklearn_crtcl.data.DatasetArray` is returned as it is,
+        without reading any image.
     input_shape : tuple of int, optional
         ``(C, H, W)`` (or ``(H, W)``) of one image, used to reshape flat rows.
         Without it, flat rows are treated as ``(1, 1, n_features)`` images.
     name : str, default="X"
         Name used in error messages.
     check_finite : bool, default=True
-        Check for NaN and infinity (chunk by chunk).
+        Check for NaN and infinity (chunk by chunk; a ``DatasetArray`` checks
+        each image as it is read instead).
     n_features_expected : int, optional
         Features per sample the caller was fitted on; a mismatch raises the
         standard scikit-learn ``ValueError`` before any reshaping.
@@ -85,8 +104,9 @@ def as_image_array(X, input_shape=None, name="X", check_finite=True, n_features_
 
     Returns
     -------
-    X4 : ndarray of shape (n, C, H, W)
-        A view of ``X`` (its original dtype; convert per batch).
+    X4 : ndarray or DatasetArray of shape (n, C, H, W)
+        A view of ``X`` (its original dtype; convert per batch), or the
+        ``DatasetArray`` itself.
     n_features : int
         Features per sample as given: ``n_features`` for flat rows, ``C*H*W``
         otherwise.
@@ -94,7 +114,8 @@ def as_image_array(X, input_shape=None, name="X", check_finite=True, n_features_
     Raises
     ------
     TypeError
-        For sparse input or non-numeric objects.
+        For sparse input, non-numeric objects, or a torch ``Dataset`` not
+        wrapped in a ``DatasetArray``.
     ValueError
         For empty input, complex numbers, NaN/inf, a wrong number of
         dimensions, or flat rows that do not match ``input_shape``.
@@ -148,17 +169,20 @@ def training_array(X):
     memory: the array is copied only when it is not float32 and contiguous
     already, or when it is read-only (e.g. a memory map opened with
     ``mode="r"``, which torch would otherwise wrap with a warning that the
-    array is not writable).
+    array is not writable). A :class:`~sklearn_crtcl.data.DatasetArray` is
+    read once, through its ``DataLoader`` (its workers).
 
     Parameters
     ----------
-    X : ndarray
+    X : ndarray or DatasetArray
         Validated images.
 
     Returns
     -------
     ndarray of dtype float32
     """
+    if isinstance(X, DatasetArray):
+        return X[:]  # a new float32 array
     out = np.ascontiguousarray(X, dtype=np.float32)
     if not out.flags.writeable:
         out = out.copy()
@@ -170,16 +194,21 @@ def iter_batches(X, batch_size, device="cpu", indices=None):
 
     Parameters
     ----------
-    X : ndarray of shape (n, C, H, W)
-        Images (any numeric dtype, possibly memory-mapped).
+    X : ndarray or DatasetArray of shape (n, C, H, W)
+        Images (any numeric dtype, possibly memory-mapped), or a
+        :class:`~sklearn_crtcl.data.DatasetArray`: its rows are read by one
+        ``DataLoader`` with its ``num_workers``, in pinned memory when
+        ``device`` is a CUDA device (and its ``pin_memory`` is on). The
+        batches are the same either way.
     batch_size : int
         Samples per batch.
     device : str or torch.device, default="cpu"
-        Where the tensors are sent.
+        Where the tensors are sent (``non_blocking=True``).
     indices : array-like of int, optional
         Rows of ``X`` to visit, in this order (default: all rows). Only one
-        batch of rows is ever gathered, so scoring a subset of a memory-mapped
-        pool does not copy the pool.
+        batch of rows is ever gathered (or a few, prefetched by the workers
+        of a ``DatasetArray``), so scoring a subset of a memory-mapped pool
+        or of a dataset does not copy or read the rest.
 
     Yields
     ------
@@ -188,6 +217,9 @@ def iter_batches(X, batch_size, device="cpu", indices=None):
     """
     if not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if isinstance(X, DatasetArray):
+        yield from X._iter_batches(batch_size, device, indices)
+        return
     n = X.shape[0] if indices is None else len(indices)
     for start in range(0, n, batch_size):
         if indices is None:

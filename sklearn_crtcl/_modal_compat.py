@@ -41,6 +41,8 @@ import re
 import sys
 import warnings
 
+from .data import DatasetArray
+
 __all__ = ["patch_modal", "PATCHED"]
 
 #: What :func:`patch_modal` changed: ``"check_X_y"`` -> list of patched
@@ -130,7 +132,8 @@ def unified_query(self, X_pool, *query_args, return_metrics=False, **query_kwarg
     indices : array-like
         What the strategy chose (the first item of a returned tuple).
     instances : array-like
-        ``X_pool[indices]`` (modAL's ``retrieve_rows``).
+        ``X_pool[indices]`` (modAL's ``retrieve_rows``; for a
+        :class:`~sklearn_crtcl.data.DatasetArray`, its rows as a numpy array).
     metrics : object
         Only with ``return_metrics=True``.
     """
@@ -148,7 +151,9 @@ def unified_query(self, X_pool, *query_args, return_metrics=False, **query_kwarg
             metrics = result[1:]
     else:
         indices = result
-    instances = retrieve_rows(X_pool, indices)
+    # modAL's retrieve_rows knows arrays, lists and frames, not a streamed dataset
+    instances = X_pool[indices] if isinstance(X_pool, DatasetArray) \
+        else retrieve_rows(X_pool, indices)
     if return_metrics:
         if metrics is None:
             warnings.warn("the query strategy returned no metrics", UserWarning, stacklevel=2)

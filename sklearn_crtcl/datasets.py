@@ -1,7 +1,7 @@
 """Image data sets as normalised ``(n, C, H, W)`` float32 arrays.
 
-Every loader in this module returns ``(X_train, X_test, y_train, y_test)``
-where
+Every loader of a named data set in this module returns
+``(X_train, X_test, y_train, y_test)`` where
 
 * ``X_train`` and ``X_test`` are ``float32`` arrays of shape
   ``(n, C, H, W)``,
@@ -27,6 +27,15 @@ CIFAR-100 and SVHN from their standard distribution formats (python pickle
 batches and MATLAB ``.mat`` files); these readers need nothing beyond
 NumPy and SciPy.  ``torchvision`` is only used to *download* the CIFAR and
 SVHN archives when ``download=True`` and the files are absent.
+
+Image folders
+-------------
+:func:`load_image_folder` (and :class:`ImageFolderDataset`, the torch
+``Dataset`` behind it) reads your own images from a folder of image files,
+``root/<class>/<image files>``: the images stay on disk and are decoded
+(with Pillow) when they are read, as float32 values in ``[0, 1]`` without
+standardisation; the result is a :class:`~sklearn_crtcl.data.DatasetArray`
+that the estimators and query strategies stream.
 """
 
 import gzip
@@ -36,6 +45,7 @@ import pickle
 import struct
 
 import numpy as np
+import torch
 
 __all__ = [
     "DATASET_NAMES",
@@ -47,6 +57,8 @@ __all__ = [
     "load_cifar100",
     "load_svhn",
     "read_idx",
+    "ImageFolderDataset",
+    "load_image_folder",
 ]
 
 #: Names accepted by :func:`load_dataset`.
@@ -861,6 +873,341 @@ def load_svhn(data_home=None, download=False, n_train=None, n_test=None, random_
     X_train, y_train = _read_svhn_mat(train_path)
     X_test, y_test = _read_svhn_mat(test_path)
     return _finish(X_train, X_test, y_train, y_test, 255.0, n_train, n_test, random_state)
+
+
+# --------------------------------------------------------------------------
+# Image folders
+# --------------------------------------------------------------------------
+
+#: Pillow modes :class:`ImageFolderDataset` converts images to, with their
+#: number of channels.
+_IMAGE_MODES = {"RGB": 3, "L": 1, "RGBA": 4}
+
+_PILLOW_HINT = ("Pillow is required to read image files; install it with `pip install pillow`")
+
+
+def _import_pillow():
+    """``PIL.Image``, or an ``ImportError`` saying how to install Pillow."""
+    try:
+        from PIL import Image
+    except ImportError as exc:
+        raise ImportError(_PILLOW_HINT) from exc
+    return Image
+
+
+def _check_image_size(size):
+    """``None`` or ``(height, width)`` of positive ints."""
+    if size is None:
+        return None
+    if isinstance(size, (int, np.integer)) and not isinstance(size, (bool, np.bool_)):
+        size = (size, size)
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_))
+                       and s > 0 for s in size)):
+        raise ValueError(f"size must be None, a positive int or a (height, width) tuple of "
+                         f"positive ints, got {size!r}")
+    return (int(size[0]), int(size[1]))
+
+
+def _folder_files(folder):
+    """Every file under ``folder`` (recursively, hidden names skipped), sorted by
+    relative path."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(os.path.join(dirpath, f) for f in filenames if not f.startswith("."))
+    return sorted(found, key=lambda p: os.path.relpath(p, folder).split(os.sep))
+
+
+class ImageFolderDataset(torch.utils.data.Dataset):
+    """A folder of image files as a map-style torch ``Dataset``.
+
+    The layout is the usual one, ``root/<class>/<image files>``: classes are
+    the sub-folders of ``root`` (sorted by name; class ``k`` is the
+    ``k``-th), and their images are every file under them (sub-folders
+    included), sorted by path; files directly in ``root`` are ignored. With
+    ``labeled=False``, every file under ``root`` is an unlabeled image.
+    Names starting with ``.`` are skipped.
+
+    The files are checked when the dataset is built: each one is opened
+    once (its header only, not its pixels) to check that Pillow reads it
+    and, without ``size``, that all images have the same size. Item ``i``
+    is decoded when it is read: converted to ``mode``, resized to ``size``
+    if given, as a float32 array ``(C, H, W)`` of values in ``[0, 1]``
+    (pixel / 255).
+
+    Parameters
+    ----------
+    root : str or path-like
+        The folder.
+    labeled : bool, default=True
+        Whether the sub-folders of ``root`` are classes. ``False``: ``root``
+        holds unlabeled images (at any depth).
+    size : int or tuple of (int, int), optional
+        ``(height, width)`` to resize every image to (bilinear, with
+        Pillow; an int gives square images). Without it, all images must
+        have the same size.
+    mode : {"RGB", "L", "RGBA"}, default="RGB"
+        Pillow mode the images are converted to: 3, 1 or 4 channels.
+
+    Attributes
+    ----------
+    classes : list of str
+        The class names (sub-folders), sorted; empty with ``labeled=False``.
+    filenames : list of str
+        Path of each image, in item order.
+    targets : ndarray of shape (n,), dtype int64, or None
+        Class index of each image (into ``classes``); ``None`` with
+        ``labeled=False``.
+    image_shape : tuple of int
+        ``(C, H, W)`` of every image.
+
+    Raises
+    ------
+    ImportError
+        If Pillow is not installed.
+    FileNotFoundError
+        If ``root`` does not exist.
+    NotADirectoryError
+        If ``root`` is a file.
+    ValueError
+        For a folder without class sub-folders (``labeled=True``) or without
+        files, a class folder without files, a file Pillow cannot read
+        (named), images of different sizes without ``size`` (both files
+        named), or an invalid ``size`` or ``mode``.
+    TypeError
+        If ``root`` is not a path or ``labeled`` not a bool.
+
+    See Also
+    --------
+    load_image_folder : The images as a :class:`~sklearn_crtcl.data.DatasetArray`, and
+        the labels.
+
+    Notes
+    -----
+    Item ``i`` is ``(image, label)`` with ``labeled=True`` (the torch
+    convention), the image alone otherwise.
+    """
+
+    def __init__(self, root, *, labeled=True, size=None, mode="RGB"):
+        Image = _import_pillow()
+        if not isinstance(labeled, (bool, np.bool_)):
+            raise TypeError(f"labeled must be True or False, got {labeled!r}")
+        if not isinstance(mode, str) or mode not in _IMAGE_MODES:
+            raise ValueError(f"mode must be one of {', '.join(map(repr, _IMAGE_MODES))}, got "
+                             f"{mode!r}")
+        size = _check_image_size(size)
+        try:
+            folder = os.path.expanduser(os.fspath(root))
+        except TypeError:
+            raise TypeError(f"root must be a path to a folder, got {type(root).__name__}") \
+                from None
+        if not os.path.exists(folder):
+            raise FileNotFoundError(f"image folder {folder!r} does not exist")
+        if not os.path.isdir(folder):
+            raise NotADirectoryError(f"{folder!r} is a file, not a folder of images")
+        if labeled:
+            classes = sorted(entry.name for entry in os.scandir(folder)
+                             if entry.is_dir() and not entry.name.startswith("."))
+            if not classes:
+                raise ValueError(
+                    f"{folder!r} has no class sub-folders: the layout is "
+                    "root/<class>/<image files>; for a folder of unlabeled images pass "
+                    "labeled=False")
+            filenames, targets = [], []
+            for k, name in enumerate(classes):
+                files = _folder_files(os.path.join(folder, name))
+                if not files:
+                    raise ValueError(f"class folder {os.path.join(folder, name)!r} holds no "
+                                     "files; every class needs at least one image")
+                filenames.extend(files)
+                targets.extend([k] * len(files))
+            targets = np.asarray(targets, dtype=np.int64)
+        else:
+            classes, targets = [], None
+            filenames = _folder_files(folder)
+            if not filenames:
+                raise ValueError(f"image folder {folder!r} holds no files")
+        first = None
+        for path in filenames:
+            try:
+                with Image.open(path) as image:
+                    file_size = image.size  # (width, height): reads the header only
+            except OSError as exc:  # (PIL.UnidentifiedImageError is an OSError)
+                raise ValueError(f"{path!r} is not an image file that Pillow can read "
+                                 f"({type(exc).__name__}: {exc}); remove it from the "
+                                 "folder") from None
+            if first is None:
+                first = (path, file_size)
+            elif size is None and file_size != first[1]:
+                raise ValueError(
+                    f"images of different sizes: {path!r} is {file_size[1]}x{file_size[0]} "
+                    f"pixels (height x width) but {first[0]!r} is "
+                    f"{first[1][1]}x{first[1][0]}; all images must have the same size, or "
+                    "pass size=(height, width) to resize them")
+        height, width = size if size is not None else (first[1][1], first[1][0])
+        self.root = root
+        self.labeled = bool(labeled)
+        self.size = size
+        self.mode = mode
+        self.classes = classes
+        self.filenames = filenames
+        self.targets = targets
+        self.image_shape = (_IMAGE_MODES[mode], height, width)
+
+    def __len__(self):
+        return len(self.filenames)
+
+    def __getitem__(self, index):
+        image = self.load_image(self.filenames[index])
+        if self.targets is None:
+            return image
+        return image, int(self.targets[index])
+
+    def load_image(self, path):
+        """Decode one image file as the dataset's items hold it.
+
+        Parameters
+        ----------
+        path : str or path-like
+            An image file.
+
+        Returns
+        -------
+        image : ndarray of shape (C, H, W), dtype float32
+            Converted to ``mode``, resized to ``size`` if set, values in
+            ``[0, 1]`` (pixel / 255).
+
+        Raises
+        ------
+        ValueError
+            If Pillow cannot decode the file, or (without ``size``) the image
+            does not have the size of the dataset's images.
+        """
+        Image = _import_pillow()
+        channels, height, width = self.image_shape
+        try:
+            with Image.open(path) as image:
+                image = image.convert(self.mode)
+                if self.size is not None and image.size != (width, height):
+                    bilinear = getattr(Image, "Resampling", Image).BILINEAR
+                    image = image.resize((width, height), resample=bilinear)
+                pixels = np.asarray(image, dtype=np.uint8)
+        except OSError as exc:
+            raise ValueError(f"cannot decode the image file {os.fspath(path)!r} "
+                             f"({type(exc).__name__}: {exc})") from None
+        pixels = pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
+        if pixels.shape != (height, width, channels):
+            raise ValueError(
+                f"{os.fspath(path)!r} is {pixels.shape[0]}x{pixels.shape[1]} pixels "
+                f"(height x width) but the dataset's images are {height}x{width}; pass "
+                "size=(height, width) to resize them")
+        out = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)
+        out /= np.float32(255)
+        return out
+
+    def __repr__(self):
+        kind = f"{len(self.classes)} classes" if self.labeled else "unlabeled"
+        return (f"{type(self).__name__}({os.fspath(self.root)!r}, {len(self)} images, "
+                f"{kind}, image_shape={self.image_shape})")
+
+
+def load_image_folder(root, *, labeled=True, size=None, mode="RGB", num_workers=0,
+                      pin_memory=True, batch_size=128, return_X_y=False):
+    """Load a folder of image files, ``root/<class>/<image files>``, without reading it.
+
+    The images are an :class:`~sklearn_crtcl.data.DatasetArray` over an
+    :class:`ImageFolderDataset`: an ``(n, C, H, W)`` float32 array-like whose
+    images are decoded (float32 in ``[0, 1]``, channels first) only when
+    read. The package's estimators and query strategies take it wherever
+    they take an image array: inference and queries stream the images in
+    batches (``num_workers`` worker processes decode them), training reads
+    the training set into memory. The layout is that of
+    ``torchvision.datasets.ImageFolder`` and of scikit-learn's
+    :func:`~sklearn.datasets.load_files`; torchvision is not needed.
+
+    Parameters
+    ----------
+    root : str or path-like
+        The folder: one sub-folder of image files per class (sorted by name;
+        their files, sub-folders included, sorted by path). Names starting
+        with ``.`` are skipped.
+    labeled : bool, default=True
+        ``False``: every file under ``root`` is an unlabeled image (no class
+        sub-folders), e.g. an unlabeled pool.
+    size : int or tuple of (int, int), optional
+        ``(height, width)`` to resize every image to (bilinear); without it,
+        all images must have the same size.
+    mode : {"RGB", "L", "RGBA"}, default="RGB"
+        Pillow mode the images are converted to (3, 1 or 4 channels).
+    num_workers : int, default=0
+        Worker processes that decode the images when they are streamed
+        (see :class:`~sklearn_crtcl.data.DatasetArray`).
+    pin_memory : bool, default=True
+        Pin the batches in memory when they go to a CUDA device.
+    batch_size : int, default=128
+        Images per ``DataLoader`` batch when indexing reads many rows.
+    return_X_y : bool, default=False
+        Return ``(data, target)`` instead of a Bunch.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        With the fields
+
+        data : DatasetArray of shape (n, C, H, W)
+            The images.
+        target : ndarray of shape (n,), dtype int64, or None
+            Class index of each image; ``None`` with ``labeled=False``.
+        target_names : list of str
+            The class names (sub-folders): ``target_names[target[i]]`` is the
+            class of image ``i``.
+        filenames : ndarray of str
+            The path of each image.
+    (data, target) : tuple
+        With ``return_X_y=True``.
+
+    Raises
+    ------
+    ImportError
+        If Pillow is not installed (``pip install pillow``).
+    FileNotFoundError
+        If ``root`` does not exist.
+    ValueError
+        For an empty folder, a folder without class sub-folders (with
+        ``labeled=True``) or a class folder without files, a file that is
+        not an image (named), images of different sizes without ``size``
+        (named), or an invalid argument. Every file is checked (its header
+        is read) before anything is returned.
+
+    See Also
+    --------
+    ImageFolderDataset : The torch ``Dataset`` behind the images.
+
+    Examples
+    --------
+    >>> from sklearn_crtcl import ResNetClassifier
+    >>> from sklearn_crtcl.datasets import load_image_folder
+    >>> X, y = load_image_folder("photos/", size=32, num_workers=4,
+    ...                          return_X_y=True)  # doctest: +SKIP
+    >>> clf = ResNetClassifier(max_epochs=30).fit(X[:500], y[:500])  # doctest: +SKIP
+    >>> proba = clf.predict_proba(X)  # streamed, 4 decoding workers  # doctest: +SKIP
+    """
+    from sklearn.utils import Bunch
+
+    from .data import DatasetArray, _check_loader_params
+
+    if not isinstance(return_X_y, (bool, np.bool_)):
+        raise TypeError(f"return_X_y must be True or False, got {return_X_y!r}")
+    _check_loader_params(num_workers, pin_memory, batch_size)  # before reading the folder
+    dataset = ImageFolderDataset(root, labeled=labeled, size=size, mode=mode)
+    X = DatasetArray(dataset, num_workers=num_workers, pin_memory=pin_memory,
+                     batch_size=batch_size)
+    target = None if dataset.targets is None else dataset.targets.copy()
+    if return_X_y:
+        return X, target
+    return Bunch(data=X, target=target, target_names=list(dataset.classes),
+                 filenames=np.asarray(dataset.filenames))
 
 
 # --------------------------------------------------------------------------
