@@ -16,7 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["BasicBlock", "ResNet", "resnet18", "resnet34", "forward_taps", "TAP_NAMES",
+__all__ = ["BasicBlock", "ResNet", "resnet18", "resnet34", "forward_taps", "norm_layer", "NORMS",
+           "TAP_NAMES",
            "MIN_IMAGE_SIZE"]
 
 #: Smallest image side (pixels) the estimators accept with these backbones: the
@@ -26,6 +27,41 @@ MIN_IMAGE_SIZE = 8
 
 #: Names of the intermediate outputs returned by :func:`forward_taps`, in order.
 TAP_NAMES = ("input", "stage1", "stage2", "stage3", "stage4", "logits")
+
+
+#: The normalisation layers a :class:`ResNet` can use (its ``norm`` argument).
+NORMS = ("batch", "layer")
+
+
+def norm_layer(norm, channels):
+    """The normalisation layer ``norm`` for ``channels`` channels.
+
+    Parameters
+    ----------
+    norm : {"batch", "layer"}
+        ``"batch"``: :class:`torch.nn.BatchNorm2d` (the papers' networks);
+        ``"layer"``: :class:`torch.nn.GroupNorm` with one group, i.e. layer
+        normalisation of each sample over its channels and pixels (no batch
+        statistics, no running buffers; unlike group normalisation with
+        many small groups, it keeps the information of the 1x1 maps that
+        small images reach in the last stage).
+    channels : int
+        Number of channels.
+
+    Returns
+    -------
+    torch.nn.Module
+
+    Raises
+    ------
+    ValueError
+        If ``norm`` is not one of :data:`NORMS`.
+    """
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "layer":
+        return nn.GroupNorm(1, channels)
+    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
 
 
 class BasicBlock(nn.Module):
@@ -39,21 +75,23 @@ class BasicBlock(nn.Module):
         Number of output channels.
     stride : int, default=1
         Stride of the first convolution (and of the shortcut projection).
+    norm : {"batch", "layer"}, default="batch"
+        Normalisation layers (see :class:`ResNet`).
     """
 
     expansion = 1
 
-    def __init__(self, in_planes, planes, stride=1):
+    def __init__(self, in_planes, planes, stride=1, norm="batch"):
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = norm_layer(norm, planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm_layer(norm, planes)
         self.shortcut = nn.Sequential()
         if stride != 1 or in_planes != planes:
             self.shortcut = nn.Sequential(
                 nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(planes),
+                norm_layer(norm, planes),
             )
 
     def forward(self, x):
@@ -89,6 +127,12 @@ class ResNet(nn.Module):
         Channels of the first stage; the stages have ``width * (1, 2, 4, 8)``
         channels (64/128/256/512 for the papers' networks). Small widths make
         CPU training practical.
+    norm : {"batch", "layer"}, default="batch"
+        Normalisation layers: batch normalisation as in the papers, or layer
+        normalisation (each sample normalised on its own; see
+        :func:`norm_layer`), whose training does not depend on how samples
+        are grouped into batches, e.g. when a distributed job splits them
+        across processes.
 
     Attributes
     ----------
@@ -101,8 +145,11 @@ class ResNet(nn.Module):
     strides 1/2/2/2, so 8x8 inputs reach stage 4 at 1x1.
     """
 
-    def __init__(self, layers=(2, 2, 2, 2), num_classes=10, in_channels=3, width=64):
+    def __init__(self, layers=(2, 2, 2, 2), num_classes=10, in_channels=3, width=64,
+                 norm="batch"):
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         if len(layers) != 4:
             raise ValueError(f"layers must have 4 entries (one per stage), got {len(layers)}")
         for name, value in (("num_classes", num_classes), ("in_channels", in_channels),
@@ -114,13 +161,14 @@ class ResNet(nn.Module):
         self.width = width
         self.stage_channels = tuple(width * m for m in (1, 2, 4, 8))
         self.conv1 = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.norm = norm
+        self.bn1 = norm_layer(norm, width)
         in_planes = width
         stages = []
         for planes, n_blocks, stride in zip(self.stage_channels, layers, (1, 2, 2, 2)):
             blocks = []
             for block_stride in [stride] + [1] * (n_blocks - 1):
-                blocks.append(BasicBlock(in_planes, planes, block_stride))
+                blocks.append(BasicBlock(in_planes, planes, block_stride, norm=norm))
                 in_planes = planes
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
@@ -166,7 +214,7 @@ class ResNet(nn.Module):
         return self.forward_taps(x)["logits"]
 
 
-def resnet18(num_classes=10, in_channels=3, width=64):
+def resnet18(num_classes=10, in_channels=3, width=64, norm="batch"):
     """CIFAR-style ResNet-18 (``BasicBlock``, stages of 2/2/2/2 blocks).
 
     Parameters
@@ -177,15 +225,18 @@ def resnet18(num_classes=10, in_channels=3, width=64):
         Channels of the input images.
     width : int, default=64
         Base channels (64 in the papers).
+    norm : {"batch", "layer"}, default="batch"
+        Normalisation layers (see :class:`ResNet`).
 
     Returns
     -------
     ResNet
     """
-    return ResNet((2, 2, 2, 2), num_classes=num_classes, in_channels=in_channels, width=width)
+    return ResNet((2, 2, 2, 2), num_classes=num_classes, in_channels=in_channels, width=width,
+                  norm=norm)
 
 
-def resnet34(num_classes=10, in_channels=3, width=64):
+def resnet34(num_classes=10, in_channels=3, width=64, norm="batch"):
     """CIFAR-style ResNet-34 (``BasicBlock``, stages of 3/4/6/3 blocks).
 
     Parameters
@@ -196,12 +247,15 @@ def resnet34(num_classes=10, in_channels=3, width=64):
         Channels of the input images.
     width : int, default=64
         Base channels (64 in the papers).
+    norm : {"batch", "layer"}, default="batch"
+        Normalisation layers (see :class:`ResNet`).
 
     Returns
     -------
     ResNet
     """
-    return ResNet((3, 4, 6, 3), num_classes=num_classes, in_channels=in_channels, width=width)
+    return ResNet((3, 4, 6, 3), num_classes=num_classes, in_channels=in_channels, width=width,
+                  norm=norm)
 
 
 def forward_taps(module, x):

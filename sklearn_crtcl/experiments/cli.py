@@ -5,6 +5,7 @@ installed, ``sklearn-crtcl-experiment --help``.
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -176,6 +177,10 @@ def main(argv=None):
         config = config_from_args(args)
     except ValueError as exc:
         parser.error(_error_message(exc))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # started by torchrun with several processes: train and score data-parallel
+        from ..distributed import init_distributed
+        init_distributed()
     try:
         records = run_experiment(config)
     except (ValueError, _MissingDataError) as exc:
@@ -185,8 +190,11 @@ def main(argv=None):
         print(f"\nInterrupted. Continue with the same options and --resume "
               f"(results so far are in {config.output_dir}).", file=sys.stderr)
         return 130
+    from ..distributed import world
     from .report import summary_table
     from .runner import _title
+    if world()[0] != 0:  # process 0 of a distributed job reports
+        return 0
     print()
     print(summary_table(records, title=_title(config)))
     out = Path(config.output_dir)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..distributed import world
 from ._progress import CycleProgress
 from .methods import ALL_METHODS, METHODS, get_strategy, make_estimator, method_spec
 from .report import RESULT_COLUMNS, save_plots, summary_table, write_results_csv
@@ -459,9 +460,21 @@ def _check_output(config):
     return None
 
 
+def _writes():
+    """Whether this process writes the outputs: the only process, or process 0 of
+    a distributed job (every process runs the same experiment)."""
+    return world()[0] == 0
+
+
+def _new_state(config):
+    return {"format": _STATE_FORMAT, "config": config.to_dict(), "records": [], "runs": {}}
+
+
 def _prepare_output(config, state):
     """Set up ``output_dir`` for the run checked by :func:`_check_output`."""
     out = Path(config.output_dir)
+    if not _writes():  # process 0 of a distributed job prepares the directory
+        return out, _new_state(config) if state is None else state
     ckpt = out / "checkpoints"
     if state is not None:
         # checkpoints written by a cycle that was killed before its commit
@@ -478,24 +491,28 @@ def _prepare_output(config, state):
     for name in _OUTPUT_FILES:
         if (out / name).exists():
             (out / name).unlink()
-    state = {"format": _STATE_FORMAT, "config": config.to_dict(), "records": [], "runs": {}}
+    state = _new_state(config)
     _atomic_write_json(out / "config.json", config.to_dict())
     _atomic_write_json(out / "state.json", state)
     return out, state
 
 
 def _commit(out, state, key, run, estimator):
-    """Save one finished cycle: checkpoint, results, then state (the commit point)."""
+    """Save one finished cycle: checkpoint, results, then state (the commit point).
+    Only the state in memory in the processes of a distributed job but process 0."""
     ckpt_dir = out / "checkpoints"
-    ckpt_dir.mkdir(exist_ok=True)
     previous = state["runs"].get(key, {}).get("checkpoint")
     if run["done"]:
         run["checkpoint"] = None
     else:
         name = f"{run['method']}-trial{run['trial']}-cycle{run['cycle']}.pkl"
-        _atomic_write_bytes(ckpt_dir / name, pickle.dumps(estimator, protocol=4))
+        if _writes():
+            ckpt_dir.mkdir(exist_ok=True)
+            _atomic_write_bytes(ckpt_dir / name, pickle.dumps(estimator, protocol=4))
         run["checkpoint"] = f"checkpoints/{name}"
     state["runs"][key] = run
+    if not _writes():
+        return
     write_results_csv(state["records"], out / "results.csv")
     _atomic_write_json(out / "state.json", state)
     if previous and previous != run["checkpoint"]:
@@ -654,9 +671,10 @@ def _run_one(config, method, trial, data, classes, out, state):
     saved = state["runs"].get(key)
     n_pool = len(X_train)
     desc = f"{method} trial {trial + 1}/{config.n_trials}"
+    show = config.progress and _writes()  # one progress display per job
     progress = CycleProgress(desc, config.n_cycles + 1,
                              initial=0 if saved is None else saved["cycle"] + 1,
-                             enabled=config.progress)
+                             enabled=show)
 
     def fit_kwargs(labeled):
         if not spec.semi_supervised:
@@ -688,7 +706,7 @@ def _run_one(config, method, trial, data, classes, out, state):
                                  device=config.device, warm_start=config.warm_start,
                                  random_state=_derived_seed(config, trial, 0, _FIT),
                                  augment=None if config.augment == "none" else config.augment,
-                                 progress=config.progress)
+                                 progress=show)
             learner = ActiveLearner(estimator=net, query_strategy=strategy,
                                     X_training=X_train[labeled], y_training=y_train[labeled],
                                     **fit_kwargs(labeled))
@@ -698,7 +716,7 @@ def _run_one(config, method, trial, data, classes, out, state):
             labeled = np.asarray(saved["labeled"], dtype=np.int64)
             with open(out / saved["checkpoint"], "rb") as f:
                 net = pickle.load(f)
-            net.set_params(callbacks__epoch_progress__enabled=config.progress)
+            net.set_params(callbacks__epoch_progress__enabled=show)
             learner = ActiveLearner(estimator=net, query_strategy=strategy)
             learner.X_training, learner.y_training = X_train[labeled], y_train[labeled]
             first = saved["cycle"] + 1
@@ -788,10 +806,15 @@ def run_experiment(config=None, **kwargs):
     _check_data_files(config)
     state = _check_output(config)
     data = _load_data(config)
+    if world()[1] > 1:  # every process has read the saved state before process 0 writes
+        import torch
+        torch.distributed.barrier()
     out, state = _prepare_output(config, state)
     with _torch_threads(config.num_threads):
         _run_all(config, data, out, state)
     records = _sorted_records(state["records"], config)
+    if not _writes():
+        return records
     write_results_csv(records, out / "results.csv")
     _atomic_write_bytes(out / "summary.md",
                         summary_table(records, title=_title(config)).encode())

@@ -11,6 +11,7 @@ batches.
 import torch
 
 from .._data import as_image_array, training_array
+from ..distributed import shard_bounds
 
 __all__ = ["SemiSupervisedMixin"]
 
@@ -47,6 +48,9 @@ class SemiSupervisedMixin:
         if X_u is not None and X_u.shape[0] < 2:
             raise ValueError(f"X_unlabeled needs at least 2 samples (unlabeled batches go "
                              f"through batch normalisation), got {X_u.shape[0]}")
+        if X_u is not None:
+            self._check_distributed_batch(self._unlabeled_batch_rows(X_u.shape[0]),
+                                          name="the unlabeled batch size")
         self._X_unlabeled = X_u
         self._unlabeled_generator = None
         try:
@@ -134,7 +138,11 @@ class SemiSupervisedMixin:
             else:
                 gen.manual_seed(seed)
             self._unlabeled_generator = gen
+        idx = torch.randperm(X_u.shape[0], generator=self._unlabeled_generator)
+        idx = idx[:self._unlabeled_batch_rows(X_u.shape[0])]
+        start, stop = shard_bounds(len(idx))  # in a distributed job, this process's share
+        return X_u[idx[start:stop]].to(self.device, non_blocking=True)
+
+    def _unlabeled_batch_rows(self, n_unlabeled):
         size = getattr(self, "unlabeled_batch_size", None) or self.batch_size
-        size = X_u.shape[0] if size == -1 else min(int(size), X_u.shape[0])
-        idx = torch.randperm(X_u.shape[0], generator=self._unlabeled_generator)[:size]
-        return X_u[idx].to(self.device, non_blocking=True)
+        return n_unlabeled if size == -1 else min(int(size), n_unlabeled)

@@ -19,6 +19,8 @@ from .._data import ArrayBatchLoader, as_image_array, iter_batches, training_arr
 from ..augment import check_augment
 from ..backbones import MIN_IMAGE_SIZE, ResNet, forward_taps, resnet18, resnet34
 from ..callbacks import MilestoneLR, epoch_count, milestone_epochs
+from ..distributed import (ShardedBatches, all_reduce_gradients, broadcast_object,
+                           broadcast_state, gather_batch, world)
 
 __all__ = ["ResNetClassifier", "DEFAULT_DEVICE", "EXPECTED_FAILED_CHECKS", "PRECISIONS"]
 
@@ -478,6 +480,15 @@ class ResNetClassifier(NeuralNetClassifier):
                 step_fn()
             self._step(*optimizers)
             return
+        if step_fn is not None and world()[1] > 1:
+            closure = step_fn
+
+            def step_fn():  # the gradients of every optimizer, summed over processes
+                loss = closure()
+                self._sync_gradients(*optimizers)
+                return loss
+        elif step_fn is None:
+            self._sync_gradients(*optimizers)
         for name, optimizer in zip(self._optimizers, optimizers):
             if step_fn is None or name != "optimizer":
                 optimizer.step()
@@ -769,7 +780,9 @@ class ResNetClassifier(NeuralNetClassifier):
     # ------------------------------------------------------------------ randomness
     def _torch_seed(self, offset=0):
         if self.random_state is None:
-            return None
+            # a distributed fit runs with one seed that process 0 drew
+            shared = vars(self).get("_shared_seed")
+            return None if shared is None else (shared + offset) % (2 ** 63)
         if isinstance(self.random_state, numbers.Integral):
             return (int(self.random_state) + offset) % (2 ** 63)
         return int(check_random_state(self.random_state).randint(2 ** 31 - 1)) + offset
@@ -840,6 +853,7 @@ class ResNetClassifier(NeuralNetClassifier):
         with fp16, through the loss scaler (a step with infinite or NaN
         gradients is skipped), then update the scale once."""
         scaler = getattr(self, "grad_scaler_", None)
+        self._sync_gradients(*optimizers)
         for optimizer in optimizers:
             if scaler is None:
                 optimizer.step()
@@ -847,6 +861,79 @@ class ResNetClassifier(NeuralNetClassifier):
                 scaler.step(optimizer)
         if scaler is not None:
             scaler.update()
+
+    # ------------------------------------------------------------------ several processes
+    def _sync_gradients(self, *optimizers):
+        """Sum the gradients of ``optimizers``' parameters over the processes of
+        a distributed job (see :mod:`sklearn_crtcl.distributed`); a no-op in
+        a single process."""
+        if world()[1] == 1:
+            return
+        all_reduce_gradients(p for optimizer in optimizers for group in optimizer.param_groups
+                             for p in group["params"])
+
+    def _gather_batch(self, local):
+        """The whole batch of a per-sample training tensor (this process's rows
+        attached, see :func:`~sklearn_crtcl.distributed.gather_batch`); the
+        tensor itself in a single process."""
+        return gather_batch(local)
+
+    def _all_modules(self):
+        return [self.module_] + [m for _, m in self._present_auxiliary_modules()]
+
+    def get_iterator(self, dataset, training=False):
+        """skorch's batch iterator; in a distributed job, training batches are
+        this process's share of each batch (the same batches in every process).
+
+        Parameters
+        ----------
+        dataset : torch.utils.data.Dataset
+        training : bool, default=False
+
+        Returns
+        -------
+        iterable of batches
+        """
+        iterator = super().get_iterator(dataset, training=training)
+        if not training or world()[1] == 1:
+            return iterator
+        modules = self._all_modules()
+        return ShardedBatches(iterator, lambda: broadcast_state(modules, parameters=False))
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """skorch's loss; in a distributed training step, on the whole batch
+        (every process's logits and labels, see :meth:`_gather_batch`).
+
+        Parameters
+        ----------
+        y_pred : torch.Tensor
+            Logits of this process's rows.
+        y_true : torch.Tensor
+            Their encoded labels.
+        X : object, optional
+            Passed to skorch.
+        training : bool, default=False
+            Whether the loss is for a training step.
+
+        Returns
+        -------
+        torch.Tensor
+            Scalar loss.
+        """
+        if training and world()[1] > 1:
+            y_pred = self._gather_batch(y_pred)
+            y_true = self._gather_batch(to_device(y_true, y_pred.device))
+        return super().get_loss(y_pred, y_true, X=X, training=training)
+
+    def _check_distributed_batch(self, n, name="batch_size"):
+        """In a distributed job, every process needs 2 rows of each batch of ``n``
+        (batch normalisation): a clear error before training otherwise."""
+        size = world()[1]
+        if size > 1 and n < 2 * size:
+            raise ValueError(
+                f"{name} gives batches of {n} samples, too few for {size} processes: "
+                f"distributed training splits every batch, and each process needs at "
+                f"least 2 samples (batch normalisation); use at least {2 * size}")
 
     def _to_memory_format(self, x):
         """A 4-d batch in channels-last format when ``channels_last`` is on."""
@@ -967,19 +1054,30 @@ class ResNetClassifier(NeuralNetClassifier):
         estimator is restored as it was: a fitted model is never lost to a
         rejected call.
         """
+        n = X.shape[0]
+        self._check_distributed_batch(n if self.batch_size == -1 else min(self.batch_size, n))
+        distributed = world()[1] > 1
+        if distributed and self.random_state is None:
+            # every process must draw the same batches: process 0's seed
+            self._shared_seed = int(broadcast_object(np.random.randint(2 ** 31 - 1)))
         saved = dict(vars(self))
-        with self._seeded():
-            try:
-                self._set_up_fit(X, classes, initialize, restart_optimizers, n_features)
-            except BaseException:
-                vars(self).clear()
-                vars(self).update(saved)
-                raise
-            try:
-                X_fit, y_fit = self._stage_training_data(X, y)
-                NeuralNetClassifier.partial_fit(self, X_fit, y_fit, **fit_params)
-            finally:
-                self.classes_inferred_ = classes
+        try:
+            with self._seeded():
+                try:
+                    self._set_up_fit(X, classes, initialize, restart_optimizers, n_features)
+                    if distributed:  # process 0's weights everywhere, as DDP starts
+                        broadcast_state(self._all_modules())
+                except BaseException:
+                    vars(self).clear()
+                    vars(self).update(saved)
+                    raise
+                try:
+                    X_fit, y_fit = self._stage_training_data(X, y)
+                    NeuralNetClassifier.partial_fit(self, X_fit, y_fit, **fit_params)
+                finally:
+                    self.classes_inferred_ = classes
+        finally:
+            vars(self).pop("_shared_seed", None)
         return self
 
     def _set_up_fit(self, X, classes, initialize, restart_optimizers, n_features):

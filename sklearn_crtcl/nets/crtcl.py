@@ -412,14 +412,16 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
             p.clamp_(-clip, clip)
 
     def _critic_step(self, inputs, correct):
-        """One critic update on detached inputs; ``None`` if the batch is one-sided."""
+        """One critic update on detached inputs; ``None`` if the batch is one-sided
+        (in a distributed job: the whole batch, see :meth:`_gather_batch`)."""
+        correct = self._gather_batch(correct)
         n_correct = int(correct.sum())
         if n_correct == 0 or n_correct == correct.shape[0]:
             return None
         for _ in range(self.n_critic):
             self.critic_optimizer_.zero_grad()
             with self._autocast():
-                scores = self.critic_(inputs).float()
+                scores = self._gather_batch(self.critic_(inputs).float())
             loss = wasserstein_critic_loss(scores, correct, reduction=self.loss_reduction)
             self._backward(loss)
             self._step(self.critic_optimizer_)
@@ -446,7 +448,8 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         finally:
             for p, flag in zip(params, flags):
                 p.requires_grad_(flag)
-        return critic_generator_loss(scores, self.gamma, reduction=self.loss_reduction)
+        return critic_generator_loss(self._gather_batch(scores), self.gamma,
+                                     reduction=self.loss_reduction)
 
     def train_step(self, batch, **fit_params):
         """One CrtCl step on a labeled batch (Algorithm 1, lines 6-14).

@@ -250,17 +250,20 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
             return self.module_(x), None
         # the losses in float32 (a no-op in fp32; under autocast the logits are
         # bf16/fp16)
+        # (in a distributed job, the terms are means over the whole batch)
+        whole = self._gather_batch
         if self.consistency_head == "main":
             logits = self.module_(x)
-            return logits, consistency_loss(logits.float(), self._teacher_logits(x).float())
+            return logits, consistency_loss(whole(logits.float()),
+                                            whole(self._teacher_logits(x).float()))
         taps = self._forward_taps(x)
         logits = taps["logits"]
-        aux = self.aux_head_(taps["stage4"].mean(dim=(2, 3))).float()
+        aux = whole(self.aux_head_(taps["stage4"].mean(dim=(2, 3))).float())
         # TOD's reference: the auxiliary head follows the teacher, the two heads
         # follow each other (neither side detached, hence plain mse_loss: the
         # consistency loss detaches its target)
-        return logits, (consistency_loss(aux, self._teacher_logits(x).float())
-                        + torch.nn.functional.mse_loss(logits.float(), aux))
+        return logits, (consistency_loss(aux, whole(self._teacher_logits(x).float()))
+                        + torch.nn.functional.mse_loss(whole(logits.float()), aux))
 
     def _teacher_logits(self, X):
         with torch.no_grad():

@@ -30,6 +30,7 @@ import numpy as np
 from sklearn.utils import check_array, check_random_state
 
 from .._data import as_image_array
+from ..distributed import broadcast_object, gather_rows, world
 
 __all__ = ["get_estimator", "validate_pool", "validate_rows", "draw_candidates",
            "prepare_candidates", "select", "check_batch_size", "check_method_chunk",
@@ -370,6 +371,10 @@ def prepare_candidates(est, X_pool, n_instances, subset_size=None, random_state=
     candidates = draw_candidates(n_pool, subset_size, rng)
     if pool_indices is not None:
         candidates = pool_indices if candidates is None else pool_indices[candidates]
+    if world()[1] > 1:
+        # a distributed query: every process continues with process 0's
+        # candidates and random stream, so all return process 0's indices
+        candidates, rng = broadcast_object((candidates, rng))
     return n_instances, X4, candidates, rng
 
 
@@ -412,6 +417,13 @@ def method_outputs(method, X, rows, chunk):
     ndarray or tuple of ndarray
         Outputs in the order of ``rows``.
     """
+    if world()[1] > 1:  # each process computes its share of the rows
+        rows = np.arange(len(X)) if rows is None else np.asarray(rows)
+        return gather_rows(lambda share: _local_method_outputs(method, X, share, chunk), rows)
+    return _local_method_outputs(method, X, rows, chunk)
+
+
+def _local_method_outputs(method, X, rows, chunk):
     n = len(X) if rows is None else len(rows)
     parts = []
     for start in range(0, n, chunk):
@@ -432,7 +444,7 @@ def method_outputs(method, X, rows, chunk):
 
 def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random_state=None,
            validate=validate_pool, selection="topk", beta=1.0, cluster_pool=10,
-           strategy="the strategy", pool_indices=None):
+           strategy="the strategy", pool_indices=None, shard=True):
     """The body shared by every strategy: validate, draw, score, pick.
 
     Parameters
@@ -469,6 +481,11 @@ def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random
     pool_indices : array-like of int, optional
         Only these rows of ``X_pool`` form the pool (see
         :func:`prepare_candidates`).
+    shard : bool, default=True
+        In a distributed job (:mod:`sklearn_crtcl.distributed`), each process
+        scores its share of the candidates and the scores are gathered.
+        ``False`` for scores that are not a function of each row (random
+        draws from the query's stream): process 0's scores are used.
 
     Returns
     -------
@@ -483,7 +500,14 @@ def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random
         est, X_pool, n_instances, subset_size, random_state, validate, pool_indices)
     n_pool = X4.shape[0] if hasattr(X4, "shape") else int(X4)
     n_candidates = n_pool if candidates is None else len(candidates)
-    scores = np.asarray(score(X4, candidates), dtype=np.float64).reshape(-1)
+    if world()[1] > 1 and shard:  # each process scores its share of the candidates
+        rows = np.arange(n_pool) if candidates is None else candidates
+        scores = gather_rows(
+            lambda share: np.asarray(score(X4, share), dtype=np.float64).reshape(-1), rows)
+    else:
+        scores = np.asarray(score(X4, candidates), dtype=np.float64).reshape(-1)
+        if world()[1] > 1:  # scores drawn from the stream: process 0's, and its stream
+            scores, rng = broadcast_object((scores, rng))
     if scores.shape[0] != n_candidates:  # pragma: no cover - guards the scoring functions
         raise RuntimeError(f"scoring returned {scores.shape[0]} scores for {n_candidates} "
                            "candidates")

@@ -121,4 +121,4 @@ def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
                   random_state=rng, validate=_validate, selection=selection, beta=beta,
                   cluster_pool=cluster_pool, strategy="random_sampling",
-                  pool_indices=pool_indices)
+                  pool_indices=pool_indices, shard=False)

@@ -1,0 +1,353 @@
+"""Data-parallel training and pool scoring over several processes.
+
+The estimators and query strategies of this package run unchanged in every
+process of a :mod:`torch.distributed` job (one process per GPU, started by
+``torchrun``); once the default process group is initialised (for example
+with :func:`init_distributed`), they cooperate:
+
+* **Training** splits every mini-batch across the processes. All of them
+  draw the same batches in the same order (the net's ``random_state``, or
+  one seed agreed from process 0), each takes its contiguous share of the
+  rows, runs the forward passes on it, and gathers the per-sample outputs
+  (logits, labels, critic scores, predicted losses...) of all shares with
+  :func:`gather_batch`, whose result keeps its own rows in the autograd
+  graph. Every loss is then computed on the *whole* batch, exactly as in a
+  single process (batch-level terms such as the critic's one-sided-batch
+  rule or the loss-prediction pairs included), and each process's backward
+  pass yields the part of the gradient that flows through its own rows. Before
+  every optimizer step, :func:`all_reduce_gradients` sums those parts: the
+  step applies the gradient of the single-process loss on the same batch.
+  Buffers (batch-normalisation statistics) are broadcast from process 0
+  before every batch, as :class:`torch.nn.parallel.DistributedDataParallel`
+  does.
+* **Pool scoring** gives each process a contiguous share of the candidates
+  (:func:`gather_rows`); the scores are gathered, and the selection runs on
+  all of them in every process with the same random stream (process 0's),
+  so every process returns the indices a single process would.
+
+What is not the single-process computation: batch normalisation normalises
+each share with its own statistics (as plain DDP does; torch's
+:class:`~torch.nn.SyncBatchNorm` needs GPUs), and ``augment`` draws its
+random flips and crops per share.
+"""
+
+import os
+
+import numpy as np
+import torch
+
+__all__ = ["init_distributed", "world", "shard_bounds", "gather_batch", "gather_rows",
+           "all_reduce_gradients", "broadcast_state", "broadcast_object", "ShardedBatches"]
+
+
+def _dist():
+    return torch.distributed if torch.distributed.is_available() else None
+
+
+def world():
+    """``(rank, world_size)`` of the default process group; ``(0, 1)`` without one.
+
+    Returns
+    -------
+    rank : int
+        This process's rank.
+    world_size : int
+        Number of processes (1 when :mod:`torch.distributed` is unavailable or
+        not initialised).
+    """
+    dist = _dist()
+    if dist is None or not dist.is_initialized():
+        return 0, 1
+    return dist.get_rank(), dist.get_world_size()
+
+
+def init_distributed(backend=None):
+    """Initialise the default process group from ``torchrun``'s environment.
+
+    Call it once at the start of a script launched with ``torchrun
+    --nproc_per_node=N script.py``; the package's estimators and strategies
+    then train and score data-parallel (see the module description). With
+    CUDA, the process's GPU is set to ``cuda:LOCAL_RANK``, so ``device="cuda"``
+    means that GPU. A no-op when the group is already initialised.
+
+    Parameters
+    ----------
+    backend : {"nccl", "gloo"}, optional
+        ``None``: ``"nccl"`` when CUDA is available, ``"gloo"`` otherwise.
+
+    Returns
+    -------
+    rank : int
+    world_size : int
+
+    Raises
+    ------
+    RuntimeError
+        If the environment variables of a launcher (``RANK``, ``WORLD_SIZE``,
+        ``MASTER_ADDR``, ``MASTER_PORT``) are missing.
+    ValueError
+        If ``backend`` is not ``None``, ``"nccl"`` or ``"gloo"``.
+    """
+    dist = _dist()
+    if dist is None:  # pragma: no cover - torch builds without distributed
+        raise RuntimeError("this torch build has no torch.distributed")
+    if backend not in (None, "nccl", "gloo"):
+        raise ValueError(f"backend must be None, 'nccl' or 'gloo', got {backend!r}")
+    if dist.is_initialized():
+        return world()
+    missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+               if k not in os.environ]
+    if missing:
+        raise RuntimeError(
+            f"init_distributed() needs the environment of a launcher; {', '.join(missing)} "
+            "not set. Start the script with: torchrun --nproc_per_node=N script.py")
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl" or torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend=backend)
+    return world()
+
+
+def shard_bounds(n, rank=None, world_size=None):
+    """The contiguous rows ``[start, stop)`` of ``n`` that process ``rank`` takes.
+
+    Shares differ by at most one row, the larger ones first (as
+    :func:`numpy.array_split`).
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    rank, world_size : int, optional
+        Default: this process's (see :func:`world`).
+
+    Returns
+    -------
+    start, stop : int
+    """
+    if rank is None or world_size is None:
+        rank, world_size = world()
+    base, extra = divmod(int(n), int(world_size))
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def _comm_device(tensor=None):
+    """The device collectives run on: CUDA with NCCL, else the tensor's (CPU)."""
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu") if tensor is None else tensor.device
+
+
+def gather_batch(local):
+    """The rows of every process, concatenated in rank order; this process's rows
+    stay attached to the autograd graph.
+
+    The other processes' rows are detached copies. A loss computed on the
+    result equals the single-process loss on the whole batch, and its
+    gradient in this process is the part flowing through this process's
+    rows; summing those parts over the processes
+    (:func:`all_reduce_gradients`) gives the single-process gradient.
+
+    Parameters
+    ----------
+    local : torch.Tensor of shape (n_local, ...)
+        This process's rows (any dtype, bool included; ``n_local`` may differ
+        between processes, and be 0).
+
+    Returns
+    -------
+    torch.Tensor of shape (n_total, ...)
+        ``local`` itself in a single process.
+    """
+    rank, size = world()
+    if size == 1:
+        return local
+    dist = torch.distributed
+    device = _comm_device(local)
+    sizes = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(size)]
+    dist.all_gather(sizes, torch.tensor([local.shape[0]], dtype=torch.long, device=device))
+    sizes = [int(s) for s in sizes]
+    send = local.detach()
+    as_bool = send.dtype == torch.bool
+    if as_bool:  # not every backend reduces booleans
+        send = send.to(torch.uint8)
+    send = send.to(device)
+    longest = max(sizes)
+    if send.shape[0] < longest:
+        pad = send.new_zeros((longest - send.shape[0],) + tuple(send.shape[1:]))
+        send = torch.cat([send, pad])
+    parts = [torch.empty_like(send) for _ in range(size)]
+    dist.all_gather(parts, send.contiguous())
+    out = []
+    for r, (part, n) in enumerate(zip(parts, sizes)):
+        if r == rank:
+            out.append(local)
+            continue
+        part = part[:n].to(local.device)
+        out.append(part.bool() if as_bool else part.to(local.dtype))
+    return torch.cat(out)
+
+
+def all_reduce_gradients(parameters):
+    """Sum the gradients of ``parameters`` over the processes, in place.
+
+    One collective per (device, dtype) bucket; parameters without a
+    gradient are left alone (the same in every process, since every process
+    runs the same computation on its share).
+
+    Parameters
+    ----------
+    parameters : iterable of torch.nn.Parameter
+    """
+    if world()[1] == 1:
+        return
+    buckets = {}
+    for p in parameters:
+        if p.grad is not None:
+            buckets.setdefault((p.grad.device, p.grad.dtype), []).append(p.grad)
+    for (_, _), grads in sorted(buckets.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        device = _comm_device(flat)
+        moved = flat.to(device)
+        torch.distributed.all_reduce(moved)
+        flat = moved.to(flat.device)
+        start = 0
+        for g in grads:
+            g.copy_(flat[start:start + g.numel()].view_as(g))
+            start += g.numel()
+
+
+def broadcast_state(modules, parameters=True, src=0):
+    """Copy process ``src``'s buffers (and parameters) of ``modules`` to every process.
+
+    Parameters
+    ----------
+    modules : iterable of torch.nn.Module
+    parameters : bool, default=True
+        Broadcast the parameters too (``False``: buffers only, e.g. the
+        batch-normalisation statistics before each batch).
+    src : int, default=0
+        Rank whose values every process takes.
+    """
+    if world()[1] == 1:
+        return
+    seen = set()
+    with torch.no_grad():
+        for module in modules:
+            tensors = list(module.buffers())
+            if parameters:
+                tensors += list(module.parameters())
+            for t in tensors:
+                if id(t) in seen:
+                    continue
+                seen.add(id(t))
+                device = _comm_device(t)
+                moved = t.detach().to(device)
+                torch.distributed.broadcast(moved, src=src)
+                if moved is not t:
+                    t.copy_(moved.to(t.device))
+
+
+def broadcast_object(obj, src=0):
+    """Process ``src``'s ``obj`` (any picklable object) in every process.
+
+    Parameters
+    ----------
+    obj : object
+    src : int, default=0
+
+    Returns
+    -------
+    object
+        ``obj`` itself in a single process.
+    """
+    if world()[1] == 1:
+        return obj
+    box = [obj]
+    torch.distributed.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def gather_rows(fn, rows):
+    """``fn(rows)`` computed in shares across the processes and gathered.
+
+    Each process calls ``fn`` on its contiguous share of ``rows``; the
+    outputs (arrays with one row per input row, or tuples of them) are
+    concatenated in rank order in every process.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(rows_share) -> ndarray`` or tuple of ndarrays.
+    rows : ndarray of int
+        All rows to compute.
+
+    Returns
+    -------
+    ndarray or tuple of ndarray
+        What ``fn(rows)`` returns in a single process.
+    """
+    rank, size = world()
+    if size == 1:
+        return fn(rows)
+    start, stop = shard_bounds(len(rows), rank, size)
+    mine = fn(rows[start:stop]) if stop > start else None
+    parts = [None] * size
+    torch.distributed.all_gather_object(parts, mine)
+    parts = [p for p in parts if p is not None]
+    if isinstance(parts[0], tuple):
+        return tuple(np.concatenate(items, axis=0) for items in zip(*parts))
+    return np.concatenate(parts, axis=0)
+
+
+class ShardedBatches:
+    """A training iterator that yields this process's share of every batch.
+
+    Wraps the net's batch iterator (the same batches in every process): each
+    batch ``(X, y)`` becomes its rows :func:`shard_bounds` ``(len(X))``.
+    ``sync()`` runs before each batch and after the last one (the nets
+    broadcast process 0's buffers there, so every process ends an epoch with
+    the same model). A last batch with fewer than ``min_rows`` rows per
+    process is merged into the one before, so no share is ever too small for
+    batch normalisation.
+
+    Parameters
+    ----------
+    iterator : iterable
+        Batches ``(X, y)`` (tuples or lists of tensors with one row per sample).
+    sync : callable, optional
+        Called without arguments before each batch and after the last.
+    min_rows : int, default=2
+        Rows every process needs in a batch.
+    """
+
+    def __init__(self, iterator, sync=None, min_rows=2):
+        self.iterator = iterator
+        self.sync = sync
+        self.min_rows = min_rows
+
+    def __len__(self):
+        return len(self.iterator)
+
+    def _share(self, batch):
+        if self.sync is not None:
+            self.sync()
+        start, stop = shard_bounds(len(batch[0]))
+        return type(batch)(part[start:stop] for part in batch)
+
+    def __iter__(self):
+        size = world()[1]
+        previous = None
+        for batch in self.iterator:
+            if previous is not None and len(batch[0]) < self.min_rows * size:
+                batch = type(batch)(torch.cat([a, b]) for a, b in zip(previous, batch))
+                previous = None
+            if previous is not None:
+                yield self._share(previous)
+            previous = batch
+        if previous is not None:
+            yield self._share(previous)
+        if self.sync is not None:
+            self.sync()
