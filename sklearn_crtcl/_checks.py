@@ -5,13 +5,14 @@ scikit-learn's messages, e.g. ``max_epochs == 0, must be >= 1.``) that also
 reject booleans and non-finite numbers, and a check of torch device names.
 """
 
-import numbers
 import math
+import numbers
 
+import numpy as np
 import torch
 from sklearn.utils import check_scalar
 
-__all__ = ["InvalidParameterError", "check_number", "check_device"]
+__all__ = ["InvalidParameterError", "check_number", "check_device", "check_row_indices"]
 
 
 class InvalidParameterError(ValueError, TypeError):
@@ -120,3 +121,39 @@ def check_device(device, name="device"):
             raise ValueError(f"{name} {str(device)!r} is not usable here "
                              f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     return device
+
+
+def check_row_indices(indices, n_rows, name, array_name):
+    """Validate distinct row indices of an array of ``n_rows`` rows.
+
+    Parameters
+    ----------
+    indices : array-like of int
+        The row indices.
+    n_rows : int
+        Rows of the array they index.
+    name : str
+        Name of ``indices`` in error messages (e.g. ``"pool_indices"``).
+    array_name : str
+        Name of the array (e.g. ``"X_pool"``).
+
+    Returns
+    -------
+    ndarray of intp
+
+    Raises
+    ------
+    ValueError
+        If ``indices`` is not a non-empty 1-d integer array of distinct row
+        indices of the array.
+    """
+    idx = np.asarray(indices)
+    if idx.ndim != 1 or idx.size == 0 or (idx.dtype.kind not in "iu"):
+        raise ValueError(f"{name} must be a non-empty 1-d array of integer row indices "
+                         f"of {array_name}, got {idx.dtype} array of shape {idx.shape}")
+    if idx.min() < 0 or idx.max() >= n_rows:
+        raise ValueError(f"{name} must be row indices of {array_name} (0 to {n_rows - 1}), "
+                         f"got values from {idx.min()} to {idx.max()}")
+    if len(np.unique(idx)) != len(idx):
+        raise ValueError(f"{name} has repeated indices")
+    return idx.astype(np.intp)

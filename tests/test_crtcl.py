@@ -481,3 +481,59 @@ def test_flat_rows_with_input_shape_for_both_arrays(digits):
     assert net.history[0, "generator_loss"] != 0
     scores = net.predict_correctness(X_test[:10].reshape(10, -1))
     np.testing.assert_array_equal(scores, net.predict_correctness(X_test[:10]))
+
+
+@pytest.mark.parametrize("kind", ["array", "memmap", "float64"])
+def test_unlabeled_indices_train_as_the_selected_rows(digits, kind, tmp_path):
+    """fit(X, y, X_unlabeled=X_all, unlabeled_indices=rows) is the training on
+    X_all[rows] (the runner passes the training set and its pool's rows), for TOD
+    too; a float32 array is used in place, other inputs are read at the rows."""
+    from sklearn_crtcl import TODNet
+
+    X_train, _, y_train, _ = digits
+    X_all = np.ascontiguousarray(X_train[:400], dtype=np.float32)
+    if kind == "memmap":
+        path = tmp_path / "u.npy"
+        np.save(path, X_all)
+        X_all = np.load(path, mmap_mode="r")
+    elif kind == "float64":
+        X_all = X_all.astype(np.float64)
+    rows = np.random.RandomState(0).permutation(np.arange(100, 400))[:250]
+    for cls, extra in ((CriticLossNet, TINY), (TODNet, dict(module__width=2, batch_size=64,
+                                                            device="cpu", random_state=0))):
+        a = cls(max_epochs=2, **extra).fit(X_train[:100], y_train[:100],
+                                          X_unlabeled=X_all, unlabeled_indices=rows)
+        b = cls(max_epochs=2, **extra).fit(X_train[:100], y_train[:100],
+                                          X_unlabeled=np.asarray(X_all)[rows])
+        np.testing.assert_array_equal(a.predict_proba(X_train[:50]),
+                                      b.predict_proba(X_train[:50]))
+
+
+def test_unlabeled_indices_are_checked_before_any_work(digits):
+    X_train, _, y_train, _ = digits
+    net = CriticLossNet(max_epochs=1, **TINY)
+    for kwargs, match in [({"unlabeled_indices": [1, 2]}, "pass X_unlabeled too"),
+                          ({"X_unlabeled": X_train[:10], "unlabeled_indices": [3, 10]},
+                           "row indices of X_unlabeled"),
+                          ({"X_unlabeled": X_train[:10], "unlabeled_indices": [3, 3]},
+                           "repeated"),
+                          ({"X_unlabeled": X_train[:10], "unlabeled_indices": [4]},
+                           "at least 2 samples")]:
+        with pytest.raises(ValueError, match=match):
+            net.fit(X_train[:50], y_train[:50], **kwargs)
+        assert not hasattr(net, "module_")
+
+
+def test_unlabeled_indices_use_a_float32_array_in_place(digits):
+    from skorch.callbacks import Callback
+
+    class Probe(Callback):
+        def on_train_begin(self, net, **kwargs):
+            self.shares = np.shares_memory(net._X_unlabeled.numpy(), X_all)
+
+    X_train, _, y_train, _ = digits
+    X_all = np.ascontiguousarray(X_train[:300], dtype=np.float32)
+    probe = Probe()
+    CriticLossNet(max_epochs=1, callbacks=[("probe", probe)], **TINY).fit(
+        X_train[:100], y_train[:100], X_unlabeled=X_all, unlabeled_indices=np.arange(100, 300))
+    assert probe.shares  # no copy of the unlabeled images

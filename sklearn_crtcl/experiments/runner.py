@@ -679,7 +679,9 @@ def _run_one(config, method, trial, data, classes, out, state):
     def fit_kwargs(labeled):
         if not spec.semi_supervised:
             return {}
-        return {"X_unlabeled": X_train[np.setdiff1d(np.arange(n_pool), labeled)]}
+        # the training set and the rows of its pool: no copy of the pool per cycle
+        return {"X_unlabeled": X_train,
+                "unlabeled_indices": np.setdiff1d(np.arange(n_pool), labeled)}
 
     def finish_cycle(cycle, labeled, learner, t_start, t_query):
         record = {"method": method, "trial": trial, "cycle": cycle,

@@ -29,6 +29,7 @@ import numbers
 import numpy as np
 from sklearn.utils import check_array, check_random_state
 
+from .._checks import check_row_indices
 from .._data import as_image_array
 from ..distributed import broadcast_object, gather_rows, world
 
@@ -303,17 +304,7 @@ def check_pool_indices(pool_indices, n_rows):
     """
     if pool_indices is None:
         return None
-    idx = np.asarray(pool_indices)
-    if idx.ndim != 1 or idx.size == 0 or (idx.dtype.kind not in "iu"):
-        raise ValueError("pool_indices must be a non-empty 1-d array of integer row indices "
-                         f"of X_pool, got {np.asarray(pool_indices).dtype} array of shape "
-                         f"{idx.shape}")
-    if idx.min() < 0 or idx.max() >= n_rows:
-        raise ValueError(f"pool_indices must be row indices of X_pool (0 to {n_rows - 1}), "
-                         f"got values from {idx.min()} to {idx.max()}")
-    if len(np.unique(idx)) != len(idx):
-        raise ValueError("pool_indices has repeated indices")
-    return idx.astype(np.intp)
+    return check_row_indices(pool_indices, n_rows, "pool_indices", "X_pool")
 
 
 def prepare_candidates(est, X_pool, n_instances, subset_size=None, random_state=None,
