@@ -1,0 +1,119 @@
+"""The speed benchmarks of ``benchmarks/`` run and write their tables (tiny sizes, CPU)."""
+
+import csv
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _read(path):
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    return rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
+
+
+def _check_tables(out, name, columns):
+    header, rows = _read(out / f"{name}.csv")
+    assert header == columns
+    md = (out / f"{name}.md").read_text()
+    assert "| " + " | ".join(columns) + " |" in md
+    for key in ("machine", "torch", "date", "command"):
+        assert f"- {key}: " in md
+    return rows
+
+
+def _cpu_rows(rows):
+    return [r for r in rows if r.get("device", "cpu") == "cpu"]
+
+
+def _gpu_rows_not_measured(rows, column):
+    if torch.cuda.is_available():
+        return
+    assert any(r[column] == "not measured" for r in rows)
+
+
+def test_bench_speed_epochs_and_query(tmp_path):
+    speed = _load("bench_speed")
+    assert speed.main(["--sections", "epochs,query,gradnorm", "--width", "2", "--n", "16",
+                       "--n-unlabeled", "16", "--batch-size", "8", "--rounds", "1",
+                       "--settings", "fp32,amp_cl", "--pool", "32", "--query-size", "4",
+                       "--repeats", "1", "--naive", "4", "--batched", "16",
+                       "--out", str(tmp_path)]) == 0
+    rows = _check_tables(tmp_path, "epochs", [
+        "net", "setting", "device", "precision", "channels_last", "compile", "net_s", "hand_s",
+        "ratio", "ratio_cpu", "net_speedup_vs_fp32", "hand_speedup_vs_fp32", "net_first_s",
+        "hand_first_s", "note"])
+    cpu = _cpu_rows(rows)
+    assert {(r["net"], r["setting"]) for r in cpu} == {
+        (net, s) for net in ("ResNetClassifier", "CriticLossNet", "LossPredictionNet", "TODNet")
+        for s in ("fp32", "amp_cl")}
+    for r in cpu:
+        assert r["note"] == "" and float(r["ratio"]) > 0 and float(r["net_s"]) > 0
+        assert r["precision"] == ("fp32" if r["setting"] == "fp32" else "bf16")
+    _gpu_rows_not_measured(rows, "ratio")
+
+    rows = _check_tables(tmp_path, "query", [
+        "strategy", "estimator", "work_per_image", "bare_forward_img_s", "strategy_img_s",
+        "ratio", "ratio_cpu", "target", "note"])
+    names = {r["strategy"] for r in rows}
+    assert set(speed.query_strategies()) <= names
+    assert {"critic_sampling", "badge_sampling", "coreset_sampling", "random_sampling"} <= names
+    for r in rows:
+        if r["strategy"] != "all":
+            assert float(r["ratio"]) > 0
+    _gpu_rows_not_measured(rows, "ratio")
+
+    rows = _check_tables(tmp_path, "gradnorm", [
+        "device", "threads", "naive_img_s", "batched_img_s", "ratio", "ratio_cpu",
+        "max_rel_difference"])
+    assert float(_cpu_rows(rows)[0]["max_rel_difference"]) < 1e-3
+
+
+def test_bench_speed_compiled_hand_loop(tmp_path):
+    # the compile setting (aot_eager: traces the training steps without generating
+    # kernels) for the net with the most modules: student, auxiliary head, teacher
+    speed = _load("bench_speed")
+    assert speed.main(["--sections", "epochs", "--nets", "tod", "--settings", "amp_cl_compile",
+                       "--compile-backend", "aot_eager", "--width", "2", "--n", "16",
+                       "--n-unlabeled", "16", "--batch-size", "8", "--rounds", "1",
+                       "--out", str(tmp_path)]) == 0
+    _, rows = _read(tmp_path / "epochs.csv")
+    (row,) = _cpu_rows(rows)
+    assert row["compile"] == "True" and row["note"] == "" and float(row["ratio"]) > 0
+
+
+def test_bench_cycle(tmp_path):
+    cycle = _load("bench_cycle")
+    assert cycle.main(["--n-train", "300", "--n-test", "50", "--width", "2", "--epochs", "1",
+                       "--initial-size", "20", "--query-size", "10", "--cycles", "1",
+                       "--subset-size", "100", "--batch-size", "16",
+                       "--methods", "random,crtcl,lplgrad", "--out", str(tmp_path)]) == 0
+    rows = _check_tables(tmp_path, "cycle", [
+        "method", "estimator", "strategy", "cycles", "initial_train_s", "cycle_s", "query_s",
+        "train_eval_s", "query_share", "accuracy_last", "note"])
+    measured = [r for r in rows if r["method"] != "all"]
+    assert [r["method"] for r in measured] == ["random", "crtcl", "lplgrad"]
+    for r in measured:
+        assert r["cycles"] == "1"
+        assert float(r["cycle_s"]) >= float(r["query_s"]) >= 0
+
+
+@pytest.mark.parametrize("name", ["bench_speed", "bench_cycle"])
+def test_scripts_document_their_usage(name):
+    module = _load(name)
+    assert "Usage::" in module.__doc__
+    parser = module.build_parser()
+    for option in ("--device", "--threads", "--out"):
+        assert option in parser.format_help()
