@@ -9,7 +9,8 @@ Each process saves to ``OUT/rank<r>.pt``: the indices of every query of
 :func:`queries`, and for every training of :func:`train_results` (layer-norm
 backbones, no augmentation; plus a batch-norm net and a ``random_state=None``
 net, whose processes must agree with each other) every module's state, the
-per-epoch losses and the predictions; and the records of a small run of the
+per-epoch losses and the predictions (and a net given a different
+``RandomState`` in each process); and the records of a small run of the
 experiment runner in ``OUT/run`` (which only process 0 writes).
 """
 
@@ -120,6 +121,10 @@ def train_results(nets):
     results["batchnorm"] = summary(ResNetClassifier(**TINY).fit(X, y))
     results["unseeded"] = summary(
         ResNetClassifier(**dict(TINY, random_state=None, module__norm="layer")).fit(X, y))
+    # a different RandomState in each process: process 0's seed is used
+    rank = torch.distributed.get_rank()
+    results["random_state_instance"] = summary(ResNetClassifier(
+        **dict(TINY, random_state=np.random.RandomState(rank), module__norm="layer")).fit(X, y))
     return results
 
 

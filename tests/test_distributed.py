@@ -100,7 +100,7 @@ def two_processes(tmp_path_factory):
                PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            str(HERE / "distributed_worker.py"), str(out)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     ranks = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
     with open(out / "nets.pkl", "rb") as f:  # fresh copies: the queries must not see a refit
@@ -150,7 +150,7 @@ def test_training_matches_one_process_on_the_same_batches(two_processes, name):
     assert single["train_loss"][-1] != single["train_loss"][0]
 
 
-@pytest.mark.parametrize("name", ["batchnorm", "unseeded"])
+@pytest.mark.parametrize("name", ["batchnorm", "unseeded", "random_state_instance"])
 def test_processes_agree_with_batch_norm_and_without_a_seed(two_processes, name):
     rank0, rank1, _ = two_processes
     assert _max_state_diff(rank0["train"][name]["states"], rank1["train"][name]["states"]) == 0
@@ -191,3 +191,15 @@ def test_batches_too_small_for_the_processes_are_rejected_before_training(monkey
     crtcl = CriticLossNet(**dict(worker.TINY, batch_size=8, unlabeled_batch_size=6))
     with pytest.raises(ValueError, match="the unlabeled batch size gives batches of 6"):
         crtcl.fit(X, y, X_unlabeled=X_u)
+
+
+def test_a_random_state_instance_per_process_trains_with_process_0s(two_processes):
+    """Each process got RandomState(rank): all draw process 0's batches, which is the
+    single-process training with RandomState(0)."""
+    rank0, _, _ = two_processes
+    X, y, _, _ = worker.data()
+    single = worker.summary(ResNetClassifier(
+        **dict(worker.TINY, random_state=np.random.RandomState(0), module__norm="layer")
+    ).fit(X, y))
+    assert _max_state_diff(single["states"],
+                           rank0["train"]["random_state_instance"]["states"]) < 1e-4

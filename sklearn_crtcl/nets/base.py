@@ -779,10 +779,11 @@ class ResNetClassifier(NeuralNetClassifier):
 
     # ------------------------------------------------------------------ randomness
     def _torch_seed(self, offset=0):
+        shared = vars(self).get("_shared_seed")
+        if shared is not None:  # a distributed fit: the seed process 0 drew
+            return (shared + offset) % (2 ** 63)
         if self.random_state is None:
-            # a distributed fit runs with one seed that process 0 drew
-            shared = vars(self).get("_shared_seed")
-            return None if shared is None else (shared + offset) % (2 ** 63)
+            return None
         if isinstance(self.random_state, numbers.Integral):
             return (int(self.random_state) + offset) % (2 ** 63)
         return int(check_random_state(self.random_state).randint(2 ** 31 - 1)) + offset
@@ -1057,9 +1058,12 @@ class ResNetClassifier(NeuralNetClassifier):
         n = X.shape[0]
         self._check_distributed_batch(n if self.batch_size == -1 else min(self.batch_size, n))
         distributed = world()[1] > 1
-        if distributed and self.random_state is None:
-            # every process must draw the same batches: process 0's seed
-            self._shared_seed = int(broadcast_object(np.random.randint(2 ** 31 - 1)))
+        if distributed and not isinstance(self.random_state, numbers.Integral):
+            # every process must draw the same batches: one seed, process 0's (drawn
+            # from its RandomState, or at random without one)
+            seed = self._torch_seed()
+            self._shared_seed = int(broadcast_object(
+                np.random.randint(2 ** 31 - 1) if seed is None else seed))
         saved = dict(vars(self))
         try:
             with self._seeded():
