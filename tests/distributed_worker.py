@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
+from skorch.callbacks import Callback
 
 from sklearn_crtcl import CriticLossNet, LossPredictionNet, ResNetClassifier, TODNet
 from sklearn_crtcl import query as q
@@ -112,6 +113,13 @@ def queries(nets):
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+class SeedProbe(Callback):
+    """Records the torch seed a net trains with (its batch order)."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.seed = net._torch_seed()
+
+
 def train_results(nets):
     """Every training of the test: fresh nets, the pickled loss-prediction net
     trained on, a batch-norm net and an unseeded net."""
@@ -119,8 +127,11 @@ def train_results(nets):
     results = {name: summary(fit(name, net)) for name, net in training_nets().items()}
     results["lossnet"] = summary(train_on(nets["lossnet/layer"]))
     results["batchnorm"] = summary(ResNetClassifier(**TINY).fit(X, y))
-    results["unseeded"] = summary(
-        ResNetClassifier(**dict(TINY, random_state=None, module__norm="layer")).fit(X, y))
+    probe = SeedProbe()
+    results["unseeded"] = summary(ResNetClassifier(
+        **dict(TINY, random_state=None, module__norm="layer", callbacks=[("probe", probe)])
+    ).fit(X, y))
+    results["unseeded"]["seed"] = probe.seed
     # a different RandomState in each process: process 0's seed is used
     rank = torch.distributed.get_rank()
     results["random_state_instance"] = summary(ResNetClassifier(

@@ -156,6 +156,9 @@ def test_processes_agree_with_batch_norm_and_without_a_seed(two_processes, name)
     assert _max_state_diff(rank0["train"][name]["states"], rank1["train"][name]["states"]) == 0
     np.testing.assert_array_equal(rank0["train"][name]["proba"], rank1["train"][name]["proba"])
     assert rank0["train"][name]["train_loss"] == rank1["train"][name]["train_loss"]
+    if name == "unseeded":  # the same batches: one seed (process 0's) in both processes
+        assert rank0["train"][name]["seed"] is not None
+        assert rank0["train"][name]["seed"] == rank1["train"][name]["seed"]
 
 
 def test_runner_in_two_processes(two_processes, tmp_path):
