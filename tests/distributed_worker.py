@@ -164,6 +164,12 @@ def main(out):
     with open(out / "nets.pkl", "rb") as f:
         nets = pickle.load(f)
     results = {"query": queries(nets), "train": train_results(nets), "run": run(out / "run")}
+    # unseeded queries: process 0's candidates and draws in both processes
+    pool = np.concatenate(data()[2:])
+    results["query_unseeded"] = [
+        q.critic_sampling(nets["crtcl"], pool, n_instances=5, subset_size=20, random_state=None),
+        q.random_sampling(nets["plain"], pool, n_instances=5, random_state=None),
+        q.badge_sampling(nets["plain"], pool, n_instances=5, random_state=None)]
     torch.save(results, out / f"rank{rank}.pt")
     torch.distributed.destroy_process_group()
 

@@ -132,6 +132,12 @@ def test_queries_return_the_single_process_indices(two_processes):
         np.testing.assert_array_equal(rank1["query"][name], indices, err_msg=name)
 
 
+def test_unseeded_queries_agree_across_processes(two_processes):
+    rank0, rank1, _ = two_processes
+    for a, b in zip(rank0["query_unseeded"], rank1["query_unseeded"]):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("name", ["resnet", "crtcl", "tod", "lossnet"])
 def test_training_matches_one_process_on_the_same_batches(two_processes, name):
     rank0, rank1, nets = two_processes
