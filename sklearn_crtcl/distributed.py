@@ -7,8 +7,9 @@ with :func:`init_distributed`), they cooperate:
 
 * **Training** splits every mini-batch across the processes. All of them
   draw the same batches in the same order (the net's ``random_state``, or
-  one seed agreed from process 0), each takes its contiguous share of the
-  rows, runs the forward passes on it, and gathers the per-sample outputs
+  one seed agreed from process 0) and augment them whole; each takes its
+  contiguous share of the rows, runs the forward passes on it, and gathers
+  the per-sample outputs
   (logits, labels, critic scores, predicted losses...) of all shares with
   :func:`gather_batch`, whose result keeps its own rows in the autograd
   graph. Every loss is then computed on the *whole* batch, exactly as in a
@@ -27,8 +28,7 @@ with :func:`init_distributed`), they cooperate:
 
 What is not the single-process computation: batch normalisation normalises
 each share with its own statistics (as plain DDP does; torch's
-:class:`~torch.nn.SyncBatchNorm` needs GPUs), and ``augment`` draws its
-random flips and crops per share.
+:class:`~torch.nn.SyncBatchNorm` needs GPUs).
 """
 
 import os
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 __all__ = ["init_distributed", "world", "shard_bounds", "gather_batch", "gather_rows",
-           "all_reduce_gradients", "broadcast_state", "broadcast_object", "ShardedBatches"]
+           "all_reduce_gradients", "broadcast_state", "broadcast_object", "DistributedBatches"]
 
 
 def _dist():
@@ -275,7 +275,9 @@ def gather_rows(fn, rows):
 
     Each process calls ``fn`` on its contiguous share of ``rows``; the
     outputs (arrays with one row per input row, or tuples of them) are
-    concatenated in rank order in every process.
+    concatenated in rank order in every process. If ``fn`` raises in one
+    process, that process raises its error and every other process a
+    :class:`RuntimeError` naming it (none waits forever).
 
     Parameters
     ----------
@@ -293,20 +295,35 @@ def gather_rows(fn, rows):
     if size == 1:
         return fn(rows)
     start, stop = shard_bounds(len(rows), rank, size)
-    mine = fn(rows[start:stop]) if stop > start else None
+    mine, error = None, None
+    try:
+        mine = fn(rows[start:stop]) if stop > start else None
+    except Exception as exc:  # every process must reach the collective, then raise
+        error = exc
     parts = [None] * size
-    torch.distributed.all_gather_object(parts, mine)
-    parts = [p for p in parts if p is not None]
+    torch.distributed.all_gather_object(
+        parts, (mine, None if error is None else f"{type(error).__name__}: {error}"))
+    if error is not None:
+        raise error
+    failed = [(r, msg) for r, (_, msg) in enumerate(parts) if msg is not None]
+    if failed:
+        r, msg = failed[0]
+        raise RuntimeError(f"process {r} failed on its share of the rows: {msg}")
+    parts = [p for p, _ in parts if p is not None]
     if isinstance(parts[0], tuple):
         return tuple(np.concatenate(items, axis=0) for items in zip(*parts))
     return np.concatenate(parts, axis=0)
 
 
-class ShardedBatches:
-    """A training iterator that yields this process's share of every batch.
+class DistributedBatches:
+    """The training iterator of a distributed job: the same whole batches in
+    every process, with synchronisation points.
 
-    Wraps the net's batch iterator (the same batches in every process): each
-    batch ``(X, y)`` becomes its rows :func:`shard_bounds` ``(len(X))``.
+    Wraps the net's batch iterator, which yields the same batches in every
+    process (one seed): each batch is passed on whole, so that skorch
+    records whole-batch sizes and the training steps augment the whole
+    batch (the same random draws in every process, and as in one process)
+    before taking their share of the rows (:func:`shard_bounds`).
     ``sync()`` runs before each batch and after the last one (the nets
     broadcast process 0's buffers there, so every process ends an epoch with
     the same model). A last batch with fewer than ``min_rows`` rows per
@@ -331,11 +348,10 @@ class ShardedBatches:
     def __len__(self):
         return len(self.iterator)
 
-    def _share(self, batch):
+    def _emit(self, batch):
         if self.sync is not None:
             self.sync()
-        start, stop = shard_bounds(len(batch[0]))
-        return type(batch)(part[start:stop] for part in batch)
+        return batch
 
     def __iter__(self):
         size = world()[1]
@@ -345,9 +361,9 @@ class ShardedBatches:
                 batch = type(batch)(torch.cat([a, b]) for a, b in zip(previous, batch))
                 previous = None
             if previous is not None:
-                yield self._share(previous)
+                yield self._emit(previous)
             previous = batch
         if previous is not None:
-            yield self._share(previous)
+            yield self._emit(previous)
         if self.sync is not None:
             self.sync()

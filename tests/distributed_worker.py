@@ -7,7 +7,7 @@ single-process reference, so both sides train and query the same way.
 
 Each process saves to ``OUT/rank<r>.pt``: the indices of every query of
 :func:`queries`, and for every training of :func:`train_results` (layer-norm
-backbones, no augmentation; plus a batch-norm net and a ``random_state=None``
+backbones, augmented; plus a batch-norm net and a ``random_state=None``
 net, whose processes must agree with each other) every module's state, the
 per-epoch losses and the predictions (and a net given a different
 ``RandomState`` in each process); and the records of a small run of the
@@ -40,7 +40,7 @@ def data():
 
 def training_nets():
     """The nets whose two-process training must match one process."""
-    layer = dict(TINY, module__norm="layer")
+    layer = dict(TINY, module__norm="layer", augment="flip+crop")
     return {
         "resnet": ResNetClassifier(**layer),
         "crtcl": CriticLossNet(critic__hidden=8, generator_stop_epoch=1.0, gamma=0.5, **layer),
@@ -85,7 +85,7 @@ def fitted_nets():
 def train_on(net):
     """Continue training the pickled ``net`` for 2 epochs."""
     X, y, _, _ = data()
-    return net.set_params(max_epochs=2).partial_fit(X, y)
+    return net.set_params(max_epochs=2, augment="flip+crop").partial_fit(X, y)
 
 
 def queries(nets):
@@ -164,6 +164,19 @@ def main(out):
     with open(out / "nets.pkl", "rb") as f:
         nets = pickle.load(f)
     results = {"query": queries(nets), "train": train_results(nets), "run": run(out / "run")}
+    # an error in one process's share: raised in every process, none waits
+    from sklearn_crtcl.distributed import gather_rows
+
+    def fails_in_process_1(rows):
+        if torch.distributed.get_rank() == 1:
+            raise ValueError("bad image in the share")
+        return rows * 2
+
+    try:
+        gather_rows(fails_in_process_1, np.arange(10))
+        results["share_error"] = None
+    except Exception as exc:
+        results["share_error"] = (type(exc).__name__, str(exc))
     # unseeded queries: process 0's candidates and draws in both processes
     pool = np.concatenate(data()[2:])
     results["query_unseeded"] = [

@@ -20,7 +20,7 @@ import torch
 
 from sklearn_crtcl import ResNetClassifier
 from sklearn_crtcl.backbones import NORMS, norm_layer, resnet18
-from sklearn_crtcl.distributed import (ShardedBatches, all_reduce_gradients, broadcast_object,
+from sklearn_crtcl.distributed import (DistributedBatches, all_reduce_gradients, broadcast_object,
                                        gather_batch, gather_rows, init_distributed, shard_bounds,
                                        world)
 
@@ -57,7 +57,7 @@ def test_shard_bounds_cover_the_rows_in_order(n, size):
 def test_sharded_batches_single_process_yields_the_batches_and_syncs():
     calls = []
     batches = [(torch.arange(4), torch.arange(4)), (torch.arange(3), torch.arange(3))]
-    out = list(ShardedBatches(batches, sync=lambda: calls.append(1)))
+    out = list(DistributedBatches(batches, sync=lambda: calls.append(1)))
     assert [len(b[0]) for b in out] == [4, 3]
     assert len(calls) == 3  # before each batch and after the last
 
@@ -130,6 +130,27 @@ def test_queries_return_the_single_process_indices(two_processes):
     for name, indices in expected.items():
         np.testing.assert_array_equal(rank0["query"][name], indices, err_msg=name)
         np.testing.assert_array_equal(rank1["query"][name], indices, err_msg=name)
+
+
+def test_an_error_in_one_share_is_raised_in_every_process(two_processes):
+    rank0, rank1, _ = two_processes
+    assert rank1["share_error"] == ("ValueError", "bad image in the share")
+    assert rank0["share_error"] == (
+        "RuntimeError", "process 1 failed on its share of the rows: ValueError: bad image in "
+        "the share")
+
+
+def test_unseeded_validation_split_is_rejected_in_a_distributed_job(monkeypatch):
+    from skorch.dataset import ValidSplit
+
+    from sklearn_crtcl.nets import base
+
+    monkeypatch.setattr(base, "world", lambda: (0, 2))
+    X, y, _, _ = worker.data()
+    net = ResNetClassifier(**dict(worker.TINY, train_split=ValidSplit(0.2)))
+    with pytest.raises(ValueError, match="give it a random_state"):
+        net.fit(X, y)
+    assert not hasattr(net, "module_")
 
 
 def test_unseeded_queries_agree_across_processes(two_processes):

@@ -333,12 +333,28 @@ def test_training_arrays_moved_once_keep_batch_order_and_draws(digits, name, mon
     plain = _fit(_net(name, max_epochs=2, callbacks=[("seen", seen)]), name, digits)
     assert isinstance(seen.X[0], np.ndarray)  # on the CPU nothing is copied
     # force the once-per-fit move (to the CPU here: a GPU where one is lent)
-    monkeypatch.setattr(ResNetClassifier, "_fits_on_device", lambda self, *arrays: True)
+    monkeypatch.setattr(ResNetClassifier, "_fits_on_device", lambda self, *a, **kw: True)
     seen = _SeenData()
     staged = _fit(_net(name, max_epochs=2, callbacks=[("seen", seen)]), name, digits)
     assert isinstance(seen.X[0], torch.Tensor)
     if NETS[name][2]:
         assert isinstance(seen.unlabeled, torch.Tensor)
+    np.testing.assert_array_equal(staged.predict_proba(X[600:700]),
+                                  plain.predict_proba(X[600:700]))
+
+
+@pytest.mark.parametrize("name", ["crtcl", "tod"])
+def test_unlabeled_rows_moved_once_are_those_rows(digits, name, monkeypatch):
+    """With unlabeled_indices, only those rows go to the device, and training is
+    the training on X_unlabeled[rows]."""
+    X, _ = digits
+    rows = np.arange(900, 300, -3)  # 200 rows, not sorted
+    plain = _fit(_net(name, max_epochs=2), name, digits, X_unlabeled=X[rows])
+    monkeypatch.setattr(ResNetClassifier, "_fits_on_device", lambda self, *a, **kw: True)
+    seen = _SeenData()
+    staged = _fit(_net(name, max_epochs=2, callbacks=[("seen", seen)]), name, digits,
+                  X_unlabeled=X, unlabeled_indices=rows)
+    assert isinstance(seen.unlabeled, torch.Tensor) and len(seen.unlabeled) == len(rows)
     np.testing.assert_array_equal(staged.predict_proba(X[600:700]),
                                   plain.predict_proba(X[600:700]))
 

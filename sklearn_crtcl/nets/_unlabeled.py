@@ -14,7 +14,6 @@ import torch
 
 from .._checks import check_row_indices
 from .._data import as_image_array, training_array
-from ..distributed import shard_bounds
 
 __all__ = ["SemiSupervisedMixin"]
 
@@ -138,9 +137,15 @@ class SemiSupervisedMixin:
 
     def _stage_training_data(self, X, y):
         # the unlabeled images go to the GPU once per fit too, when all fit there
+        # (only the rows of unlabeled_indices)
         X_u = getattr(self, "_X_unlabeled", None)
-        if X_u is not None and self._fits_on_device(X, y, X_u):
-            self._X_unlabeled = X_u.to(self._torch_device())
+        rows = getattr(self, "_unlabeled_rows", None)
+        if X_u is not None:
+            n_u = X_u.shape[0] if rows is None else len(rows)
+            if self._fits_on_device(X, y, extra_bytes=n_u * X_u[0].numel() * X_u.element_size()):
+                self._X_unlabeled = (X_u if rows is None else X_u[rows]).to(
+                    self._torch_device())
+                self._unlabeled_rows = None
         return super()._stage_training_data(X, y)
 
     @property
@@ -175,11 +180,18 @@ class SemiSupervisedMixin:
         n_u = X_u.shape[0] if rows is None else len(rows)
         idx = torch.randperm(n_u, generator=self._unlabeled_generator)
         idx = idx[:self._unlabeled_batch_rows(n_u)]
-        start, stop = shard_bounds(len(idx))  # in a distributed job, this process's share
-        idx = idx[start:stop]
         if rows is not None:
             idx = rows[idx]
         return X_u[idx.to(X_u.device)].to(self.device, non_blocking=True)
+
+    def _unlabeled_training_batch(self):
+        """:meth:`unlabeled_batch` augmented, in the memory format; in a
+        distributed job, this process's share of it (augmented as a whole
+        first, like the labeled batches)."""
+        x_u = self.unlabeled_batch()
+        if x_u is None:
+            return None
+        return self._to_memory_format(self._share(self.augment_batch(x_u)))
 
     def _unlabeled_batch_rows(self, n_unlabeled):
         size = getattr(self, "unlabeled_batch_size", None) or self.batch_size

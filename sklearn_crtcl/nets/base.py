@@ -10,7 +10,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetClassifier
-from skorch.dataset import unpack_data
+from skorch.dataset import ValidSplit, unpack_data
 from skorch.utils import to_device
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 
@@ -19,8 +19,8 @@ from .._data import ArrayBatchLoader, as_image_array, iter_batches, training_arr
 from ..augment import check_augment
 from ..backbones import MIN_IMAGE_SIZE, ResNet, forward_taps, resnet18, resnet34
 from ..callbacks import MilestoneLR, epoch_count, milestone_epochs
-from ..distributed import (ShardedBatches, all_reduce_gradients, broadcast_object,
-                           broadcast_state, gather_batch, world)
+from ..distributed import (DistributedBatches, all_reduce_gradients, broadcast_object,
+                           broadcast_state, gather_batch, shard_bounds, world)
 
 __all__ = ["ResNetClassifier", "DEFAULT_DEVICE", "EXPECTED_FAILED_CHECKS", "PRECISIONS"]
 
@@ -883,8 +883,10 @@ class ResNetClassifier(NeuralNetClassifier):
         return [self.module_] + [m for _, m in self._present_auxiliary_modules()]
 
     def get_iterator(self, dataset, training=False):
-        """skorch's batch iterator; in a distributed job, training batches are
-        this process's share of each batch (the same batches in every process).
+        """skorch's batch iterator; in a distributed job, wrapped in a
+        :class:`~sklearn_crtcl.distributed.DistributedBatches` for training
+        (the same whole batches in every process; the training steps take
+        their share after augmentation).
 
         Parameters
         ----------
@@ -899,7 +901,7 @@ class ResNetClassifier(NeuralNetClassifier):
         if not training or world()[1] == 1:
             return iterator
         modules = self._all_modules()
-        return ShardedBatches(iterator, lambda: broadcast_state(modules, parameters=False))
+        return DistributedBatches(iterator, lambda: broadcast_state(modules, parameters=False))
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """skorch's loss; in a distributed training step, on the whole batch
@@ -978,13 +980,14 @@ class ResNetClassifier(NeuralNetClassifier):
         state.setdefault("channels_last", "auto")
         super().__setstate__(state)
 
-    def _fits_on_device(self, *arrays):
-        """Whether ``arrays`` (numpy or torch) fit in a share of the free memory
-        of the net's GPU; always ``False`` on other devices."""
+    def _fits_on_device(self, *arrays, extra_bytes=0):
+        """Whether ``arrays`` (numpy or torch) and ``extra_bytes`` more fit in a
+        share of the free memory of the net's GPU; always ``False`` on other
+        devices."""
         if self._device_type() != "cuda":
             return False
-        nbytes = sum(a.nbytes if isinstance(a, np.ndarray) else a.numel() * a.element_size()
-                     for a in arrays)
+        nbytes = extra_bytes + sum(a.nbytes if isinstance(a, np.ndarray)
+                                   else a.numel() * a.element_size() for a in arrays)
         free, _ = torch.cuda.mem_get_info(self._torch_device())
         return nbytes <= _DEVICE_DATA_FRACTION * free
 
@@ -1035,7 +1038,7 @@ class ResNetClassifier(NeuralNetClassifier):
         """
         self._set_training(True)
         Xi, yi = unpack_data(batch)
-        x = self._training_batch(Xi)
+        x, yi = self._training_batch(Xi), self._training_labels(yi)
         with self._autocast():
             y_pred = self.infer(x, **fit_params)
             loss = self.get_loss(y_pred, yi, X=x, training=True)
@@ -1043,8 +1046,22 @@ class ResNetClassifier(NeuralNetClassifier):
         return {"loss": loss, "y_pred": y_pred}
 
     def _training_batch(self, X):
-        """A training batch on the device, augmented, in the memory format."""
-        return self._to_memory_format(self.augment_batch(to_device(X, self.device)))
+        """A training batch on the device, augmented, in the memory format; in a
+        distributed job, this process's share of it, augmented as a whole first
+        (the same random draws in every process, and as in one process)."""
+        return self._to_memory_format(self._share(self.augment_batch(to_device(X, self.device))))
+
+    def _training_labels(self, y):
+        """The labels of a training batch on the device (this process's share)."""
+        return self._share(to_device(y, self.device))
+
+    @staticmethod
+    def _share(batch):
+        """This process's rows of a whole batch (the batch itself in one process)."""
+        if world()[1] == 1:
+            return batch
+        start, stop = shard_bounds(len(batch))
+        return batch[start:stop]
 
     # ------------------------------------------------------------------ fitting
     def _fit_encoded(self, X, y, classes, initialize, restart_optimizers=False,
@@ -1058,6 +1075,13 @@ class ResNetClassifier(NeuralNetClassifier):
         n = X.shape[0]
         self._check_distributed_batch(n if self.batch_size == -1 else min(self.batch_size, n))
         distributed = world()[1] > 1
+        split = self.train_split
+        if distributed and isinstance(split, ValidSplit) and isinstance(split.cv, float) \
+                and split.random_state is None:
+            raise ValueError(
+                "train_split=ValidSplit(cv=...) draws its validation split at random; in a "
+                "distributed job every process must draw the same one: give it a "
+                "random_state, e.g. ValidSplit(0.2, random_state=0)")
         if distributed and not isinstance(self.random_state, numbers.Integral):
             # every process must draw the same batches: one seed, process 0's (drawn
             # from its RandomState, or at random without one)

@@ -474,12 +474,9 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         """
         self._set_training(True)
         Xi, yi = unpack_data(batch)
-        x = self._training_batch(Xi)
-        y = to_device(yi, self.device)
+        x, y = self._training_batch(Xi), self._training_labels(yi)
         generator = self._generator_active()
-        x_u = self.unlabeled_batch() if generator else None
-        if x_u is not None:
-            x_u = self._to_memory_format(self.augment_batch(x_u))
+        x_u = self._unlabeled_training_batch() if generator else None
 
         self.optimizer_.zero_grad()
         with self._autocast():

@@ -293,8 +293,7 @@ class LossPredictionNet(ResNetClassifier):
         """
         self._set_training(True)
         Xi, yi = unpack_data(batch)
-        Xi = self._training_batch(Xi)
-        yi = to_device(yi, self.device)
+        Xi, yi = self._training_batch(Xi), self._training_labels(yi)
         with self._autocast():
             logits, true_loss, pred_loss, ranking = self.compute_losses(Xi, yi)
             if world()[1] > 1:  # the whole batch's losses and pairs, as one process

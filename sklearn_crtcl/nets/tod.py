@@ -227,15 +227,13 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
         """
         self._set_training(True)  # student and teacher in training mode, as TOD
         Xi, yi = unpack_data(batch)
-        x = self._training_batch(Xi)
-        y = to_device(yi, self.device)
+        x, y = self._training_batch(Xi), self._training_labels(yi)
         with self._autocast():
             logits, cons = self._consistency(x)
             loss = self.get_loss(logits, y, X=x, training=True)
             if cons is not None:
-                x_u = self.unlabeled_batch()
+                x_u = self._unlabeled_training_batch()
                 if x_u is not None:
-                    x_u = self._to_memory_format(self.augment_batch(x_u))
                     cons = cons + self._consistency(x_u)[1]
                 loss = loss + self.unsupervised_weight * cons
         if cons is not None:

@@ -31,11 +31,12 @@ from sklearn.utils import check_array, check_random_state
 
 from .._checks import check_row_indices
 from .._data import as_image_array
+from ..data import DatasetArray
 from ..distributed import broadcast_object, gather_rows, world
 
 __all__ = ["get_estimator", "validate_pool", "validate_rows", "draw_candidates",
            "prepare_candidates", "select", "check_batch_size", "check_method_chunk",
-           "method_scores", "method_outputs", "take_rows", "module_slots"]
+           "method_scores", "method_outputs", "row_chunks", "take_rows", "module_slots"]
 
 def get_estimator(classifier, strategy):
     """Return the estimator behind ``classifier`` (a modAL learner or the estimator).
@@ -414,12 +415,41 @@ def method_outputs(method, X, rows, chunk):
     return _local_method_outputs(method, X, rows, chunk)
 
 
-def _local_method_outputs(method, X, rows, chunk):
+def row_chunks(X, rows, chunk):
+    """``(start, stop, X[rows[start:stop]])`` for consecutive chunks of rows.
+
+    An array (or memory map) is sliced or indexed one chunk at a time; a
+    :class:`~sklearn_crtcl.data.DatasetArray` is read by one ``DataLoader``
+    over all the rows (its workers prefetch the next chunks).
+
+    Parameters
+    ----------
+    X : array-like or DatasetArray
+        Samples.
+    rows : ndarray of int or None
+        Rows to visit, in order (all rows if None).
+    chunk : int
+        Rows per chunk.
+
+    Yields
+    ------
+    tuple of (int, int, ndarray)
+    """
     n = len(X) if rows is None else len(rows)
-    parts = []
+    if isinstance(X, DatasetArray):
+        start = 0
+        for block in X._iter_batches(chunk, None, rows):
+            yield start, start + len(block), block.numpy()
+            start += len(block)
+        return
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        block = X[start:stop] if rows is None else take_rows(X, rows[start:stop])
+        yield start, stop, X[start:stop] if rows is None else take_rows(X, rows[start:stop])
+
+
+def _local_method_outputs(method, X, rows, chunk):
+    parts = []
+    for start, stop, block in row_chunks(X, rows, chunk):
         out = method(block)
         items = out if isinstance(out, tuple) else (out,)
         for item in items:
@@ -548,9 +578,7 @@ def method_scores(method, X4, candidates, batch_size):
     """
     n = X4.shape[0] if candidates is None else len(candidates)
     out = np.empty(n, dtype=np.float64)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        rows = X4[start:stop] if candidates is None else X4[candidates[start:stop]]
+    for start, stop, rows in row_chunks(X4, candidates, batch_size):
         values = np.asarray(method(rows), dtype=np.float64).reshape(-1)
         if values.shape[0] != stop - start:
             raise ValueError(f"{getattr(method, '__name__', 'the scoring method')} returned "
