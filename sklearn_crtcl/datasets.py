@@ -913,8 +913,15 @@ def _folder_files(folder):
     """Every file under ``folder`` (recursively, hidden names skipped), sorted by
     relative path."""
     found = []
+    seen = {os.path.realpath(folder)}  # symbolic links are followed, each folder once
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        keep = []
+        for d in sorted(d for d in dirnames if not d.startswith(".")):
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if real not in seen:
+                seen.add(real)
+                keep.append(d)
+        dirnames[:] = keep
         found.extend(os.path.join(dirpath, f) for f in filenames if not f.startswith("."))
     return sorted(found, key=lambda p: os.path.relpath(p, folder).split(os.sep))
 

@@ -508,3 +508,23 @@ def test_workers_give_identical_results(data, nets, monkeypatch):
     # indexing, one chunk of each query, fit's copy of the training set (those of X,
     # through DataLoaders without workers)
     assert with_workers.count(2) == 5
+
+
+def test_image_folder_with_a_symlink_loop_ends(tmp_path):
+    """Symbolic links are followed, each folder once: a link back up does not loop."""
+    import os
+
+    from PIL import Image
+
+    from sklearn_crtcl.datasets import load_image_folder
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / cls / f"{i}.png")
+    try:
+        os.symlink(tmp_path / "a", tmp_path / "a" / "loop")  # a/loop/loop/... without end
+    except (OSError, NotImplementedError):  # pragma: no cover - no symlinks here
+        pytest.skip("cannot create symbolic links")
+    X, y = load_image_folder(tmp_path, return_X_y=True)
+    assert len(X) == 4 and list(y) == [0, 0, 1, 1]
