@@ -164,6 +164,20 @@ def main(out):
     with open(out / "nets.pkl", "rb") as f:
         nets = pickle.load(f)
     results = {"query": queries(nets), "train": train_results(nets), "run": run(out / "run")}
+    # the command line under torchrun: the same run, process 0 reports
+    import contextlib
+    import io
+
+    from sklearn_crtcl.experiments.cli import main as cli_main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = cli_main(["--dataset", "digits", "--methods", "random", "entropy",
+                         "--initial-size", "20", "--query-size", "10", "--cycles", "1",
+                         "--trials", "1", "--epochs", "1", "--width", "2", "--subset-size",
+                         "100", "--device", "cpu", "--threads", "1", "--no-progress",
+                         "--output-dir", str(out / "cli")])
+    results["cli"] = (code, printed.getvalue())
     # an error in one process's share: raised in every process, none waits
     from sklearn_crtcl.distributed import gather_rows
 

@@ -132,6 +132,15 @@ def test_queries_return_the_single_process_indices(two_processes):
         np.testing.assert_array_equal(rank1["query"][name], indices, err_msg=name)
 
 
+def test_command_line_under_torchrun(two_processes):
+    rank0, rank1, _ = two_processes
+    assert rank0["cli"][0] == 0 and rank1["cli"][0] == 0
+    assert "Results (one row per method, trial, cycle)" in rank0["cli"][1]
+    assert rank1["cli"][1] == ""  # process 0 reports
+    csv = (rank0["run_dir"].parent / "cli" / "results.csv").read_text().splitlines()
+    assert len(csv) == 1 + 2 * 2  # 2 methods x 2 cycles, written once
+
+
 def test_an_error_in_one_share_is_raised_in_every_process(two_processes):
     rank0, rank1, _ = two_processes
     assert rank1["share_error"] == ("ValueError", "bad image in the share")
