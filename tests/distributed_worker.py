@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, GradientNormClipping
 
 from sklearn_crtcl import CriticLossNet, LossPredictionNet, ResNetClassifier, TODNet
 from sklearn_crtcl import query as q
@@ -45,13 +45,18 @@ def training_nets():
         "resnet": ResNetClassifier(**layer),
         "crtcl": CriticLossNet(critic__hidden=8, generator_stop_epoch=1.0, gamma=0.5, **layer),
         "tod": TODNet(**layer),
+        # a gradient callback sees the whole batch's gradient, as in one process
+        "clipped": CriticLossNet(critic__hidden=8, generator_stop_epoch=1.0, gamma=0.5,
+                                 callbacks=[("clip", GradientNormClipping(0.05))], **layer),
+        "clipped_resnet": ResNetClassifier(callbacks=[("clip", GradientNormClipping(0.05))],
+                                           **layer),
     }
 
 
 def fit(name, net):
     """Fit ``net`` (the semi-supervised ones with the unlabeled images)."""
     X, y, X_u, _ = data()
-    if name in ("crtcl", "tod"):
+    if name in ("crtcl", "tod", "clipped"):
         return net.fit(X, y, X_unlabeled=X_u)
     return net.fit(X, y)
 

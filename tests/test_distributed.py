@@ -168,7 +168,8 @@ def test_unseeded_queries_agree_across_processes(two_processes):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("name", ["resnet", "crtcl", "tod", "lossnet"])
+@pytest.mark.parametrize("name", ["resnet", "crtcl", "tod", "lossnet", "clipped",
+                                  "clipped_resnet"])
 def test_training_matches_one_process_on_the_same_batches(two_processes, name):
     rank0, rank1, nets = two_processes
     if name == "lossnet":

@@ -866,12 +866,35 @@ class ResNetClassifier(NeuralNetClassifier):
     # ------------------------------------------------------------------ several processes
     def _sync_gradients(self, *optimizers):
         """Sum the gradients of ``optimizers``' parameters over the processes of
-        a distributed job (see :mod:`sklearn_crtcl.distributed`); a no-op in
-        a single process."""
+        a distributed job (see :mod:`sklearn_crtcl.distributed`), unless
+        ``on_grad_computed`` just did; a no-op in a single process."""
         if world()[1] == 1:
+            return
+        if vars(self).pop("_grads_summed", False):
             return
         all_reduce_gradients(p for optimizer in optimizers for group in optimizer.param_groups
                              for p in group["params"])
+
+    def notify(self, method_name, **cb_kwargs):
+        """skorch's callback dispatch; in a distributed job, the gradients are
+        summed over the processes before ``on_grad_computed`` (so gradient
+        callbacks, e.g. clipping, see the whole batch's gradient, as in one
+        process).
+
+        Parameters
+        ----------
+        method_name : str
+            The callback method, e.g. ``"on_batch_begin"``.
+        **cb_kwargs : dict
+            Passed to the callbacks.
+        """
+        if world()[1] > 1:
+            if method_name == "on_batch_begin":
+                vars(self).pop("_grads_summed", None)
+            elif method_name == "on_grad_computed":
+                all_reduce_gradients(p for _, p in cb_kwargs["named_parameters"])
+                self._grads_summed = True
+        return super().notify(method_name, **cb_kwargs)
 
     def _gather_batch(self, local):
         """The whole batch of a per-sample training tensor (this process's rows
