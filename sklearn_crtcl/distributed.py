@@ -190,6 +190,24 @@ def gather_batch(local):
     return torch.cat(out)
 
 
+def _coalesced(tensors, collective):
+    """Run ``collective`` in place on ``tensors``, one flat tensor per (device,
+    dtype): the tensors are concatenated, the collective runs once on the
+    collectives' device, and the result is copied back into each tensor."""
+    buckets = {}
+    for t in tensors:
+        buckets.setdefault((t.device, t.dtype), []).append(t)
+    for _, group in sorted(buckets.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+        flat = torch.cat([t.reshape(-1) for t in group])
+        moved = flat.to(_comm_device(flat))
+        collective(moved)
+        flat = moved.to(flat.device)
+        start = 0
+        for t in group:
+            t.copy_(flat[start:start + t.numel()].view_as(t))
+            start += t.numel()
+
+
 def all_reduce_gradients(parameters):
     """Sum the gradients of ``parameters`` over the processes, in place.
 
@@ -203,24 +221,15 @@ def all_reduce_gradients(parameters):
     """
     if world()[1] == 1:
         return
-    buckets = {}
-    for p in parameters:
-        if p.grad is not None:
-            buckets.setdefault((p.grad.device, p.grad.dtype), []).append(p.grad)
-    for (_, _), grads in sorted(buckets.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        device = _comm_device(flat)
-        moved = flat.to(device)
-        torch.distributed.all_reduce(moved)
-        flat = moved.to(flat.device)
-        start = 0
-        for g in grads:
-            g.copy_(flat[start:start + g.numel()].view_as(g))
-            start += g.numel()
+    _coalesced([p.grad for p in parameters if p.grad is not None],
+               torch.distributed.all_reduce)
 
 
 def broadcast_state(modules, parameters=True, src=0):
     """Copy process ``src``'s buffers (and parameters) of ``modules`` to every process.
+
+    One collective per (device, dtype) bucket (the batch-normalisation
+    buffers are broadcast before every training batch).
 
     Parameters
     ----------
@@ -233,21 +242,12 @@ def broadcast_state(modules, parameters=True, src=0):
     """
     if world()[1] == 1:
         return
-    seen = set()
+    tensors = {}
+    for module in modules:
+        for t in list(module.buffers()) + (list(module.parameters()) if parameters else []):
+            tensors.setdefault(id(t), t)  # a tensor shared by two modules, once
     with torch.no_grad():
-        for module in modules:
-            tensors = list(module.buffers())
-            if parameters:
-                tensors += list(module.parameters())
-            for t in tensors:
-                if id(t) in seen:
-                    continue
-                seen.add(id(t))
-                device = _comm_device(t)
-                moved = t.detach().to(device)
-                torch.distributed.broadcast(moved, src=src)
-                if moved is not t:
-                    t.copy_(moved.to(t.device))
+        _coalesced(tensors.values(), lambda flat: torch.distributed.broadcast(flat, src=src))
 
 
 def broadcast_object(obj, src=0):
