@@ -896,12 +896,6 @@ class ResNetClassifier(NeuralNetClassifier):
                 self._grads_summed = True
         return super().notify(method_name, **cb_kwargs)
 
-    def _gather_batch(self, local):
-        """The whole batch of a per-sample training tensor (this process's rows
-        attached, see :func:`~sklearn_crtcl.distributed.gather_batch`); the
-        tensor itself in a single process."""
-        return gather_batch(local)
-
     def _all_modules(self):
         return [self.module_] + [m for _, m in self._present_auxiliary_modules()]
 
@@ -928,7 +922,8 @@ class ResNetClassifier(NeuralNetClassifier):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """skorch's loss; in a distributed training step, on the whole batch
-        (every process's logits and labels, see :meth:`_gather_batch`).
+        (every process's logits and labels, see
+        :func:`~sklearn_crtcl.distributed.gather_batch`).
 
         Parameters
         ----------
@@ -947,8 +942,8 @@ class ResNetClassifier(NeuralNetClassifier):
             Scalar loss.
         """
         if training and world()[1] > 1:
-            y_pred = self._gather_batch(y_pred)
-            y_true = self._gather_batch(to_device(y_true, y_pred.device))
+            y_pred = gather_batch(y_pred)
+            y_true = gather_batch(to_device(y_true, y_pred.device))
         return super().get_loss(y_pred, y_true, X=X, training=training)
 
     def _check_distributed_batch(self, n, name="batch_size"):

@@ -18,6 +18,7 @@ from skorch.utils import TeeGenerator, to_device
 
 from .._checks import check_number
 from ..backbones import TAP_NAMES, forward_taps, resnet18
+from ..distributed import gather_batch
 from ..heads import MultiTapHead, tap_dims
 from ..losses import critic_generator_loss, wasserstein_critic_loss
 from ._unlabeled import SemiSupervisedMixin
@@ -413,15 +414,16 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
 
     def _critic_step(self, inputs, correct):
         """One critic update on detached inputs; ``None`` if the batch is one-sided
-        (in a distributed job: the whole batch, see :meth:`_gather_batch`)."""
-        correct = self._gather_batch(correct)
+        (in a distributed job: the whole batch, see
+        :func:`~sklearn_crtcl.distributed.gather_batch`)."""
+        correct = gather_batch(correct)
         n_correct = int(correct.sum())
         if n_correct == 0 or n_correct == correct.shape[0]:
             return None
         for _ in range(self.n_critic):
             self.critic_optimizer_.zero_grad()
             with self._autocast():
-                scores = self._gather_batch(self.critic_(inputs).float())
+                scores = gather_batch(self.critic_(inputs).float())
             loss = wasserstein_critic_loss(scores, correct, reduction=self.loss_reduction)
             self._backward(loss)
             self._step(self.critic_optimizer_)
@@ -448,7 +450,7 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         finally:
             for p, flag in zip(params, flags):
                 p.requires_grad_(flag)
-        return critic_generator_loss(self._gather_batch(scores), self.gamma,
+        return critic_generator_loss(gather_batch(scores), self.gamma,
                                      reduction=self.loss_reduction)
 
     def train_step(self, batch, **fit_params):

@@ -26,7 +26,7 @@ from skorch.utils import to_device
 from .._checks import check_number
 from ..backbones import forward_taps, resnet18
 from ..callbacks import epoch_count
-from ..distributed import world
+from ..distributed import gather_batch, world
 from ..heads import MultiTapHead, tap_dims
 from ..losses import loss_prediction_ranking_loss
 from .auxiliary import AuxiliaryModule
@@ -297,8 +297,8 @@ class LossPredictionNet(ResNetClassifier):
         with self._autocast():
             logits, true_loss, pred_loss, ranking = self.compute_losses(Xi, yi)
             if world()[1] > 1:  # the whole batch's losses and pairs, as one process
-                true_loss = self._gather_batch(true_loss)
-                ranking = loss_prediction_ranking_loss(self._gather_batch(pred_loss), true_loss,
+                true_loss = gather_batch(true_loss)
+                ranking = loss_prediction_ranking_loss(gather_batch(pred_loss), true_loss,
                                                        margin=self.margin)
             loss = true_loss.mean() + self.lambda_ * ranking
         self._backward(loss)

@@ -23,6 +23,7 @@ from skorch.utils import to_device
 from .._checks import check_number
 from ..backbones import resnet18
 from ..heads import tap_dims
+from ..distributed import gather_batch
 from ..losses import consistency_loss, ema_update, ema_warmup_decay
 from ._unlabeled import SemiSupervisedMixin
 from .auxiliary import AuxiliaryModule
@@ -249,7 +250,7 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
         # the losses in float32 (a no-op in fp32; under autocast the logits are
         # bf16/fp16)
         # (in a distributed job, the terms are means over the whole batch)
-        whole = self._gather_batch
+        whole = gather_batch
         if self.consistency_head == "main":
             logits = self.module_(x)
             return logits, consistency_loss(whole(logits.float()),
