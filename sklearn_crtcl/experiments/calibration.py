@@ -42,7 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .runner import _atomic_write_bytes, _torch_threads
+from .report import _atomic_write_bytes, _atomic_write_json, write_results_csv
+from .runner import _torch_threads
 
 __all__ = ["CALIBRATION_METHODS", "CalibrationConfig", "run_calibration", "main"]
 
@@ -370,7 +371,7 @@ def run_calibration(config=None, **kwargs):
     if state is None:
         state = {"settings": config.settings(), "records": [], "done": []}
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(state_path, json.dumps(state, indent=1).encode())
+    _atomic_write_json(state_path, state)
     fitted = [m for m in config.methods if m != "ce+temperature"]
     # trial 0's test probabilities, for the reliability diagrams (kept across resumes)
     probas_path = out / "probas_trial0.npz"
@@ -393,7 +394,7 @@ def run_calibration(config=None, **kwargs):
                     np.savez(probas_path, y_test=y_test0, **probas)
                 state["records"].extend(records)
                 state["done"].append(key)
-                _atomic_write_bytes(state_path, json.dumps(state, indent=1).encode())
+                _atomic_write_json(state_path, state)
                 if config.progress:
                     for r in records:
                         print(f"[{r['method']} trial {trial + 1}/{config.n_trials}] "
@@ -404,8 +405,7 @@ def run_calibration(config=None, **kwargs):
         _reliability_figure({m: probas[m] for m in config.methods if m in probas}, y_test0,
                             out / "reliability.png")
     records = state["records"]
-    lines = [",".join(_COLUMNS)] + [",".join(str(r[c]) for c in _COLUMNS) for r in records]
-    _atomic_write_bytes(out / "results.csv", ("\n".join(lines) + "\n").encode())
+    write_results_csv(records, out / "results.csv", columns=_COLUMNS)
     _atomic_write_bytes(out / "summary.md", _summary(records, config).encode())
     return records
 

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import os
 from pathlib import Path
 
@@ -20,7 +21,23 @@ TIME_COLUMNS = ("wall_time", "query_time", "train_time")
 _TYPES = {"method": str, "trial": int, "cycle": int, "n_labeled": int}
 
 
-def write_results_csv(records, path):
+def _atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` through a temporary file beside it, moved in
+    place: a reader never sees a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_write_json(path, obj):
+    _atomic_write_bytes(path, json.dumps(obj, indent=1).encode())
+
+
+def write_results_csv(records, path, columns=RESULT_COLUMNS):
     """Write result records to a CSV file, atomically.
 
     Floats are written with Python's shortest round-trip representation, so
@@ -29,23 +46,19 @@ def write_results_csv(records, path):
     Parameters
     ----------
     records : list of dict
-        Rows with the keys :data:`RESULT_COLUMNS`.
+        Rows with the keys ``columns``.
     path : str or path
         Destination; a temporary file is written beside it and moved in
         place, so a reader never sees a half-written file.
+    columns : sequence of str, default=RESULT_COLUMNS
+        The columns, in order.
     """
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     for record in records:
-        writer.writerow({k: record[k] for k in RESULT_COLUMNS})
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        f.write(buf.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        writer.writerow({k: record[k] for k in columns})
+    _atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def load_results(path):

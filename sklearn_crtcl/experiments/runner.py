@@ -26,7 +26,8 @@ import numpy as np
 from ..distributed import world
 from ._progress import CycleProgress
 from .methods import ALL_METHODS, METHODS, get_strategy, make_estimator, method_spec
-from .report import RESULT_COLUMNS, save_plots, summary_table, write_results_csv
+from .report import (RESULT_COLUMNS, _atomic_write_bytes, _atomic_write_json, save_plots,
+                     summary_table, write_results_csv)
 
 __all__ = ["ExperimentConfig", "PROTOCOLS", "QUICK_PRESET", "run_experiment", "load_state"]
 
@@ -368,19 +369,6 @@ def _initial_indices(config, trial, n_pool):
 # ---------------------------------------------------------------------------
 # Output directory: atomic writes, state, resume
 # ---------------------------------------------------------------------------
-
-
-def _atomic_write_bytes(path, data):
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_write_json(path, obj):
-    _atomic_write_bytes(path, json.dumps(obj, indent=1).encode())
 
 
 def load_state(output_dir):
