@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from skorch.callbacks import PassthroughScoring
 from skorch.dataset import unpack_data
-from skorch.utils import to_device
 
 from .._checks import check_number
 from ..backbones import forward_taps, resnet18

@@ -18,7 +18,6 @@ import copy
 import torch
 from skorch.callbacks import PassthroughScoring
 from skorch.dataset import unpack_data
-from skorch.utils import to_device
 
 from .._checks import check_number
 from ..backbones import resnet18
