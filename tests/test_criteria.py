@@ -395,12 +395,23 @@ def test_temperature_scaling_every_net(digits, overconfident_nets, cls):
     ref = np.exp(beta * log_p - (beta * log_p).max(axis=1, keepdims=True))
     np.testing.assert_allclose(p_cal, ref / ref.sum(axis=1, keepdims=True), atol=1e-5)
 
-    # NLL on the calibration set cannot increase (T = 1 is a candidate) ...
-    assert (negative_log_likelihood(y_cal, calibrated.predict_proba(X_cal))
-            <= negative_log_likelihood(y_cal, net.predict_proba(X_cal)) + 1e-6)
-    # ... and on held-out data the NLL and the ECE of these over-confident nets fall
-    assert negative_log_likelihood(y_test, p_cal) < negative_log_likelihood(y_test, p_net)
-    assert expected_calibration_error(y_test, p_cal) < expected_calibration_error(y_test, p_net)
+    # What temperature scaling guarantees: beta minimises the NLL of the calibration set
+    # over all temperatures (T = 1 among them). Held-out NLL and ECE usually fall too, but
+    # nothing guarantees it (TODNet's held-out NLL rose by 5e-4 with scikit-learn 1.9.1).
+    log_p_cal = np.log(net.predict_proba(X_cal).astype(np.float64) + 1e-12)
+
+    def nll_at(b):
+        z = b * log_p_cal
+        z = z - z.max(axis=1, keepdims=True)
+        log_q = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return -log_q[np.arange(len(y_cal)), np.searchsorted(net.classes_, y_cal)].mean()
+
+    best = nll_at(beta)
+    np.testing.assert_allclose(negative_log_likelihood(y_cal, calibrated.predict_proba(X_cal)),
+                               best, rtol=1e-4)
+    for other in (1.0, 0.5 * beta, 0.9 * beta, 0.99 * beta, 1.01 * beta, 1.1 * beta, 2 * beta):
+        assert best <= nll_at(other) + 1e-6, other
+    assert nll_at(1.0) - best > 1e-3  # and cooling helped these over-confident nets there
 
 
 @needs_temperature
