@@ -34,8 +34,9 @@ setup(
         "progress": ["tqdm"],
         # the test suite builds the docs, example gallery included
         "test": ["pytest>=7", "matplotlib>=3.5", "sphinx>=7", "numpydoc>=1.6",
-                 "sphinx-gallery>=0.17", "torchmetrics>=1.0"],
-        "docs": ["sphinx>=7", "numpydoc>=1.6", "sphinx-gallery>=0.17", "matplotlib>=3.5"],
+                 "sphinx-gallery>=0.17", "myst-parser>=3", "torchmetrics>=1.0"],
+        "docs": ["sphinx>=7", "numpydoc>=1.6", "sphinx-gallery>=0.17", "myst-parser>=3",
+                 "matplotlib>=3.5"],
     },
     entry_points={
         "console_scripts": [

@@ -66,6 +66,8 @@ extensions = [
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    # renders the runner's Markdown summaries (docs/_static/results/*_summary.md) as tables
+    "myst_parser",
 ]
 
 templates_path = ["_templates"]
@@ -76,6 +78,10 @@ language = "en"
 
 # Single back-quotes (`x`) render as inline code, as in scikit-learn's docs.
 default_role = "literal"
+
+# The results page includes the runner's summaries without their "# ..." title line
+# (the page's own section is the title), so they start at "##": not a mistake there.
+suppress_warnings = ["myst.header"]
 
 # -- autodoc / autosummary ---------------------------------------------------
 
@@ -149,6 +155,33 @@ def _stamp_example_size(app):
     """Record the size the gallery's examples were run at (see above)."""
     if _GALLERY_DIR.is_dir() and app.config.sphinx_gallery_conf.get("plot_gallery"):
         _SIZE_STAMP.write_text(EXAMPLE_SIZE + "\n")
+
+
+#: The notice that heads every example page of a smoke-size build.
+SMOKE_NOTICE = (
+    ".. warning::\n\n"
+    "   This page was built at **smoke size** (``SKLEARN_CRTCL_SMOKE=1``: a few images\n"
+    "   and one or two epochs, to check that the example runs). Its printed numbers and\n"
+    "   figures are meaningless; build the documentation without ``SKLEARN_CRTCL_SMOKE``\n"
+    "   (``python tools/check_docs.py``) or run the script to see the real ones.\n\n")
+
+
+def _smoke_notice(app, docname, source):
+    """Head each example page of a smoke-size build with :data:`SMOKE_NOTICE`.
+
+    The notice goes right below the page's title (the first line underlined
+    with ``=``), so that the page keeps its title.
+    """
+    if EXAMPLE_SIZE != "smoke" or not docname.startswith("auto_examples/") \
+            or docname.endswith("/index"):
+        return
+    lines = source[0].split("\n")
+    for i in range(1, len(lines)):
+        title, rule = lines[i - 1].strip(), lines[i].strip()
+        if title and rule and set(rule) == {"="} and len(rule) >= len(title):
+            lines.insert(i + 1, "\n" + SMOKE_NOTICE)
+            source[0] = "\n".join(lines)
+            return
 
 
 # -- HTML --------------------------------------------------------------------
@@ -269,5 +302,6 @@ def setup(app):
     # before numpydoc (priority 500) rewrites the lines
     app.connect("autodoc-process-docstring", _docs_of_reexported_data, priority=400)
     app.connect("doctree-resolved", _viewcode_backlink_anchors)
+    app.connect("source-read", _smoke_notice)
     # after sphinx-gallery has run the examples (generate_gallery_rst, 500)
     app.connect("builder-inited", _stamp_example_size, priority=900)

@@ -61,7 +61,7 @@ def strict_docs_build():
         Files that appeared in ``examples/`` during the build: sphinx-gallery
         runs the examples with ``examples/`` as their working directory.
     """
-    for name in ("sphinx", "numpydoc", "sphinx_gallery", "matplotlib"):
+    for name in ("sphinx", "numpydoc", "sphinx_gallery", "myst_parser", "matplotlib"):
         pytest.importorskip(name)
     return _build()
 
@@ -70,6 +70,26 @@ def test_docs_build_strict():
     proc, _ = strict_docs_build()
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     assert "no broken internal links" in proc.stdout
+
+
+def test_results_tables_fit_the_page():
+    # the runner's summaries are HTML tables of a few columns (one row per method, one
+    # column per cycle), not preformatted text wider than the page
+    import html
+    import re
+
+    proc, _ = strict_docs_build()
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    page = (ROOT / "docs" / "_build" / "html" / "results.html").read_text(encoding="utf-8")
+    tables = re.findall(r"<table.*?</table>", page, flags=re.S)
+    summaries = [t for t in tables if "cycle 0 (n=" in t]
+    assert len(summaries) >= 12  # accuracy and ECE of each of the six runs
+    for table in tables:
+        header = re.search(r"<tr.*?</tr>", table, flags=re.S).group(0)
+        assert header.count("<th") <= 9, header[:300]
+    for block in re.findall(r"<pre>(.*?)</pre>", page, flags=re.S):
+        for line in html.unescape(re.sub(r"<[^>]+>", "", block)).splitlines():
+            assert len(line) <= 100, line
 
 
 # ---------------------------------------------------------------------------

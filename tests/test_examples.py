@@ -64,6 +64,17 @@ def test_example_runs_and_draws(script, gallery_build):
         assert figure.name in page, f"{figure.name} is not shown on the example's page"
 
 
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
+def test_smoke_size_page_says_its_numbers_are_meaningless(script, gallery_build):
+    # the suite builds the gallery at smoke size: each page must say so, below its title
+    page = (GALLERY_HTML / f"{script.stem}.html").read_text(encoding="utf-8")
+    title = page.index("<h1>")
+    notice = page.find("smoke size")
+    assert notice > title, f"{script.name}'s page does not say it was built at smoke size"
+    assert "meaningless" in page[notice:notice + 400]
+    assert page.count("smoke size</strong>") == 1
+
+
 def _printed_blocks(rst_text):
     """Text that an example printed: the gallery's ``sphx-glr-script-out`` blocks."""
     blocks = []

@@ -29,7 +29,7 @@ file of ``href="page.html#anchor"`` exists or that it has the ``anchor`` id.
 The exit status is 0 when the build produced no warning and no broken
 internal link.
 
-Requirements: ``pip install -r docs/requirements.txt`` (Sphinx, numpydoc,
+Requirements: ``pip install -r docs/requirements.txt`` (Sphinx, numpydoc, MyST-Parser,
 sphinx-gallery, matplotlib); the package's own dependencies must be
 importable.  No network access is needed.
 """

@@ -161,7 +161,7 @@ def _markdown(header, rows, align):
 def summary_table(records, title=None):
     """Markdown summary of a run: per-cycle mean ± std and the accuracy AUC.
 
-    Three tables: accuracy and ECE per cycle (rows) and method (columns),
+    Three tables: accuracy and ECE per method (rows) and cycle (columns),
     mean ± standard deviation over trials (population standard deviation),
     then per method the normalised area under the accuracy curve
     (:func:`area_under_curve`), the final accuracy, ECE and training loss
@@ -192,19 +192,21 @@ def summary_table(records, title=None):
     parts = ["# Active-learning results", ""]
     if title:
         parts += [title, ""]
+    # one row per method, one column per cycle: many methods stay readable (a page
+    # or a terminal is long, not wide)
+    columns = [f"cycle {c} (n={'/'.join(map(str, n_labeled[c]))})" for c in cycles]
     for metric, label in (("accuracy", "Test accuracy"), ("ece", "Test ECE (15 bins)")):
         rows = []
-        for c in cycles:
-            row = [str(c), "/".join(map(str, n_labeled[c]))]
-            for m in methods:
+        for m in methods:
+            row = [m]
+            for c in cycles:
                 cell = by_cell.get((m, c))
                 row.append(_mean_std([r[metric] for r in cell]) if cell else "-")
             rows.append(row)
         heading = (f"## {label}, one trial (no standard deviation)" if n_trials == 1
                    else f"## {label}, mean ± std over {n_trials} trial(s)")
-        parts += [heading, "",
-                  _markdown(["cycle", "n_labeled"] + methods, rows, ["r", "r"] + ["r"] * len(
-                      methods)), ""]
+        parts += [heading, "", "Rows: methods; columns: cycles, n = labeled images.", "",
+                  _markdown(["method"] + columns, rows, ["l"] + ["r"] * len(cycles)), ""]
     auc = area_under_curve(records)
     last = max(cycles)
     rows = []
