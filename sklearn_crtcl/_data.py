@@ -51,11 +51,14 @@ def _to_array(X, name):
 
 
 def check_finite_chunked(X, name="X"):
-    """Raise ``ValueError`` if ``X`` holds NaN or infinity, reading it in chunks.
+    """Raise ``ValueError`` if ``X`` is not finite as float32, reading it in chunks.
 
-    A :class:`~sklearn_crtcl.data.DatasetArray` is not read here (that would
-    read, e.g. decode, every image of the dataset once more): it checks each
-    image as it is read.
+    The networks compute in float32, so a value is checked *after* its cast:
+    a float64 beyond float32's range (``|x| > 3.4e38``) becomes infinity and is
+    refused like NaN and infinity themselves. Each chunk is cast on its own (a
+    memory map is never copied whole). A :class:`~sklearn_crtcl.data.DatasetArray`
+    is not read here (that would read, e.g. decode, every image of the dataset
+    once more): it checks each image, cast to float32, as it is read.
 
     Parameters
     ----------
@@ -65,13 +68,23 @@ def check_finite_chunked(X, name="X"):
         Name used in the error message.
     """
     if isinstance(X, DatasetArray) or X.dtype.kind not in "fc":
-        return
+        return  # integers always fit in float32's range
     for start in range(0, X.shape[0], _CHUNK):
         chunk = X[start:start + _CHUNK]
-        if not np.isfinite(chunk).all():
-            bad = start + int(np.flatnonzero(~np.isfinite(chunk).reshape(len(chunk), -1)
-                                             .all(axis=1))[0])
-            kind = "NaN" if np.isnan(chunk).any() else "infinity"
+        if chunk.dtype == np.float32:
+            finite = np.isfinite(chunk)
+        else:
+            with np.errstate(over="ignore"):  # the overflow is what is looked for
+                finite = np.isfinite(chunk.astype(np.float32))
+        if not finite.all():
+            bad = start + int(np.flatnonzero(~finite.reshape(len(chunk), -1).all(axis=1))[0])
+            if np.isnan(chunk).any():
+                kind = "NaN"
+            elif not np.isfinite(chunk).all():
+                kind = "infinity"
+            else:
+                kind = (f"a value beyond float32's range (|x| > {np.finfo(np.float32).max:.3g}"
+                        ", infinite once cast to float32, the networks' precision)")
             raise ValueError(f"Input {name} contains {kind} (first at sample {bad}); "
                              "remove or impute non-finite values before fitting or scoring")
 

@@ -200,3 +200,65 @@ def test_initialize_with_input_shape_and_classes_is_ready_for_load_params(cls, d
     # without input_shape the data are unknown: not fitted, with a hint
     with pytest.raises(NotFittedError, match="input_shape and classes"):
         cls(**TINY, classes=net.classes_).initialize().predict(X)
+
+
+# --------------------------------------------------------------------------- float32 range
+@pytest.fixture(scope="module")
+def overflowing(data):
+    """The digits as float64 with one value beyond float32's range in row 5."""
+    X, _ = data
+    X64 = X.astype(np.float64)
+    X64[5, 0, 3, 3] = 1e39  # finite as float64, infinite as float32
+    with np.errstate(over="ignore"):
+        assert np.isfinite(X64).all() and not np.isfinite(X64.astype(np.float32)).all()
+    return X64
+
+
+@pytest.mark.parametrize("cls", NETS)
+def test_fit_refuses_values_beyond_float32_range(cls, data, overflowing):
+    _, y = data
+    net = cls(**TINY)
+    with pytest.raises(ValueError, match=r"X contains a value beyond float32's range.*"
+                                         r"first at sample 5"):
+        net.fit(overflowing, y)
+    assert not net.initialized_
+
+
+def test_unlabeled_images_beyond_float32_range_are_refused(data, overflowing):
+    X, y = data
+    with pytest.raises(ValueError, match="X_unlabeled contains a value beyond float32's range"):
+        CriticLossNet(**TINY).fit(X[:48], y[:48], X_unlabeled=overflowing)
+
+
+def test_inference_and_strategies_refuse_values_beyond_float32_range(data, overflowing,
+                                                                     tmp_path):
+    from sklearn_crtcl.query import badge_sampling, entropy_sampling, random_sampling
+
+    X, y = data
+    net = ResNetClassifier(**TINY).fit(X, y)
+    path = tmp_path / "pool.npy"
+    np.save(path, overflowing)
+    memmap = np.load(path, mmap_mode="r")  # read chunk by chunk, cast per chunk
+    for pool in (overflowing, memmap):
+        with pytest.raises(ValueError, match="beyond float32's range"):
+            net.predict_proba(pool)
+        for strategy in (badge_sampling, entropy_sampling, random_sampling):
+            with pytest.raises(ValueError, match="beyond float32's range"):
+                strategy(net, pool, n_instances=3, random_state=0)
+    # a float32 pool of the same values minus the overflow is accepted
+    fine = overflowing.copy()
+    fine[5, 0, 3, 3] = 3e38
+    assert net.predict_proba(fine).shape == (len(fine), 10)
+
+
+@pytest.mark.parametrize("with_net", [True, False])
+def test_random_sampling_refuses_a_pool_with_nan(data, with_net):
+    from sklearn_crtcl.query import random_sampling
+
+    X, y = data
+    pool = X.copy()
+    pool[7, 0, 0, 0] = np.nan
+    clf = ResNetClassifier(**TINY).fit(X, y) if with_net else None
+    with pytest.raises(ValueError, match=r"X_pool contains NaN \(first at sample 7\)"):
+        random_sampling(clf, pool, n_instances=2, random_state=0)
+    assert np.isnan(pool[7, 0, 0, 0])  # the user's pool is left as it was

@@ -10,8 +10,10 @@ embeddings, two baselines that separate the effect of diversity from that of
 the score.
 """
 
+import numpy as np
 from sklearn.utils import check_random_state
 
+from .._data import check_finite_chunked
 from ._common import get_estimator, pool_size, select
 from .selection import selection_doc
 
@@ -20,10 +22,15 @@ __all__ = ["random_scores", "random_sampling"]
 
 def _validate(est, X_pool):
     """The estimator's own validation when it is a fitted net of this package,
-    else only the number of samples (random sampling needs no model)."""
+    else the number of samples and, for an array of numbers, finiteness as float32
+    (random sampling needs no model, but a pool with NaN is refused as by every
+    other strategy)."""
     if hasattr(est, "_validate_X") and getattr(est, "initialized_", False):
-        return est._validate_X(X_pool, reset=False, name="X_pool", check_finite=False)
-    return pool_size(X_pool)
+        return est._validate_X(X_pool, reset=False, name="X_pool")
+    n = pool_size(X_pool)
+    if isinstance(X_pool, np.ndarray) and X_pool.dtype.kind in "fc":
+        check_finite_chunked(X_pool, "X_pool")
+    return n
 
 
 def random_scores(classifier, X, *, random_state=None):
@@ -63,8 +70,10 @@ def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
         ``selection="balanced"`` and ``"cluster"`` call its
         ``predict_proba``/``embed``.
     X_pool : array-like of shape (n, ...)
-        The unlabeled pool, possibly a memory map (never read, except the
-        candidates' rows by ``selection="balanced"``/``"cluster"``).
+        The unlabeled pool, possibly a memory map: read once, chunk by chunk,
+        to check that it is finite as float32 (an array of numbers; a pool with
+        NaN is refused, as by every other strategy), and the candidates' rows
+        by ``selection="balanced"``/``"cluster"``.
     n_instances : int, default=1
         Number of samples to query.
     subset_size : int, optional
@@ -94,7 +103,8 @@ def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
         If ``selection="balanced"``/``"cluster"`` is asked without an
         estimator that has ``predict_proba``/``embed``.
     ValueError
-        For an empty pool, ``n_instances`` larger than the number of
+        For an empty pool, a pool with NaN or infinity (as float32),
+        ``n_instances`` larger than the number of
         candidates, or an invalid ``selection``, ``beta`` or
         ``cluster_pool``.
 
