@@ -161,7 +161,8 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
     auxiliary_modules = (
         AuxiliaryModule("aux_head", factory="_build_aux_head", seed_offset=3,
                         when="_uses_auxiliary_head"),
-        AuxiliaryModule("teacher", factory="_build_teacher", trainable=False),
+        AuxiliaryModule("teacher", factory="_build_teacher", trainable=False,
+                        extra_state=("ema_step_",)),
     )
 
     # ------------------------------------------------------------------ skorch set-up
