@@ -191,6 +191,8 @@ class ResNetClassifier(NeuralNetClassifier):
         began: the weights at the end of the previous ``fit`` (or the initial
         weights on the first one). Cyclic output discrepancy
         (:func:`~sklearn_crtcl.query.cod_sampling`) compares the model with it.
+        Saved and restored with the weights by ``save_params(f_params=...)``
+        and ``load_params``.
     fit_start_epoch_ : int
         Length of ``history_`` when the last ``fit`` began (the auxiliary
         modules' phases count epochs from there).
@@ -1021,8 +1023,8 @@ class ResNetClassifier(NeuralNetClassifier):
         ``Checkpoint`` and ``TrainEndCheckpoint``) holds the backbone, every
         auxiliary module (with the numbers of its ``extra_state``) and
         ``previous_state_dict_``; the ``f_optimizer`` file holds every
-        optimizer and the fp16 loss scaler (see :doc:`/resnet`, "Saving and
-        loading"). A module or optimizer also given its own file in the same
+        optimizer and the fp16 loss scaler (see :ref:`saving-and-loading`).
+        A module or optimizer also given its own file in the same
         call (``f_critic=...``, or a checkpoint's ``f_critic``) is loaded from
         that file. A backbone-only ``f_params`` file of earlier versions loads
         the backbone, with a ``UserWarning`` naming the auxiliary modules left
