@@ -18,6 +18,7 @@ from skorch.callbacks import Callback, Checkpoint, LoadInitState, TrainEndCheckp
 
 from sklearn_crtcl import CriticLossNet, LossPredictionNet, ResNetClassifier
 from sklearn_crtcl.backbones import resnet18
+from sklearn_crtcl.nets.auxiliary import AuxiliaryModule
 from sklearn_crtcl.nets.tod import TODNet
 from sklearn_crtcl.query import (cod_sampling, critic_sampling, cyclic_output_discrepancy,
                                  loss_prediction_sampling)
@@ -316,3 +317,10 @@ def test_other_auxiliary_modules_are_a_clear_error(fitted, tmp_path):
     fitted_critic.save_params(f_params=tmp_path / "crtcl.pt")
     with pytest.raises(ValueError, match="critic_ does not fit"):
         wider.load_params(f_params=tmp_path / "crtcl.pt")
+
+
+def test_extra_state_names_are_checked():
+    assert AuxiliaryModule("teacher", extra_state=("ema_step_",)).extra_state == ("ema_step_",)
+    for bad in (("ema_step",), ("_ema_step_",), "ema_step_", (1,)):
+        with pytest.raises(ValueError, match="extra_state"):
+            AuxiliaryModule("teacher", extra_state=bad)

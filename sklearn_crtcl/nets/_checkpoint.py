@@ -21,8 +21,10 @@ nets of this package it finds the two views below instead
   ``"grad_scaler_"`` (a plain :class:`torch.optim.Optimizer` ignores them).
 """
 
+import numbers
 import warnings
 
+import numpy as np
 import torch
 
 PREVIOUS = "previous_state_dict_"
@@ -41,12 +43,13 @@ def _take(state, prefix):
 
 
 def _number_tensor(value, name):
-    if isinstance(value, bool):
-        return torch.tensor(value)
-    if isinstance(value, int):
-        return torch.tensor(value, dtype=torch.int64)
-    if isinstance(value, float):
-        return torch.tensor(value, dtype=torch.float64)
+    """A 0-d tensor holding the number ``value`` exactly (``.item()`` gives it back)."""
+    if isinstance(value, (bool, np.bool_)):
+        return torch.tensor(bool(value))
+    if isinstance(value, numbers.Integral):
+        return torch.tensor(int(value), dtype=torch.int64)
+    if isinstance(value, numbers.Real):
+        return torch.tensor(float(value), dtype=torch.float64)
     raise TypeError(f"{name} must be a Python number to be saved with the net, got "
                     f"{type(value).__name__}")
 
