@@ -11,7 +11,7 @@ teacher and auxiliary head. Each is described once, declaratively, by an
   the batch order stay those of a plain ``ResNetClassifier``);
 * registers them with skorch, which moves them to the device, compiles
   them with ``compile=True``, switches their train/eval mode with the
-  backbone's and saves them with ``save_params(f_<name>=...)``;
+  backbone's (and saves one alone with ``save_params(f_<name>=...)``);
 * gives those with their own optimizer that optimizer
   (``<name>_optimizer``, arguments ``<name>_optimizer__*``, attribute
   ``<name>_optimizer_``; the classifier's ``optimizer_`` leaves their
@@ -26,11 +26,15 @@ teacher and auxiliary head. Each is described once, declaratively, by an
   through ``_in_phase(name)``, whether the running epoch is in the phase;
 * puts them in eval mode with the backbone for inference;
 * runs their forward passes and optimizer steps with the net's
-  ``precision`` and ``channels_last`` settings.
+  ``precision`` and ``channels_last`` settings;
+* saves and loads them, with their optimizers and the numbers listed in
+  ``extra_state``, with the backbone: skorch's ``save_params(f_params=...,
+  f_optimizer=...)``, ``Checkpoint``, ``LoadInitState`` and
+  ``TrainEndCheckpoint`` keep the whole net.
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 __all__ = ["AuxiliaryModule"]
 
@@ -92,6 +96,11 @@ class AuxiliaryModule:
         ``True`` (e.g. TOD's auxiliary head, only with
         ``consistency_head="auxiliary"``). ``None``: always. A module that may
         be absent cannot have its own optimizer.
+    extra_state : tuple of str, default=()
+        Net attributes holding numbers (``int``, ``float``, ``bool``) that
+        belong to the module's state and are saved and loaded with it in the
+        ``f_params`` file, e.g. TOD's EMA step count ``ema_step_``: a resumed
+        training needs them to continue exactly.
 
     Examples
     --------
@@ -114,6 +123,7 @@ class AuxiliaryModule:
     switches: Optional[str] = None
     trainable: bool = True
     when: Optional[str] = None
+    extra_state: Tuple[str, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier() \
@@ -129,6 +139,11 @@ class AuxiliaryModule:
             raise ValueError(f"the frozen module {self.name!r} cannot have an optimizer")
         if self.optimizer and self.when is not None:
             raise ValueError(f"the optional module {self.name!r} cannot have its own optimizer")
+        if not isinstance(self.extra_state, tuple) or not all(
+                isinstance(n, str) and n.isidentifier() and n.endswith("_")
+                and not n.startswith("_") for n in self.extra_state):
+            raise ValueError(f"extra_state must be a tuple of fitted attribute names (ending "
+                             f"with '_'), got {self.extra_state!r}")
 
     @property
     def attribute(self):

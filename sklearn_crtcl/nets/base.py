@@ -21,6 +21,7 @@ from ..backbones import MIN_IMAGE_SIZE, ResNet, forward_taps, resnet18, resnet34
 from ..callbacks import MilestoneLR, epoch_count, milestone_epochs
 from ..distributed import (DistributedBatches, all_reduce_gradients, broadcast_object,
                            broadcast_state, gather_batch, shard_bounds, world)
+from ._checkpoint import NetOptimizers, NetParams
 
 __all__ = ["ResNetClassifier", "DEFAULT_DEVICE", "EXPECTED_FAILED_CHECKS", "PRECISIONS"]
 
@@ -190,6 +191,8 @@ class ResNetClassifier(NeuralNetClassifier):
         began: the weights at the end of the previous ``fit`` (or the initial
         weights on the first one). Cyclic output discrepancy
         (:func:`~sklearn_crtcl.query.cod_sampling`) compares the model with it.
+        Saved and restored with the weights by ``save_params(f_params=...)``
+        and ``load_params``.
     fit_start_epoch_ : int
         Length of ``history_`` when the last ``fit`` began (the auxiliary
         modules' phases count epochs from there).
@@ -997,6 +1000,71 @@ class ResNetClassifier(NeuralNetClassifier):
         state.setdefault("precision", "auto")
         state.setdefault("channels_last", "auto")
         super().__setstate__(state)
+
+    # ------------------------------------------------------------------ save_params / load_params
+    def _get_module(self, name, msg):
+        # skorch's save_params and load_params write and read ``f_<name>`` from
+        # ``_get_module("<name>_")``'s state_dict; f_params and f_optimizer get views of
+        # the whole net (nets/_checkpoint.py): the auxiliary modules, their optimizers,
+        # their extra state and previous_state_dict_ travel with the backbone
+        module = super()._get_module(name, msg)
+        skip = vars(self).get("_loading_own_files", ())
+        if name == "module_":
+            return NetParams(self, skip=skip)
+        if name == "optimizer_":
+            return NetOptimizers(self, skip=skip)
+        return module
+
+    def load_params(self, f_params=None, f_optimizer=None, f_criterion=None, f_history=None,
+                    checkpoint=None, use_safetensors=False, **kwargs):
+        """skorch's ``load_params``, restoring the whole net.
+
+        The ``f_params`` file of :meth:`save_params` (and of skorch's
+        ``Checkpoint`` and ``TrainEndCheckpoint``) holds the backbone, every
+        auxiliary module (with the numbers of its ``extra_state``) and
+        ``previous_state_dict_``; the ``f_optimizer`` file holds every
+        optimizer and the fp16 loss scaler (see :ref:`saving-and-loading`).
+        A module or optimizer also given its own file in the same
+        call (``f_critic=...``, or a checkpoint's ``f_critic``) is loaded from
+        that file. A backbone-only ``f_params`` file of earlier versions loads
+        the backbone, with a ``UserWarning`` naming the auxiliary modules left
+        as they were, and removes ``previous_state_dict_`` (the snapshot of
+        other weights).
+
+        Parameters
+        ----------
+        f_params, f_optimizer, f_criterion, f_history : file-like object, str or None
+            Files to load (``None``: not loaded).
+        checkpoint : skorch.callbacks.Checkpoint, optional
+            Load the files of this checkpoint (the explicit ``f_*`` win).
+        use_safetensors : bool, default=False
+            The files were written with ``use_safetensors=True``.
+        **kwargs : dict
+            ``f_<name>`` files of other modules (``f_critic``,
+            ``f_critic_optimizer``...).
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ValueError
+            If the file holds other auxiliary modules than the net, or states
+            that do not fit them.
+        """
+        own = {key for key, value in kwargs.items() if value is not None}
+        if checkpoint is not None:
+            own |= {key for key, value in vars(checkpoint).items()
+                    if key.startswith("f_") and value is not None}
+        self._loading_own_files = {key[2:] + "_" for key in own}
+        try:
+            return super().load_params(f_params=f_params, f_optimizer=f_optimizer,
+                                       f_criterion=f_criterion, f_history=f_history,
+                                       checkpoint=checkpoint,
+                                       use_safetensors=use_safetensors, **kwargs)
+        finally:
+            vars(self).pop("_loading_own_files", None)
 
     def _fits_on_device(self, *arrays, extra_bytes=0):
         """Whether ``arrays`` (numpy or torch) and ``extra_bytes`` more fit in a

@@ -108,8 +108,9 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
     ----------
     teacher_ : torch.nn.Module
         The moving-average model (same architecture as ``module_``; its
-        parameters do not require gradients). It is saved with
-        ``save_params(f_teacher=...)`` and pickled with the net.
+        parameters do not require gradients). It is saved and loaded with
+        the student by ``save_params(f_params=...)`` / ``load_params``, with
+        ``ema_step_``, and pickled with the net.
     aux_head_ : torch.nn.Linear
         The auxiliary head (``consistency_head="auxiliary"`` only), trained
         with the student by the same optimizer; not used for prediction.
@@ -161,7 +162,8 @@ class TODNet(SemiSupervisedMixin, ResNetClassifier):
     auxiliary_modules = (
         AuxiliaryModule("aux_head", factory="_build_aux_head", seed_offset=3,
                         when="_uses_auxiliary_head"),
-        AuxiliaryModule("teacher", factory="_build_teacher", trainable=False),
+        AuxiliaryModule("teacher", factory="_build_teacher", trainable=False,
+                        extra_state=("ema_step_",)),
     )
 
     # ------------------------------------------------------------------ skorch set-up

@@ -41,7 +41,9 @@ def _check_estimator(est, strategy):
     if getattr(est, "initialized_", False) and not hasattr(est, "previous_state_dict_"):
         raise TypeError(
             f"{strategy} needs the weights of the previous cycle: {type(est).__name__} has no "
-            "previous_state_dict_ (ResNetClassifier and its subclasses set it in fit)")
+            "previous_state_dict_ (ResNetClassifier and its subclasses set it in fit, and "
+            "load_params restores it from the f_params files they save; after loading a "
+            "file without it, fit again: that cycle compares with the loaded weights)")
 
 
 def _check_ord(ord):
