@@ -34,7 +34,8 @@ setup(
         "progress": ["tqdm"],
         # the test suite builds the docs, example gallery included
         "test": ["pytest>=7", "matplotlib>=3.5", "sphinx>=7", "numpydoc>=1.6",
-                 "sphinx-gallery>=0.17", "myst-parser>=3", "torchmetrics>=1.0"],
+                 "sphinx-gallery>=0.17", "myst-parser>=3", "torchmetrics>=1.0",
+                 "safetensors>=0.4"],
         "docs": ["sphinx>=7", "numpydoc>=1.6", "sphinx-gallery>=0.17", "myst-parser>=3",
                  "matplotlib>=3.5"],
     },
