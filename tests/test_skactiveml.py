@@ -215,8 +215,15 @@ def test_the_generic_adapter_takes_names_and_functions(data, nets):
     np.testing.assert_array_equal(idx, by_function.query(X, y, net, fit_clf=False,
                                                          batch_size=3))
     # only the 50 drawn candidates were scored
-    assert np.isfinite(util[0]).sum() == 50 and np.isin(idx, np.flatnonzero(np.isfinite(util[0])))\
-        .all()
+    drawn = np.flatnonzero(np.isfinite(util[0]))
+    assert len(drawn) == 50 and np.isin(idx, drawn).all()
+    # random sampling: the utilities are its own draws, after the subset's
+    for name in ("random", "coreset"):
+        qs = adapters.QueryStrategyAdapter(name, strategy_params={"subset_size": 50},
+                                           random_state=3)
+        idx, util = qs.query(X, y, net, fit_clf=False, batch_size=4, return_utilities=True)
+        assert np.isfinite(util[0]).sum() == 50
+        np.testing.assert_array_equal(np.nanargmax(util, axis=1), idx)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
