@@ -32,12 +32,13 @@ setup(
         "vision": ["torchvision"],
         "images": ["pillow>=9"],
         "progress": ["tqdm"],
+        "skactiveml": ["scikit-activeml>=1.0,<1.1"],
         # the test suite builds the docs, example gallery included
         "test": ["pytest>=7", "matplotlib>=3.5", "sphinx>=7", "numpydoc>=1.6",
                  "sphinx-gallery>=0.17", "myst-parser>=3", "torchmetrics>=1.0",
-                 "safetensors>=0.4"],
+                 "safetensors>=0.4", "scikit-activeml>=1.0,<1.1"],
         "docs": ["sphinx>=7", "numpydoc>=1.6", "sphinx-gallery>=0.17", "myst-parser>=3",
-                 "matplotlib>=3.5"],
+                 "matplotlib>=3.5", "scikit-activeml>=1.0,<1.1"],
     },
     entry_points={
         "console_scripts": [

@@ -56,6 +56,7 @@ strict documentation build (``python tools/check_docs.py``), not here.
 """
 
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 import re
@@ -87,10 +88,17 @@ def _is_public_module(name):
     return not any(part.startswith("_") for part in name.split("."))
 
 
+#: Public modules built on an optional dependency (an extra): checked when it is installed.
+OPTIONAL_MODULES = {"sklearn_crtcl.skactiveml": "skactiveml"}
+
+
 def public_modules():
     """Names of the importable public modules of the package, sorted."""
     names = [PACKAGE]
     for info in pkgutil.walk_packages(sklearn_crtcl.__path__, PACKAGE + "."):
+        needs = OPTIONAL_MODULES.get(info.name)
+        if needs is not None and importlib.util.find_spec(needs) is None:
+            continue
         if _is_public_module(info.name):
             names.append(info.name)
     return sorted(names)

@@ -445,6 +445,56 @@ def test_resume_after_kill_gives_uninterrupted_results(tmp_path, methods, warm_s
     assert _without_times(resumed) == _without_times(reference)
 
 
+# Ctrl-C: during training (skorch's fit catches KeyboardInterrupt and returns the net
+# half-trained) and during a query. The signal is timed from the run's own progress line
+# for cycle 0 and the durations an uninterrupted run of the same settings measured, so it
+# lands inside cycle 1's training or query on a slow machine too.
+@pytest.mark.parametrize("phase, method", [("train", "random"), ("query", "lplgrad")])
+def test_ctrl_c_stops_at_once_and_resume_finishes_the_run(tmp_path, phase, method):
+    cfg = dict(SMALL, methods=[method], initial_size=20, query_size=200, n_cycles=1,
+               max_epochs=20 if phase == "train" else 2, width=4, subset_size=None,
+               seed=5)
+    reference = run_experiment(**cfg, output_dir=str(tmp_path / "uninterrupted"))
+    cycle1 = reference[1]
+    # into the first quarter of cycle 1's training (after its query) or of its query
+    delay = (cycle1["query_time"] + 0.25 * cycle1["train_time"] if phase == "train"
+             else 0.25 * cycle1["query_time"])
+    out = tmp_path / "interrupted"
+    args = [a for a in _cli_args(cfg, out) if a != "--no-progress"]  # the cycle lines
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "sklearn_crtcl.experiments", *args],
+                            cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:  # cycle 0 is committed, cycle 1 begins with its query
+            if line.startswith(f"[{method} trial 1/1] cycle 0/1:"):
+                break
+        else:
+            pytest.fail("no progress line for cycle 0: " + proc.stderr.read())
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "cycle 1/1" not in stdout, "the signal came after cycle 1"
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr
+    assert (f"Interrupted. Continue with the same options and --resume (results so far are "
+            f"in {out}).") in stderr
+    # resumable: cycle 0 committed with its checkpoint, nothing of cycle 1, no temporary file
+    state = json.loads((out / "state.json").read_text())
+    assert [(r["method"], r["cycle"]) for r in state["records"]] == [(method, 0)]
+    run = state["runs"][f"{method}/0"]
+    assert run["cycle"] == 0 and not run["done"] and (out / run["checkpoint"]).exists()
+    assert load_results(out) == state["records"]
+    assert not list(out.rglob("*.tmp"))
+    assert main(_cli_args(cfg, out) + ["--resume"]) == 0
+    assert _without_times(load_results(out)) == _without_times(reference)
+
+
 def test_resume_with_other_settings_is_refused(tmp_path, capsys):
     cfg = dict(SMALL, methods=["random"], n_cycles=1)
     out = tmp_path / "run"

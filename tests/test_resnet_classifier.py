@@ -11,6 +11,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback
 
 from sklearn_crtcl import ResNetClassifier
 from sklearn_crtcl._data import ArrayBatchLoader
@@ -306,3 +307,38 @@ def test_embed_is_the_input_of_the_final_layer_batch_by_batch(digits, tmp_path):
     assert net.module_.training  # the modes are restored
     with pytest.raises(ValueError, match="expecting 64 features"):
         net.embed(X[:5, :32])
+
+
+
+class _CtrlCAtEpoch(Callback):
+    """Presses Ctrl-C (raises KeyboardInterrupt) at the end of epoch ``epoch`` of a fit."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) - net.fit_start_epoch_ == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("semi_supervised", [False, True])
+def test_ctrl_c_in_fit_returns_the_net_as_skorch_does_and_sets_fit_interrupted(
+        digits, semi_supervised):
+    from modAL.models import ActiveLearner
+
+    from sklearn_crtcl import CriticLossNet
+
+    X, y = digits[0][:80], digits[1][:80]
+    params = dict(input_shape=(1, 8, 8), module__width=4, max_epochs=4, batch_size=32,
+                  random_state=0, device="cpu", warm_start=True,
+                  callbacks=[("ctrl_c", _CtrlCAtEpoch(epoch=2))])
+    net = CriticLossNet(**params) if semi_supervised else ResNetClassifier(**params)
+    kwargs = {"X_unlabeled": digits[0][80:120]} if semi_supervised else {}
+    # skorch's convention: the fit stops after the epoch, runs on_train_end and returns
+    learner = ActiveLearner(estimator=net, X_training=X[:60], y_training=y[:60], **kwargs)
+    assert learner.estimator is net and len(net.history) == 2
+    assert net.fit_interrupted_ is True
+    # the next fit (modAL's teach) is not interrupted: the flag goes back to False
+    net.set_params(callbacks__ctrl_c__epoch=None)
+    learner.teach(X[60:], y[60:], **kwargs)
+    assert len(net.history) == 2 + 4 and net.fit_interrupted_ is False

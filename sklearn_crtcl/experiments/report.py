@@ -26,11 +26,15 @@ def _atomic_write_bytes(path, data):
     place: a reader never sees a half-written file."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # an error or Ctrl-C: leave no temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _atomic_write_json(path, obj):

@@ -672,6 +672,11 @@ def _run_one(config, method, trial, data, classes, out, state):
                 "unlabeled_indices": np.setdiff1d(np.arange(n_pool), labeled)}
 
     def finish_cycle(cycle, labeled, learner, t_start, t_query):
+        if getattr(learner.estimator, "fit_interrupted_", False):
+            # Ctrl-C during training: skorch's fit caught it and returned the net
+            # half-trained; stop here, before anything of this cycle is evaluated
+            # or committed (the command line then says how to resume)
+            raise KeyboardInterrupt
         record = {"method": method, "trial": trial, "cycle": cycle,
                   "n_labeled": len(labeled)}
         record.update(_evaluate(learner, X_test, y_test))

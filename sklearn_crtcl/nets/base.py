@@ -199,6 +199,14 @@ class ResNetClassifier(NeuralNetClassifier):
     grad_scaler_ : torch.amp.GradScaler or None
         The loss scaler of ``precision="fp16"`` (``None`` otherwise), shared by
         all optimizers; created anew with them.
+    fit_interrupted_ : bool
+        Whether the last ``fit`` (or ``partial_fit``) was stopped by a
+        ``KeyboardInterrupt`` (Ctrl-C). As in skorch, an interrupted fit stops
+        training, runs the callbacks' ``on_train_end`` and returns the net,
+        so code that fits in a loop (a modAL
+        :class:`~modAL.models.ActiveLearner`'s ``teach``) carries on unless
+        it checks this flag, e.g. ``if learner.estimator.fit_interrupted_:
+        break``; the experiment runner does, and stops.
 
     Examples
     --------
@@ -517,10 +525,37 @@ class ResNetClassifier(NeuralNetClassifier):
         remember where this ``fit`` starts (phases count epochs from there);
         apply ``precision`` (the loss scaler) and ``channels_last``."""
         super().on_train_begin(net, X=X, y=y, **kwargs)
+        self.fit_interrupted_ = False
         self._check_params()
         self.fit_start_epoch_ = len(self.history)
         self._sync_grad_scaler()
         self._apply_memory_format()
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's training loop, noting a ``KeyboardInterrupt`` in ``fit_interrupted_``.
+
+        skorch's ``partial_fit`` (which ``fit`` calls) catches the interrupt,
+        runs ``on_train_end`` and returns the net; the flag lets a caller
+        tell an interrupted fit from a finished one.
+
+        Parameters
+        ----------
+        X, y : array-like
+            The training data, as skorch passes them.
+        epochs : int, optional
+            Epochs to train (``max_epochs`` when ``None``).
+        **fit_params : dict
+            Passed on to skorch's ``fit_loop``.
+
+        Returns
+        -------
+        self
+        """
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            self.fit_interrupted_ = True
+            raise
 
     def get_params_for_optimizer(self, prefix, named_parameters):
         """skorch's optimizer arguments, leaving out those set to ``None``."""

@@ -33,6 +33,7 @@ import numpy as np
 
 from ._common import (check_batch_size, get_estimator, method_outputs, prepare_candidates,
                       require_method, validate_rows)
+from ._steps import record
 
 __all__ = ["badge_sampling"]
 
@@ -100,6 +101,7 @@ def _kmeanspp(proba, embeddings, n_instances, rng):
     g2 = np.einsum("ij,ij->i", A, A) * np.einsum("ij,ij->i", H, H)  # ||g||^2
     chosen = np.empty(n_instances, dtype=np.intp)
     taken = np.zeros(n, dtype=bool)
+    record(g2)  # the values of each step (for the scikit-activeml utilities)
     chosen[0] = int(np.argmax(g2))
     taken[chosen[0]] = True
     d2 = np.full(n, np.inf)
@@ -108,6 +110,7 @@ def _kmeanspp(proba, embeddings, n_instances, rng):
         to_c = g2 + g2[c] - 2.0 * (A @ A[c]) * (H @ H[c])
         np.minimum(d2, np.maximum(to_c, 0.0), out=d2)
         d2[taken] = 0.0  # a chosen sample is never drawn again
+        record(d2)
         chosen[t] = _draw(d2, taken, rng)
         taken[chosen[t]] = True
     return chosen

@@ -25,6 +25,7 @@ from sklearn.metrics import pairwise_distances_argmin_min
 
 from ._common import (check_batch_size, get_estimator, method_outputs, prepare_candidates,
                       require_method, validate_rows)
+from ._steps import record
 
 __all__ = ["coreset_sampling"]
 
@@ -61,6 +62,7 @@ def _k_center(pool, labeled, n_instances):
     sq = np.einsum("ij,ij->i", H, H)
     chosen = np.empty(n_instances, dtype=np.intp)
     for t in range(n_instances):
+        record(d)  # the distances this step maximises (for the scikit-activeml utilities)
         j = int(np.argmax(d))  # ties: the smaller position
         chosen[t] = j
         d[j] = -np.inf  # never chosen again (the minimum below keeps it)
