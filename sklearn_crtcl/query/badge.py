@@ -31,6 +31,7 @@ The :math:`K D`-dimensional embeddings are never built: with
 
 import numpy as np
 
+from .._modal_compat import package_strategy
 from ._common import (check_batch_size, get_estimator, method_outputs, prepare_candidates,
                       require_method, validate_rows)
 
@@ -113,6 +114,7 @@ def _kmeanspp(proba, embeddings, n_instances, rng):
     return chosen
 
 
+@package_strategy
 def badge_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
                    batch_size=None, pool_indices=None):
     r"""Query a diverse, uncertain batch: k-means++ on gradient embeddings (BADGE).

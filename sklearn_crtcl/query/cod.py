@@ -26,6 +26,7 @@ import torch
 from torch.func import functional_call
 
 from .._data import iter_batches
+from .._modal_compat import package_strategy
 from ._common import (check_batch_size, get_estimator, module_slots, require_module, select,
                       validate_pool)
 from .selection import selection_doc
@@ -141,6 +142,7 @@ def cyclic_output_discrepancy(classifier, X, *, ord=2, batch_size=None):
     return _cod_scores(est, X4, None, batch_size, ord)
 
 
+@package_strategy
 @selection_doc
 def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
                  batch_size=None, ord=2, selection="power", beta=1.0, cluster_pool=10,

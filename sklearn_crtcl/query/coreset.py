@@ -23,6 +23,7 @@ the unlabeled sample farthest from every center, the labeled samples
 import numpy as np
 from sklearn.metrics import pairwise_distances_argmin_min
 
+from .._modal_compat import package_strategy
 from ._common import (check_batch_size, get_estimator, method_outputs, prepare_candidates,
                       require_method, validate_rows)
 
@@ -70,6 +71,7 @@ def _k_center(pool, labeled, n_instances):
     return chosen
 
 
+@package_strategy
 def coreset_sampling(classifier, X_pool, n_instances=1, *, X_labeled=None, subset_size=None,
                      random_state=None, batch_size=None, pool_indices=None):
     r"""Query the batch that best covers the pool in embedding space (greedy k-center).

@@ -12,6 +12,7 @@ ranks the pool by :math:`p_u` and queries the :math:`n` samples with the
 *lowest* values: those whose predictions are least likely to be correct.
 """
 
+from .._modal_compat import package_strategy
 from ._common import (check_method_chunk, get_estimator, method_scores, require_method, select,
                       validate_pool)
 from .selection import selection_doc
@@ -47,6 +48,7 @@ def critic_correctness(classifier, X, *, batch_size=None):
     return method_scores(est.predict_correctness, validate_pool(est, X), None, chunk)
 
 
+@package_strategy
 @selection_doc
 def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
                     batch_size=None, selection="power", beta=1.0, cluster_pool=10,

@@ -8,6 +8,7 @@ as images, any other classifier gets the rows as given.
 
 import numpy as np
 
+from .._modal_compat import package_strategy
 from ._common import (check_batch_size, get_estimator, method_scores, require_method, select,
                       validate_rows)
 from .selection import selection_doc
@@ -56,6 +57,7 @@ def classifier_entropy(classifier, X, *, batch_size=None):
                          validate_rows(est, X, name="X"), None, batch_size)
 
 
+@package_strategy
 @selection_doc
 def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
                      batch_size=None, selection="power", beta=1.0, cluster_pool=10,

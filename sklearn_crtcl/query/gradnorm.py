@@ -39,6 +39,7 @@ from torch.func import functional_call, grad, vmap
 from torch.nn import functional as F
 
 from .._data import iter_batches
+from .._modal_compat import package_strategy
 from ._common import (check_batch_size, get_estimator, module_slots, require_module, select,
                       validate_pool)
 from .selection import selection_doc
@@ -395,6 +396,7 @@ def entropy_gradient_norm(classifier, X, *, norm="sum", batch_size=None):
     return _gradnorm_scores(est, X4, None, batch_size, norm)
 
 
+@package_strategy
 @selection_doc
 def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", subset_size=None,
                            random_state=None, batch_size=None, selection="power", beta=1.0,

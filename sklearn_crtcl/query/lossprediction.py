@@ -13,6 +13,7 @@ query takes the :math:`n` unlabeled samples with the *highest* predicted loss
 :func:`~sklearn_crtcl.query.gradient_norm_sampling` instead.)
 """
 
+from .._modal_compat import package_strategy
 from ._common import (check_method_chunk, get_estimator, method_scores, require_method, select,
                       validate_pool)
 from .selection import selection_doc
@@ -48,6 +49,7 @@ def predicted_loss(classifier, X, *, batch_size=None):
     return method_scores(est.predict_loss, validate_pool(est, X), None, chunk)
 
 
+@package_strategy
 @selection_doc
 def loss_prediction_sampling(classifier, X_pool, n_instances=1, *, subset_size=None,
                              random_state=None, batch_size=None, selection="power", beta=1.0,

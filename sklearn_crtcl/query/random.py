@@ -12,6 +12,7 @@ the score.
 
 from sklearn.utils import check_random_state
 
+from .._modal_compat import package_strategy
 from ._common import get_estimator, pool_size, select
 from .selection import selection_doc
 
@@ -49,6 +50,7 @@ def random_scores(classifier, X, *, random_state=None):
     return check_random_state(random_state).random_sample(n)
 
 
+@package_strategy
 @selection_doc
 def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
                     batch_size=None, selection="topk", beta=1.0, cluster_pool=10,
