@@ -175,7 +175,7 @@ def badge_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rando
     :math:`K` classes and :math:`D` embedding features; each of the
     ``n_instances - 1`` draws costs :math:`O(n (K + D))`.
     """
-    est = get_estimator(classifier, "badge_sampling")
+    est, X_pool = get_estimator(classifier, "badge_sampling", X_pool)
     needs = "a fitted classifier with embeddings, e.g. a ResNetClassifier"
     require_method(est, "predict_proba", "badge_sampling", needs)
     require_method(est, "embed", "badge_sampling", needs)

@@ -134,7 +134,7 @@ def cyclic_output_discrepancy(classifier, X, *, ord=2, batch_size=None):
     discrepancy : ndarray of shape (n,)
         Zero for every sample when the model has not changed.
     """
-    est = get_estimator(classifier, "cyclic_output_discrepancy")
+    est, X = get_estimator(classifier, "cyclic_output_discrepancy", X)
     _check_estimator(est, "cyclic_output_discrepancy")
     ord = _check_ord(ord)
     batch_size = check_batch_size(batch_size, est)
@@ -211,7 +211,7 @@ def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_
     own initial weights and the largest discrepancies are taken in every
     cycle, as the paper describes.
     """
-    est = get_estimator(classifier, "cod_sampling")
+    est, X_pool = get_estimator(classifier, "cod_sampling", X_pool)
     _check_estimator(est, "cod_sampling")
     ord = _check_ord(ord)
     batch_size = check_batch_size(batch_size, est)

@@ -138,7 +138,9 @@ def coreset_sampling(classifier, X_pool, n_instances=1, *, X_labeled=None, subse
     require_method(est, "embed", "coreset_sampling",
                    "a fitted estimator with embeddings, e.g. a ResNetClassifier")
     batch_size = check_batch_size(batch_size, est)
-    X_labeled = _labeled_set(classifier, X_labeled)
+    # the pool and the labeled set as the net takes them (a Pipeline's steps)
+    _, X_pool, X_labeled = get_estimator(classifier, "coreset_sampling", X_pool,
+                                         _labeled_set(classifier, X_labeled))
     n_instances, X4, candidates, _ = prepare_candidates(
         est, X_pool, n_instances, subset_size, random_state, validate_rows, pool_indices)
     X_lab = validate_rows(est, X_labeled, name="X_labeled")

@@ -42,7 +42,7 @@ def critic_correctness(classifier, X, *, batch_size=None):
     scores : ndarray of shape (n,)
         :math:`C_\\phi(F_\\theta(x))` for every row of ``X``.
     """
-    est = get_estimator(classifier, "critic_correctness")
+    est, X = get_estimator(classifier, "critic_correctness", X)
     require_method(est, "predict_correctness", "critic_correctness", _NEEDS)
     chunk = check_method_chunk(batch_size, est)
     return method_scores(est.predict_correctness, validate_pool(est, X), None, chunk)
@@ -111,7 +111,7 @@ def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
     >>> idx, X_new = learner.query(X_pool, n_instances=100, subset_size=10000,
     ...                            random_state=0)             # doctest: +SKIP
     """
-    est = get_estimator(classifier, "critic_sampling")
+    est, X_pool = get_estimator(classifier, "critic_sampling", X_pool)
     require_method(est, "predict_correctness", "critic_sampling", _NEEDS)
     chunk = check_method_chunk(batch_size, est)
 

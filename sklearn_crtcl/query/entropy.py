@@ -50,7 +50,7 @@ def classifier_entropy(classifier, X, *, batch_size=None):
     entropy : ndarray of shape (n,)
         In nats, between 0 and :math:`\log K`.
     """
-    est = get_estimator(classifier, "classifier_entropy")
+    est, X = get_estimator(classifier, "classifier_entropy", X)
     require_method(est, "predict_proba", "classifier_entropy", "a fitted classifier")
     batch_size = check_batch_size(batch_size, est)
     return method_scores(lambda rows: _entropy(est.predict_proba(rows)),
@@ -119,7 +119,7 @@ def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, ran
         of candidates, or an invalid ``selection``, ``beta`` or
         ``cluster_pool``.
     """
-    est = get_estimator(classifier, "entropy_sampling")
+    est, X_pool = get_estimator(classifier, "entropy_sampling", X_pool)
     require_method(est, "predict_proba", "entropy_sampling", "a fitted classifier")
     batch_size = check_batch_size(batch_size, est)
 

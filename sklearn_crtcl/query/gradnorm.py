@@ -388,7 +388,7 @@ def entropy_gradient_norm(classifier, X, *, norm="sum", batch_size=None):
     -------
     grad_norms : ndarray of shape (n,)
     """
-    est = get_estimator(classifier, "entropy_gradient_norm")
+    est, X = get_estimator(classifier, "entropy_gradient_norm", X)
     require_module(est, "entropy_gradient_norm")
     norm = _check_norm(norm)
     batch_size = _gradnorm_batch_size(batch_size, est)
@@ -451,7 +451,7 @@ def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", sub
         larger than the number of candidates, or an invalid ``selection``,
         ``beta`` or ``cluster_pool``.
     """
-    est = get_estimator(classifier, "gradient_norm_sampling")
+    est, X_pool = get_estimator(classifier, "gradient_norm_sampling", X_pool)
     require_module(est, "gradient_norm_sampling")
     norm = _check_norm(norm)
     batch_size = _gradnorm_batch_size(batch_size, est)

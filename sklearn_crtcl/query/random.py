@@ -13,7 +13,7 @@ the score.
 from sklearn.utils import check_random_state
 
 from .._modal_compat import package_strategy
-from ._common import get_estimator, pool_size, select
+from ._common import get_estimator, pool_size, resolve, select
 from .selection import selection_doc
 
 __all__ = ["random_scores", "random_sampling"]
@@ -23,7 +23,7 @@ def _validate(est, X_pool):
     """The estimator's own validation when it is a fitted net of this package,
     else only the number of samples (random sampling needs no model)."""
     if hasattr(est, "_validate_X") and getattr(est, "initialized_", False):
-        return est._validate_X(X_pool, reset=False, name="X_pool", check_finite=False)
+        return est._validate_X(resolve(X_pool), reset=False, name="X_pool", check_finite=False)
     return pool_size(X_pool)
 
 
@@ -112,7 +112,9 @@ def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
     and one random sample per k-means cluster of the embeddings of
     ``cluster_pool * n_instances`` random candidates.
     """
-    est = get_estimator(classifier, "random_sampling") if classifier is not None else None
+    est = None
+    if classifier is not None:  # (a Pipeline's steps: for "balanced" and "cluster")
+        est, X_pool = get_estimator(classifier, "random_sampling", X_pool)
     rng = check_random_state(random_state)  # one stream: candidates first, then scores
 
     def score(X4, candidates):
