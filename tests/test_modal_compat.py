@@ -98,3 +98,20 @@ def test_needs_query_patch(version, expected):
     assert compat.needs_query_patch(version) is expected
 
 
+
+
+def test_every_strategy_of_the_package_is_marked():
+    import functools
+
+    from sklearn_crtcl import query
+
+    strategies = [name for name in query.__all__ if name.endswith("_sampling")]
+    assert len(strategies) == 8
+    for name in query.__all__:
+        func = getattr(query, name)
+        if callable(func):  # strategies return indices; utilities return scores: unmarked
+            assert compat.is_package_strategy(func) is (name in strategies), name
+    partial = functools.partial(functools.partial(query.critic_sampling, subset_size=10),
+                                selection="topk")
+    assert compat.is_package_strategy(partial)
+    assert not compat.is_package_strategy(functools.wraps(query.critic_sampling)(lambda *a: 0))
