@@ -77,9 +77,9 @@ def get_estimator(classifier, strategy, *X):
     Raises
     ------
     TypeError
-        For ``None``, a modAL committee, or a Pipeline without steps.
-    ValueError
-        When a step of a Pipeline changes the number of samples.
+        For ``None``, a modAL committee, or a Pipeline without steps. (A
+        step that changes the number of samples raises ``ValueError`` when
+        the pool is validated.)
     """
     if classifier is None:
         raise TypeError(f"{strategy} needs a fitted estimator or a modAL learner as first "
