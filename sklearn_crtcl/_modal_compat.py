@@ -1,8 +1,8 @@
 """Compatibility of modAL 0.4.x with this package and with recent scikit-learn.
 
 Importing :mod:`sklearn_crtcl` applies two fixes to an installed modAL
-(``modAL-python``), each only where it is needed; both are idempotent and
-touch nothing else:
+(``modAL-python``), each only where it is needed; both are idempotent, and
+neither changes what modAL does for anything else:
 
 1. **scikit-learn >= 1.8.** modAL calls
    ``check_X_y(..., force_all_finite=...)`` in ``ActiveLearner.teach``,
@@ -14,20 +14,23 @@ touch nothing else:
    ``modAL.models.learners`` in 0.4.2.x) are replaced by a wrapper that
    renames the keyword. scikit-learn itself is not modified and not pinned.
 
-2. **One query protocol for modAL 0.4.0 - 0.4.2.x.** The versions disagree
-   on what ``learner.query`` does with a strategy's return value: 0.4.0 and
-   0.4.1 call the strategy once and return ``(indices, X_pool[indices])``,
-   but return a tuple from the strategy unchanged; 0.4.2.x first tries to
-   unpack ``indices, metrics = strategy(...)`` and, when that fails (a plain
-   array of indices of any length but 2), calls the strategy a *second*
-   time; with ``n_instances=2`` it silently takes the two indices as
-   ``(indices, metrics)``. ``BaseLearner.query`` and
-   ``BaseCommittee.query`` of those versions are replaced by one method
-   that calls the strategy exactly once; takes the indices from it (the first
-   item when it returns a tuple, e.g. 0.4.2-style ``(indices, metrics)``);
-   and returns ``(indices, X_pool[indices])``, or
-   ``(indices, X_pool[indices], metrics)`` with ``return_metrics=True``
-   (0.4.2's keyword, accepted under every version).
+2. **The package's strategies are called once per query.** modAL 0.4.2.x's
+   ``BaseLearner.query`` first tries ``indices, metrics = strategy(...)``
+   and, when that fails (an array of indices of any length but 2), calls the
+   strategy a *second* time; with ``n_instances=2`` it takes the two indices
+   as ``(indices, metrics)``. 0.4.0 and 0.4.1 call it once, but modAL's
+   ``retrieve_rows`` cannot read the rows of a
+   :class:`~sklearn_crtcl.data.DatasetArray` pool. For modAL 0.4.0 -
+   0.4.2.x, ``BaseLearner.query`` is wrapped: when the learner's
+   ``query_strategy`` is one of this package's strategies (marked by
+   :func:`package_strategy`; also through ``functools.partial``), the
+   strategy is called once and ``(indices, X_pool[indices])`` returned
+   (0.4.2.x: ``(indices, X_pool[indices], None)`` with ``return_metrics=True``
+   and modAL's warning, as it does for a strategy without metrics; 0.4.0 and
+   0.4.1 have no ``return_metrics`` and pass it on to the strategy). Every
+   other strategy goes to modAL's own ``query``, unchanged: a user's
+   ``(indices, instances)`` tuple, its own ``return_metrics`` keyword, 0.4.2's
+   second call, committees.
 
 Other modAL versions are left alone. :func:`patch_modal` applies the fixes
 (it runs on import) and returns what it changed; :data:`PATCHED` records it.
@@ -43,13 +46,14 @@ import warnings
 
 from .data import DatasetArray
 
-__all__ = ["patch_modal", "PATCHED"]
+__all__ = ["patch_modal", "package_strategy", "is_package_strategy", "PATCHED"]
 
 #: What :func:`patch_modal` changed: ``"check_X_y"`` -> list of patched
-#: ``module.name``; ``"query"`` -> list of patched classes.
+#: ``module.name``; ``"query"`` -> list of classes whose ``query`` was wrapped.
 PATCHED = {"check_X_y": [], "query": []}
 
 _MARK = "_sklearn_crtcl_compat"
+_STRATEGY_MARK = "_sklearn_crtcl_strategy"
 _VALIDATORS = ("check_X_y", "check_array")
 
 
@@ -108,60 +112,73 @@ def patch_validators(modules):
     return done
 
 
-def unified_query(self, X_pool, *query_args, return_metrics=False, **query_kwargs):
-    """Query the pool: call the strategy once, return the indices and the samples.
+def package_strategy(func):
+    """Mark ``func`` as a query strategy of this package (a decorator).
 
-    Replaces ``query`` of modAL 0.4.x learners and committees (see
-    :mod:`sklearn_crtcl._modal_compat`).
+    A marked strategy returns an array of indices into ``X_pool`` and nothing
+    else; the patched modAL ``query`` then calls it once (see
+    :mod:`sklearn_crtcl._modal_compat`). A wrapper made with
+    ``functools.wraps`` is not marked (the mark names the function itself);
+    a ``functools.partial`` of a marked strategy is recognised.
 
     Parameters
     ----------
-    X_pool : array-like
-        The pool passed to the query strategy.
-    *query_args
-        More positional arguments for the strategy.
-    return_metrics : bool, default=False
-        Also return what the strategy returned after the indices (modAL
-        0.4.2-style strategies return ``(indices, metrics)``); ``None`` with a
-        warning when it returned only indices.
-    **query_kwargs
-        Keyword arguments for the strategy (``n_instances``, ...).
+    func : callable
+        ``func(classifier, X_pool, n_instances=1, **options) -> indices``.
 
     Returns
     -------
-    indices : array-like
-        What the strategy chose (the first item of a returned tuple).
-    instances : array-like
-        ``X_pool[indices]`` (modAL's ``retrieve_rows``; for a
-        :class:`~sklearn_crtcl.data.DatasetArray`, its rows as a numpy array).
-    metrics : object
-        Only with ``return_metrics=True``.
+    func : callable
+        The same function, marked.
     """
+    setattr(func, _STRATEGY_MARK, func)
+    return func
+
+
+def is_package_strategy(strategy):
+    """Whether ``strategy`` is (a ``functools.partial`` of) a :func:`package_strategy`.
+
+    Parameters
+    ----------
+    strategy : callable
+        A modAL ``query_strategy``.
+
+    Returns
+    -------
+    bool
+    """
+    while isinstance(strategy, functools.partial):
+        strategy = strategy.func
+    return getattr(strategy, _STRATEGY_MARK, None) is strategy
+
+
+def _rows(X_pool, indices):
+    """``X_pool[indices]`` as modAL's ``retrieve_rows`` gives it, and for a DatasetArray."""
     from modAL.utils.data import retrieve_rows
 
-    result = self.query_strategy(self, X_pool, *query_args, **query_kwargs)
-    metrics = None
-    if isinstance(result, tuple):
-        if not result:
-            raise ValueError("the query strategy returned an empty tuple")
-        indices = result[0]
-        if len(result) == 2:
-            metrics = result[1]
-        elif len(result) > 2:
-            metrics = result[1:]
-    else:
-        indices = result
-    # modAL's retrieve_rows knows arrays, lists and frames, not a streamed dataset
-    instances = X_pool[indices] if isinstance(X_pool, DatasetArray) \
-        else retrieve_rows(X_pool, indices)
-    if return_metrics:
-        if metrics is None:
-            warnings.warn("the query strategy returned no metrics", UserWarning, stacklevel=2)
-        return indices, instances, metrics
-    return indices, instances
+    # modAL's retrieve_rows knows arrays, lists, frames and sparse matrices
+    return X_pool[indices] if isinstance(X_pool, DatasetArray) else retrieve_rows(X_pool, indices)
 
 
-setattr(unified_query, _MARK, True)
+def _once_query(original):
+    """``original`` (a modAL ``BaseLearner.query``), calling the package's strategies once."""
+    takes_metrics = _accepts(original, "return_metrics")
+
+    @functools.wraps(original)
+    def query(self, X_pool, *query_args, **query_kwargs):
+        if not is_package_strategy(self.query_strategy):
+            return original(self, X_pool, *query_args, **query_kwargs)
+        return_metrics = query_kwargs.pop("return_metrics", False) if takes_metrics else False
+        indices = self.query_strategy(self, X_pool, *query_args, **query_kwargs)
+        rows = _rows(X_pool, indices)
+        if return_metrics:  # as modAL 0.4.2.x does for a strategy without metrics
+            warnings.warn("The selected query strategy doesn't support return_metrics",
+                          stacklevel=2)
+            return indices, rows, None
+        return indices, rows
+
+    setattr(query, _MARK, original)
+    return query
 
 
 def _modal_version():
@@ -178,21 +195,23 @@ def _modal_version():
 
 
 def needs_query_patch(version):
-    """Whether ``learner.query`` of modAL ``version`` (a tuple) needs :func:`unified_query`.
+    """Whether ``BaseLearner.query`` of modAL ``version`` (a tuple) is wrapped.
 
-    True for 0.4.0 up to 0.4.2.x, whose protocols differ (see module docstring).
+    True for 0.4.0 up to 0.4.2.x (see :mod:`sklearn_crtcl._modal_compat`).
     """
     return version is not None and (0, 4) <= tuple(version[:2]) < (0, 5) and \
         tuple(version[:3]) <= (0, 4, 2)
 
 
 def patch_query(*classes):
-    """Replace ``query`` of ``classes`` by :func:`unified_query` (idempotent).
+    """Wrap ``query`` of ``classes`` so that the package's strategies run once (idempotent).
+
+    The strategies of other users still go to the original ``query``.
 
     Parameters
     ----------
     *classes : type
-        Classes defining ``query`` (modAL's ``BaseLearner``, ``BaseCommittee``).
+        Classes defining ``query`` (modAL's ``BaseLearner``).
 
     Returns
     -------
@@ -202,9 +221,9 @@ def patch_query(*classes):
     done = []
     for cls in classes:
         current = cls.__dict__.get("query")
-        if current is None or getattr(current, _MARK, False):
+        if current is None or hasattr(current, _MARK):
             continue
-        cls.query = unified_query
+        cls.query = _once_query(current)
         done.append(f"{cls.__module__}.{cls.__qualname__}")
     return done
 
@@ -231,7 +250,7 @@ def patch_modal():
                if m is not None and (name == "modAL" or name.startswith("modAL."))]
     changed["check_X_y"] = patch_validators(modules)
     if needs_query_patch(_modal_version()):
-        changed["query"] = patch_query(base.BaseLearner, base.BaseCommittee)
+        changed["query"] = patch_query(base.BaseLearner)
     PATCHED["check_X_y"].extend(changed["check_X_y"])
     PATCHED["query"].extend(changed["query"])
     return changed

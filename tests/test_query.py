@@ -9,21 +9,23 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from torch import nn
 
 import sklearn_crtcl._modal_compat  # noqa: F401  (modAL + scikit-learn >= 1.8)
-from sklearn_crtcl import ResNetClassifier
+from sklearn_crtcl import DatasetArray, ResNetClassifier
 from sklearn_crtcl.nets.crtcl import CriticLossNet
 from sklearn_crtcl.nets.lossnet import LossPredictionNet
 from sklearn_crtcl.query import (
     badge_sampling,
+    classifier_entropy,
     cod_sampling,
     coreset_sampling,
     critic_correctness,
     critic_sampling,
     cyclic_output_discrepancy,
     entropy_gradient_norm,
+    entropy_sampling,
     gradient_norm_sampling,
     loss_prediction_sampling,
     predicted_loss,
@@ -267,9 +269,10 @@ def test_strategy_needs_the_right_estimator(fitted, pool, digits):
     for strategy in (cod_sampling, gradient_norm_sampling):
         with pytest.raises(TypeError, match="needs a ResNetClassifier"):
             strategy(logreg, pool)
-    pipe = make_pipeline(FunctionTransformer(), ResNetClassifier(**TINY))
-    with pytest.raises(TypeError, match="Pipeline"):
-        cod_sampling(pipe, pool)
+    pipe = make_pipeline(FunctionTransformer(), logreg)  # the final step is checked
+    for strategy in (cod_sampling, gradient_norm_sampling):
+        with pytest.raises(TypeError, match="needs a ResNetClassifier.*LogisticRegression"):
+            strategy(pipe, pool)
     committee = modal.Committee([ActiveLearner(plain, query_strategy=cod_sampling)],
                                 query_strategy=cod_sampling)
     with pytest.raises(TypeError, match="committee"):
@@ -724,3 +727,111 @@ def test_peers_take_pool_indices_too(strategy, fitted, pool):
     np.testing.assert_array_equal(
         strategy(est, pool, n_instances=5, random_state=1, pool_indices=rows, **kwargs),
         rows[strategy(est, pool[rows], n_instances=5, random_state=1, **kwargs)])
+
+
+# --------------------------------------------------------------------------- Pipelines
+def _affine(X):
+    """The Pipeline's first step: a fixed affine map of the samples."""
+    return np.asarray(X, dtype=np.float32) * np.float32(2.0) - np.float32(0.5)
+
+
+#: every strategy, the kind of net it needs, its options
+PIPELINE_STRATEGIES = {
+    "critic": (critic_sampling, "critic", {}),
+    "cod": (cod_sampling, "plain", {}),
+    "gradnorm": (gradient_norm_sampling, "plain", {}),
+    "lossnet": (loss_prediction_sampling, "lossnet", {}),
+    "random": (random_sampling, "plain", {"selection": "balanced"}),  # uses the model
+    "entropy": (entropy_sampling, "plain", {"selection": "cluster"}),
+    "badge": (badge_sampling, "plain", {}),
+    "coreset": (coreset_sampling, "plain", {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINE_STRATEGIES))
+def test_strategies_take_a_pipeline(name, fitted, pool, digits):
+    """Pipeline(transformer, net): the query of the net on the transformed pool
+    (also with pool_indices), as modAL's strategies call pipeline.predict_proba."""
+    strategy, kind, options = PIPELINE_STRATEGIES[name]
+    net = fitted[kind]
+    raw = (pool + np.float32(0.5)) / np.float32(2.0)  # what the Pipeline maps back
+    pipe = make_pipeline(FunctionTransformer(_affine), net)
+    if name == "coreset":
+        raw_labeled = (digits[0][:150] + 0.5) / 2
+        options = dict(options, X_labeled=raw_labeled)
+        direct_options = dict(options, X_labeled=_affine(raw_labeled))
+    else:
+        direct_options = options
+    kw = dict(n_instances=6, random_state=3, subset_size=120)
+    expected = strategy(net, _affine(raw), **kw, **direct_options)
+    np.testing.assert_array_equal(strategy(pipe, raw, **kw, **options), expected)
+    assert not np.array_equal(strategy(net, raw, **kw, **direct_options), expected) or \
+        name == "random"  # (the transform matters: the raw pool gives another query)
+    rows = np.arange(40, 300, 2)
+    np.testing.assert_array_equal(
+        strategy(pipe, raw, pool_indices=rows, **kw, **options),
+        strategy(net, _affine(raw), pool_indices=rows, **kw, **direct_options))
+    before = raw.copy()
+    strategy(ActiveLearner(pipe, query_strategy=strategy), raw, **kw, **options)
+    np.testing.assert_array_equal(raw, before)  # the pool is not modified
+
+
+@pytest.mark.parametrize("utility_fn, kind", [
+    (critic_correctness, "critic"), (cyclic_output_discrepancy, "plain"),
+    (entropy_gradient_norm, "plain"), (predicted_loss, "lossnet"),
+    (classifier_entropy, "plain")])
+def test_utilities_take_a_pipeline(utility_fn, kind, fitted, pool):
+    net = fitted[kind]
+    raw = (pool[:50] + np.float32(0.5)) / np.float32(2.0)
+    pipe = make_pipeline(FunctionTransformer(_affine), net)
+    np.testing.assert_array_equal(utility_fn(pipe, raw), utility_fn(net, _affine(raw)))
+
+
+@pytest.mark.parametrize("strategy", [critic_sampling, coreset_sampling, badge_sampling])
+def test_pipeline_in_an_active_learner(strategy, digits):
+    """A scaler fitted by modAL's ActiveLearner with the net; coreset's labeled set
+    (the learner's X_training) is transformed too."""
+    X, y = digits
+    pipe = make_pipeline(StandardScaler(), make_net("critic"))
+    learner = ActiveLearner(pipe, query_strategy=strategy, X_training=X[:120],
+                            y_training=y[:120])
+    X_pool = X[200:400]
+    idx, X_query = learner.query(X_pool, n_instances=5, random_state=0)
+    scaler, net = pipe[0], pipe[-1]
+    options = {"X_labeled": scaler.transform(X[:120])} if strategy is coreset_sampling else {}
+    np.testing.assert_array_equal(
+        idx, strategy(net, scaler.transform(X_pool), n_instances=5, random_state=0, **options))
+    np.testing.assert_array_equal(X_query, X_pool[idx])  # the rows as given
+
+
+def test_pipeline_with_a_dataset_pool(fitted, pool):
+    """A DatasetArray pool goes to the Pipeline's steps as it is (as in predict_proba)."""
+    net = fitted["plain"]
+    raw = ((pool[:60] + np.float32(0.5)) / np.float32(2.0)).reshape(-1, 1, 8, 8)
+    X = DatasetArray(torch.utils.data.TensorDataset(torch.from_numpy(raw)))
+    pipe = make_pipeline(FunctionTransformer(_affine), net)
+    rows = np.arange(10, 60)
+    for strategy in (entropy_sampling, badge_sampling):
+        np.testing.assert_array_equal(
+            strategy(pipe, X, n_instances=4, random_state=0, pool_indices=rows),
+            strategy(net, _affine(raw), n_instances=4, random_state=0, pool_indices=rows))
+
+
+def test_pipeline_errors_come_before_the_transform(fitted, pool):
+    """Bad options raise before the steps run; a step that changes the number of
+    samples is named."""
+    ran = []
+
+    def step(X):
+        ran.append(1)
+        return X
+
+    pipe = make_pipeline(FunctionTransformer(step), fitted["plain"])
+    with pytest.raises(ValueError, match="n_instances"):
+        cod_sampling(pipe, pool, n_instances=0)
+    with pytest.raises(ValueError, match="selection"):
+        entropy_sampling(pipe, pool, selection="best")
+    assert ran == []
+    dropping = make_pipeline(FunctionTransformer(lambda X: X[1:]), fitted["plain"])
+    with pytest.raises(ValueError, match="turned 300 samples into 299"):
+        entropy_sampling(dropping, pool)

@@ -40,7 +40,9 @@ penultimate embeddings of any net of the package
 * :func:`coreset_sampling`: core-set (Sener & Savarese 2018), greedy k-center
   with the labeled samples as initial centers.
 
-The first argument may be a modAL learner or the estimator. Scoring runs batch
+The first argument may be a modAL learner, the estimator, or a scikit-learn
+``Pipeline`` ending in a net of the package (the pool is transformed by its
+other steps, then scored by the net). Scoring runs batch
 by batch on the estimator's device; the pool (possibly a memory map) is never
 copied. Every strategy returns distinct indices, most preferred first.
 """

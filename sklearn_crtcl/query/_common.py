@@ -3,8 +3,10 @@
 A strategy is ``strategy(classifier, X_pool, n_instances=1, **options)``. The
 helpers here do what all of them share, in this order, before any scoring:
 
-1. :func:`get_estimator` unwraps a modAL learner and rejects what the
-   strategies cannot use (a committee, a scikit-learn ``Pipeline``);
+1. :func:`get_estimator` unwraps a modAL learner, resolves a scikit-learn
+   ``Pipeline`` to its final estimator and the pool to the pool transformed
+   by the steps before it, and rejects what the strategies cannot use (a
+   committee);
 2. the strategy checks that the estimator has what it needs (a clear
    ``TypeError`` otherwise) and its own options (``batch_size``...);
 3. :func:`select` checks the batch-selection options
@@ -27,6 +29,7 @@ pool index comes first (stable sort).
 import numbers
 
 import numpy as np
+from sklearn.pipeline import Pipeline
 from sklearn.utils import check_array, check_random_state
 
 from .._checks import check_row_indices
@@ -36,27 +39,47 @@ from ..distributed import broadcast_object, gather_rows, world
 
 __all__ = ["get_estimator", "validate_pool", "validate_rows", "draw_candidates",
            "prepare_candidates", "select", "check_batch_size", "check_method_chunk",
-           "method_scores", "method_outputs", "row_chunks", "take_rows", "module_slots"]
+           "method_scores", "method_outputs", "row_chunks", "take_rows", "module_slots",
+           "resolve"]
 
-def get_estimator(classifier, strategy):
-    """Return the estimator behind ``classifier`` (a modAL learner or the estimator).
+def get_estimator(classifier, strategy, *X):
+    """Return the estimator behind ``classifier`` (and ``X`` as that estimator takes it).
+
+    A modAL learner is unwrapped to its ``estimator``. A scikit-learn
+    :class:`~sklearn.pipeline.Pipeline` (also inside a learner) is resolved
+    to its final step, and each ``X`` is transformed by the steps before it
+    (``pipeline[:-1].transform(X)``, as ``Pipeline.predict_proba`` does), so
+    that a strategy scores the transformed samples with the final net
+    itself (its taps, embeddings, critic). The transformed pool keeps the
+    rows of ``X``: indices, ``pool_indices`` and the strategy's result are
+    rows of the pool as given.
 
     Parameters
     ----------
-    classifier : estimator or modAL learner
+    classifier : estimator, Pipeline or modAL learner
         A modAL ``ActiveLearner`` (anything with ``estimator`` and
-        ``query_strategy``) or the estimator itself.
+        ``query_strategy``), a ``Pipeline`` or the estimator itself.
     strategy : str
         Name of the calling strategy, for error messages.
+    *X : array-like or None
+        Samples the strategy reads (the pool, the labeled set); ``None`` is
+        passed on as it is.
 
     Returns
     -------
     estimator : object
+        Without ``X``.
+    (estimator, *X) : tuple
+        With ``X``: the estimator, then each ``X`` (unchanged without a
+        Pipeline; else transformed when first validated, so that the
+        strategy checks its options first).
 
     Raises
     ------
     TypeError
-        For ``None``, a modAL committee or a scikit-learn ``Pipeline``.
+        For ``None``, a modAL committee, or a Pipeline without steps. (A
+        step that changes the number of samples raises ``ValueError`` when
+        the pool is validated.)
     """
     if classifier is None:
         raise TypeError(f"{strategy} needs a fitted estimator or a modAL learner as first "
@@ -68,11 +91,51 @@ def get_estimator(classifier, strategy):
     est = classifier
     if hasattr(classifier, "query_strategy") and hasattr(classifier, "estimator"):
         est = classifier.estimator
-    if hasattr(est, "steps") and hasattr(est, "named_steps"):
-        raise TypeError(
-            f"{strategy} does not support a scikit-learn Pipeline ({type(est).__name__}); "
-            "pass the final estimator and the transformed pool instead")
-    return est
+    if not isinstance(est, Pipeline):
+        return (est, *X) if X else est
+    if not est.steps:
+        raise TypeError(f"{strategy} got a Pipeline without steps")
+    transform = est[:-1].transform if len(est.steps) > 1 else None
+    est = est.steps[-1][1]
+    if not X:
+        return est
+    return (est, *(x if x is None or transform is None else _Transformed(x, transform, strategy)
+                   for x in X))
+
+
+class _Transformed:
+    """Samples to be transformed by a Pipeline's steps before its last, once, when read.
+
+    :func:`get_estimator` returns the pool as one, so that a strategy checks
+    its options before the transform runs; :func:`resolve` (called by every
+    validation of the pool: :func:`validate_pool`, :func:`validate_rows`,
+    :func:`pool_size`) transforms it.
+    """
+
+    def __init__(self, X, transform, strategy):
+        self.X, self.transform, self.strategy = X, transform, strategy
+        self._out = None
+
+    def resolve(self):
+        if self._out is None:
+            n = _n_samples(self.X)
+            out = self.transform(self.X)
+            if _n_samples(out) != n:
+                raise ValueError(
+                    f"the Pipeline's steps before its last turned {n} samples into "
+                    f"{_n_samples(out)}; {self.strategy} needs one transformed row per sample")
+            self._out = out
+        return self._out
+
+
+def resolve(X):
+    """``X``, or the transformed samples for what :func:`get_estimator` returned."""
+    return X.resolve() if isinstance(X, _Transformed) else X
+
+
+def _n_samples(X):
+    shape = getattr(X, "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) else len(X)
 
 
 def require_method(est, method, strategy, needs):
@@ -186,6 +249,7 @@ def validate_pool(est, X_pool, name="X_pool"):
     -------
     X4 : ndarray of shape (n, C, H, W)
     """
+    X_pool = resolve(X_pool)
     if hasattr(est, "_validate_X"):
         return est._validate_X(X_pool, reset=False, name=name)
     X4, _ = as_image_array(X_pool, getattr(est, "input_shape", None), name=name)
@@ -215,6 +279,7 @@ def validate_rows(est, X, name="X_pool"):
         Images ``(n, C, H, W)`` for a net of this package, else the checked
         array.
     """
+    X = resolve(X)
     if hasattr(est, "_validate_X"):
         return validate_pool(est, X, name=name)
     if X is None:
@@ -228,6 +293,7 @@ def pool_size(X_pool):
 
     Raises ``ValueError`` for an empty pool.
     """
+    X_pool = resolve(X_pool)
     if X_pool is None:
         raise ValueError("X_pool is None; expected an array of samples")
     shape = getattr(X_pool, "shape", None)
@@ -532,7 +598,7 @@ def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random
     if scores.shape[0] != n_candidates:  # pragma: no cover - guards the scoring functions
         raise RuntimeError(f"scoring returned {scores.shape[0]} scores for {n_candidates} "
                            "candidates")
-    source = X4 if hasattr(X4, "shape") else X_pool  # random sampling may not validate
+    source = X4 if hasattr(X4, "shape") else resolve(X_pool)  # random may not validate
     chunk = check_method_chunk(None, est)
 
     def pool_rows(positions):

@@ -31,6 +31,7 @@ The :math:`K D`-dimensional embeddings are never built: with
 
 import numpy as np
 
+from .._modal_compat import package_strategy
 from ._common import (check_batch_size, get_estimator, method_outputs, prepare_candidates,
                       require_method, validate_rows)
 from ._steps import record
@@ -116,6 +117,7 @@ def _kmeanspp(proba, embeddings, n_instances, rng):
     return chosen
 
 
+@package_strategy
 def badge_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
                    batch_size=None, pool_indices=None):
     r"""Query a diverse, uncertain batch: k-means++ on gradient embeddings (BADGE).
@@ -176,7 +178,7 @@ def badge_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rando
     :math:`K` classes and :math:`D` embedding features; each of the
     ``n_instances - 1`` draws costs :math:`O(n (K + D))`.
     """
-    est = get_estimator(classifier, "badge_sampling")
+    est, X_pool = get_estimator(classifier, "badge_sampling", X_pool)
     needs = "a fitted classifier with embeddings, e.g. a ResNetClassifier"
     require_method(est, "predict_proba", "badge_sampling", needs)
     require_method(est, "embed", "badge_sampling", needs)

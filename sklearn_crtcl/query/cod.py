@@ -26,6 +26,7 @@ import torch
 from torch.func import functional_call
 
 from .._data import iter_batches
+from .._modal_compat import package_strategy
 from ._common import (check_batch_size, get_estimator, module_slots, require_module, select,
                       validate_pool)
 from .selection import selection_doc
@@ -135,7 +136,7 @@ def cyclic_output_discrepancy(classifier, X, *, ord=2, batch_size=None):
     discrepancy : ndarray of shape (n,)
         Zero for every sample when the model has not changed.
     """
-    est = get_estimator(classifier, "cyclic_output_discrepancy")
+    est, X = get_estimator(classifier, "cyclic_output_discrepancy", X)
     _check_estimator(est, "cyclic_output_discrepancy")
     ord = _check_ord(ord)
     batch_size = check_batch_size(batch_size, est)
@@ -143,6 +144,7 @@ def cyclic_output_discrepancy(classifier, X, *, ord=2, batch_size=None):
     return _cod_scores(est, X4, None, batch_size, ord)
 
 
+@package_strategy
 @selection_doc
 def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
                  batch_size=None, ord=2, selection="power", beta=1.0, cluster_pool=10,
@@ -211,7 +213,7 @@ def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_
     own initial weights and the largest discrepancies are taken in every
     cycle, as the paper describes.
     """
-    est = get_estimator(classifier, "cod_sampling")
+    est, X_pool = get_estimator(classifier, "cod_sampling", X_pool)
     _check_estimator(est, "cod_sampling")
     ord = _check_ord(ord)
     batch_size = check_batch_size(batch_size, est)

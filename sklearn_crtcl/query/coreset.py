@@ -23,6 +23,7 @@ the unlabeled sample farthest from every center, the labeled samples
 import numpy as np
 from sklearn.metrics import pairwise_distances_argmin_min
 
+from .._modal_compat import package_strategy
 from ._common import (check_batch_size, get_estimator, method_outputs, prepare_candidates,
                       require_method, validate_rows)
 from ._steps import record
@@ -72,6 +73,7 @@ def _k_center(pool, labeled, n_instances):
     return chosen
 
 
+@package_strategy
 def coreset_sampling(classifier, X_pool, n_instances=1, *, X_labeled=None, subset_size=None,
                      random_state=None, batch_size=None, pool_indices=None):
     r"""Query the batch that best covers the pool in embedding space (greedy k-center).
@@ -138,7 +140,9 @@ def coreset_sampling(classifier, X_pool, n_instances=1, *, X_labeled=None, subse
     require_method(est, "embed", "coreset_sampling",
                    "a fitted estimator with embeddings, e.g. a ResNetClassifier")
     batch_size = check_batch_size(batch_size, est)
-    X_labeled = _labeled_set(classifier, X_labeled)
+    # the pool and the labeled set as the net takes them (a Pipeline's steps)
+    _, X_pool, X_labeled = get_estimator(classifier, "coreset_sampling", X_pool,
+                                         _labeled_set(classifier, X_labeled))
     n_instances, X4, candidates, _ = prepare_candidates(
         est, X_pool, n_instances, subset_size, random_state, validate_rows, pool_indices)
     X_lab = validate_rows(est, X_labeled, name="X_labeled")

@@ -12,6 +12,7 @@ ranks the pool by :math:`p_u` and queries the :math:`n` samples with the
 *lowest* values: those whose predictions are least likely to be correct.
 """
 
+from .._modal_compat import package_strategy
 from ._common import (check_method_chunk, get_estimator, method_scores, require_method, select,
                       validate_pool)
 from .selection import selection_doc
@@ -41,12 +42,13 @@ def critic_correctness(classifier, X, *, batch_size=None):
     scores : ndarray of shape (n,)
         :math:`C_\\phi(F_\\theta(x))` for every row of ``X``.
     """
-    est = get_estimator(classifier, "critic_correctness")
+    est, X = get_estimator(classifier, "critic_correctness", X)
     require_method(est, "predict_correctness", "critic_correctness", _NEEDS)
     chunk = check_method_chunk(batch_size, est)
     return method_scores(est.predict_correctness, validate_pool(est, X), None, chunk)
 
 
+@package_strategy
 @selection_doc
 def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
                     batch_size=None, selection="power", beta=1.0, cluster_pool=10,
@@ -109,7 +111,7 @@ def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
     >>> idx, X_new = learner.query(X_pool, n_instances=100, subset_size=10000,
     ...                            random_state=0)             # doctest: +SKIP
     """
-    est = get_estimator(classifier, "critic_sampling")
+    est, X_pool = get_estimator(classifier, "critic_sampling", X_pool)
     require_method(est, "predict_correctness", "critic_sampling", _NEEDS)
     chunk = check_method_chunk(batch_size, est)
 

@@ -8,6 +8,7 @@ as images, any other classifier gets the rows as given.
 
 import numpy as np
 
+from .._modal_compat import package_strategy
 from ._common import (check_batch_size, get_estimator, method_scores, require_method, select,
                       validate_rows)
 from .selection import selection_doc
@@ -49,13 +50,14 @@ def classifier_entropy(classifier, X, *, batch_size=None):
     entropy : ndarray of shape (n,)
         In nats, between 0 and :math:`\log K`.
     """
-    est = get_estimator(classifier, "classifier_entropy")
+    est, X = get_estimator(classifier, "classifier_entropy", X)
     require_method(est, "predict_proba", "classifier_entropy", "a fitted classifier")
     batch_size = check_batch_size(batch_size, est)
     return method_scores(lambda rows: _entropy(est.predict_proba(rows)),
                          validate_rows(est, X, name="X"), None, batch_size)
 
 
+@package_strategy
 @selection_doc
 def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
                      batch_size=None, selection="power", beta=1.0, cluster_pool=10,
@@ -117,7 +119,7 @@ def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, ran
         of candidates, or an invalid ``selection``, ``beta`` or
         ``cluster_pool``.
     """
-    est = get_estimator(classifier, "entropy_sampling")
+    est, X_pool = get_estimator(classifier, "entropy_sampling", X_pool)
     require_method(est, "predict_proba", "entropy_sampling", "a fitted classifier")
     batch_size = check_batch_size(batch_size, est)
 

@@ -39,6 +39,7 @@ from torch.func import functional_call, grad, vmap
 from torch.nn import functional as F
 
 from .._data import iter_batches
+from .._modal_compat import package_strategy
 from ._common import (check_batch_size, get_estimator, module_slots, require_module, select,
                       validate_pool)
 from .selection import selection_doc
@@ -387,7 +388,7 @@ def entropy_gradient_norm(classifier, X, *, norm="sum", batch_size=None):
     -------
     grad_norms : ndarray of shape (n,)
     """
-    est = get_estimator(classifier, "entropy_gradient_norm")
+    est, X = get_estimator(classifier, "entropy_gradient_norm", X)
     require_module(est, "entropy_gradient_norm")
     norm = _check_norm(norm)
     batch_size = _gradnorm_batch_size(batch_size, est)
@@ -395,6 +396,7 @@ def entropy_gradient_norm(classifier, X, *, norm="sum", batch_size=None):
     return _gradnorm_scores(est, X4, None, batch_size, norm)
 
 
+@package_strategy
 @selection_doc
 def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", subset_size=None,
                            random_state=None, batch_size=None, selection="power", beta=1.0,
@@ -449,7 +451,7 @@ def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", sub
         larger than the number of candidates, or an invalid ``selection``,
         ``beta`` or ``cluster_pool``.
     """
-    est = get_estimator(classifier, "gradient_norm_sampling")
+    est, X_pool = get_estimator(classifier, "gradient_norm_sampling", X_pool)
     require_module(est, "gradient_norm_sampling")
     norm = _check_norm(norm)
     batch_size = _gradnorm_batch_size(batch_size, est)

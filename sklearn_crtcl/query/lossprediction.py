@@ -13,6 +13,7 @@ query takes the :math:`n` unlabeled samples with the *highest* predicted loss
 :func:`~sklearn_crtcl.query.gradient_norm_sampling` instead.)
 """
 
+from .._modal_compat import package_strategy
 from ._common import (check_method_chunk, get_estimator, method_scores, require_method, select,
                       validate_pool)
 from .selection import selection_doc
@@ -42,12 +43,13 @@ def predicted_loss(classifier, X, *, batch_size=None):
     pred_loss : ndarray of shape (n,)
         :math:`\\hat\\ell(x)` for every row of ``X``.
     """
-    est = get_estimator(classifier, "predicted_loss")
+    est, X = get_estimator(classifier, "predicted_loss", X)
     require_method(est, "predict_loss", "predicted_loss", _NEEDS)
     chunk = check_method_chunk(batch_size, est)
     return method_scores(est.predict_loss, validate_pool(est, X), None, chunk)
 
 
+@package_strategy
 @selection_doc
 def loss_prediction_sampling(classifier, X_pool, n_instances=1, *, subset_size=None,
                              random_state=None, batch_size=None, selection="power", beta=1.0,
@@ -97,7 +99,7 @@ def loss_prediction_sampling(classifier, X_pool, n_instances=1, *, subset_size=N
         of candidates, or an invalid ``selection``, ``beta`` or
         ``cluster_pool``.
     """
-    est = get_estimator(classifier, "loss_prediction_sampling")
+    est, X_pool = get_estimator(classifier, "loss_prediction_sampling", X_pool)
     require_method(est, "predict_loss", "loss_prediction_sampling", _NEEDS)
     chunk = check_method_chunk(batch_size, est)
 

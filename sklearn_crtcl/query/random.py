@@ -14,7 +14,8 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from .._data import check_finite_chunked
-from ._common import get_estimator, pool_size, select
+from .._modal_compat import package_strategy
+from ._common import get_estimator, pool_size, resolve, select
 from .selection import selection_doc
 
 __all__ = ["random_scores", "random_sampling"]
@@ -26,7 +27,7 @@ def _validate(est, X_pool):
     (random sampling needs no model, but a pool with NaN is refused as by every
     other strategy)."""
     if hasattr(est, "_validate_X") and getattr(est, "initialized_", False):
-        return est._validate_X(X_pool, reset=False, name="X_pool")
+        return est._validate_X(resolve(X_pool), reset=False, name="X_pool")
     n = pool_size(X_pool)
     if isinstance(X_pool, np.ndarray) and X_pool.dtype.kind in "fc":
         check_finite_chunked(X_pool, "X_pool")
@@ -56,6 +57,7 @@ def random_scores(classifier, X, *, random_state=None):
     return check_random_state(random_state).random_sample(n)
 
 
+@package_strategy
 @selection_doc
 def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
                     batch_size=None, selection="topk", beta=1.0, cluster_pool=10,
@@ -120,7 +122,9 @@ def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
     and one random sample per k-means cluster of the embeddings of
     ``cluster_pool * n_instances`` random candidates.
     """
-    est = get_estimator(classifier, "random_sampling") if classifier is not None else None
+    est = None
+    if classifier is not None:  # (a Pipeline's steps: for "balanced" and "cluster")
+        est, X_pool = get_estimator(classifier, "random_sampling", X_pool)
     rng = check_random_state(random_state)  # one stream: candidates first, then scores
 
     def score(X4, candidates):
