@@ -136,12 +136,14 @@ class ResNetClassifier(NeuralNetClassifier):
     module : callable or torch.nn.Module, default=resnet18
         The backbone: a function or class returning a module (called with the
         ``module__*`` parameters plus ``num_classes`` and ``in_channels``
-        inferred from the data), or an initialised module. Use
+        inferred from the data, each only if its signature accepts it), or an
+        initialised module. Use
         :func:`~sklearn_crtcl.backbones.resnet18`,
         :func:`~sklearn_crtcl.backbones.resnet34`, or any module whose
         forward maps images to logits.
     criterion : type, default=torch.nn.CrossEntropyLoss
-        Loss on the logits.
+        Loss on the module's output (logits; probabilities with
+        :class:`torch.nn.NLLLoss`, whose log skorch takes).
     optimizer : type, default=torch.optim.SGD
         Optimizer of the classifier.
     lr : float, default=0.1
@@ -158,14 +160,22 @@ class ResNetClassifier(NeuralNetClassifier):
     lr_milestones : sequence of float or int, default=(0.8,)
         Where the learning rate is multiplied by ``lr_gamma``: fractions of
         ``max_epochs`` (``0.8`` = epoch 160 of 200) or epoch numbers. The
-        schedule restarts at every ``fit``.
+        schedule (callback ``"lr_schedule"``) restarts at every ``fit``. An
+        empty sequence turns it off: the rate is never touched. With one of
+        skorch's :class:`~skorch.callbacks.LRScheduler` callbacks in
+        ``callbacks`` (which act on ``optimizer_``) the schedule steps aside
+        whatever ``lr_milestones`` holds: the user's scheduler wins.
     lr_gamma : float, default=0.1
         Decay factor at each milestone.
     input_shape : tuple of int, optional
         ``(C, H, W)`` of one image; required to reshape flat rows
         ``(n, C*H*W)`` (e.g. after a scikit-learn transformer in a
         ``Pipeline``). Without it, flat rows are treated as one-pixel-high
-        images ``(1, 1, n_features)``.
+        images ``(1, 1, n_features)``, with a ``UserWarning`` (once per
+        ``fit``) when the row length is that of a square image of side
+        >= 8 (``s*s`` or ``3*s*s`` features). ``initialize()`` builds the
+        network for its channels (and, with ``classes``, for
+        ``load_params``).
     augment : None, str or callable, default=None
         Data augmentation of the training batches: ``"flip"`` (random
         horizontal flips, as the CrtCl paper), ``"crop"`` (random crop of the
@@ -201,8 +211,12 @@ class ResNetClassifier(NeuralNetClassifier):
         All labels the model may see. Useful with ``warm_start`` in active
         learning, when the first labeled set may miss a class.
     train_split : callable or None, default=None
-        skorch's validation split; ``None`` trains on all given samples, as
-        the papers do.
+        skorch's validation split (e.g. ``ValidSplit(0.2, random_state=0)``:
+        history then records ``valid_loss`` and ``valid_acc``, as skorch's
+        ``NeuralNetClassifier``); ``None`` trains on all given samples, as
+        the papers do, and a validation scoring callback of the user
+        (``EpochScoring(..., on_train=False)``) is then a ``ValueError``
+        before training, since it would record nothing.
     device : str, default=DEFAULT_DEVICE
         ``"cuda"`` when available at import time, else ``"cpu"``.
     verbose : int, default=0
@@ -233,7 +247,14 @@ class ResNetClassifier(NeuralNetClassifier):
         always continues, keeping the optimizers' state.
     **kwargs
         Any other :class:`skorch.NeuralNet` parameter (``module__width``,
-        ``callbacks``, ...).
+        ``callbacks``, ``predict_nonlinearity``, ...). ``predict_nonlinearity``
+        (default ``"auto"``) maps the module's output to ``predict_proba``
+        on every path, by skorch's rules: ``"auto"`` is the softmax for
+        :class:`torch.nn.CrossEntropyLoss` and for criteria declaring
+        ``takes_logits`` (:class:`~sklearn_crtcl.criteria.FocalLoss`,
+        :class:`~sklearn_crtcl.criteria.IQLoss`), the output itself for
+        :class:`torch.nn.NLLLoss` and other criteria; ``None`` is the output
+        itself; a callable is applied to the output tensor.
 
     Attributes
     ----------
@@ -354,9 +375,8 @@ class ResNetClassifier(NeuralNetClassifier):
         """``get_params_for(prefix)`` completed with the shape of the data."""
         kwargs = self.get_params_for(prefix)
         shape = getattr(self, "input_shape_", None)
-        if shape is None and self.input_shape is not None:
-            shape = tuple(self.input_shape)
-            shape = (1,) + shape if len(shape) == 2 else shape
+        if shape is None:  # initialize() before fit: input_shape, if given
+            shape = self._declared_image_shape()
         if shape is not None:
             kwargs.setdefault("in_channels", shape[0])
         classes = getattr(self, "classes_inferred_", None)
@@ -427,6 +447,13 @@ class ResNetClassifier(NeuralNetClassifier):
         (a module that returns logits, e.g. under CrossEntropyLoss)."""
         return _is_softmax(self._get_predict_nonlinearity())
 
+    def _declared_image_shape(self):
+        """``input_shape`` as ``(C, H, W)`` (``(H, W)`` is one channel), or ``None``."""
+        if self.input_shape is None:
+            return None
+        shape = tuple(int(s) for s in self.input_shape)
+        return (1,) + shape if len(shape) == 2 else shape
+
     def _data_attributes_from_params(self):
         """Set the data attributes from ``input_shape`` and ``classes`` when both
         are given: ``initialize()`` then builds the net for the data, ready for
@@ -434,8 +461,7 @@ class ResNetClassifier(NeuralNetClassifier):
         shape, classes = self.input_shape, self.classes
         if shape is None or classes is None or len(classes) < 2:
             return
-        shape = tuple(int(s) for s in shape)
-        self.input_shape_ = (1,) + shape if len(shape) == 2 else shape
+        self.input_shape_ = self._declared_image_shape()
         self.n_features_in_ = int(np.prod(self.input_shape_))
 
     def initialize_module(self):
@@ -446,10 +472,10 @@ class ResNetClassifier(NeuralNetClassifier):
         else:
             # only the inferred arguments the module accepts (a module without
             # in_channels or num_classes gets neither)
-            kwargs = _accepted_kwargs(self.module, self._module_kwargs("module"),
-                                      inferred=set(self._module_kwargs("module"))
-                                      - set(self.get_params_for("module")))
-            self.module_ = self.initialized_instance(self.module, kwargs)
+            kwargs = self._module_kwargs("module")
+            inferred = set(kwargs) - set(self.get_params_for("module"))
+            self.module_ = self.initialized_instance(
+                self.module, _accepted_kwargs(self.module, kwargs, inferred))
         self.initialize_auxiliary_modules()
         return self
 
