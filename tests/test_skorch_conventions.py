@@ -254,3 +254,15 @@ def test_flat_image_rows_without_input_shape_warn_once(digits):
         net.predict(flat)
         ResNetClassifier(max_epochs=1, input_shape=(1, 8, 8), **TINY).fit(flat, y)
         ResNetClassifier(max_epochs=1, **TINY).fit(flat[:, :10], y)  # not an image size
+
+
+def test_loss_prediction_ranks_skorchs_loss_with_nllloss(digits):
+    # LossPredictionNet's per-sample losses are skorch's get_loss: with NLLLoss,
+    # of the log of the probabilities, as NeuralNetClassifier.get_loss takes it
+    X, y = digits
+    net = LossPredictionNet(criterion=torch.nn.NLLLoss, max_epochs=1, **TINY).fit(X, y)
+    p = torch.softmax(torch.randn(6, 10, generator=torch.Generator().manual_seed(0)), dim=1)
+    target = torch.arange(6)
+    eps = torch.finfo(p.dtype).eps
+    torch.testing.assert_close(net._per_sample_loss(p, target),
+                               -torch.log(p[target, target] + eps))
