@@ -2,7 +2,7 @@
 
 import numbers
 
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, LRScheduler
 
 __all__ = ["MilestoneLR", "milestone_epochs", "epoch_count"]
 
@@ -67,6 +67,26 @@ def milestone_epochs(milestones, max_epochs):
     return sorted(epochs)
 
 
+def _user_lr_schedulers(net):
+    """The names of skorch :class:`~skorch.callbacks.LRScheduler` callbacks of ``net``.
+
+    skorch's ``LRScheduler`` always schedules the net's ``optimizer_``; the
+    built-in :class:`MilestoneLR` of that optimizer steps aside when there is
+    one.
+
+    Parameters
+    ----------
+    net : skorch.NeuralNet
+        An initialised net (``callbacks_`` set).
+
+    Returns
+    -------
+    list of str
+    """
+    return [name for name, cb in getattr(net, "callbacks_", ())
+            if isinstance(cb, LRScheduler)]
+
+
 class MilestoneLR(Callback):
     """Multiply the learning rate of one optimizer by ``gamma`` at milestones.
 
@@ -74,6 +94,12 @@ class MilestoneLR(Callback):
     counted from the start of the call), so a ``warm_start`` net that is
     trained again in an active-learning cycle gets the full schedule again, as
     in the reference implementations, which build a new scheduler per cycle.
+
+    It never touches the learning rate when it has no milestones (e.g.
+    ``lr_milestones=()``), nor, on the classifier's ``optimizer_``, when the
+    net has one of skorch's :class:`~skorch.callbacks.LRScheduler` callbacks
+    (which always act on ``optimizer_``): the user's scheduler then sets the
+    learning rate alone, as in a plain :class:`skorch.NeuralNetClassifier`.
 
     Parameters
     ----------
@@ -112,9 +138,14 @@ class MilestoneLR(Callback):
         if milestones is None and fallback is not None:
             milestones = getattr(net, fallback)
         self.milestone_epochs_ = milestone_epochs(milestones or (), net.max_epochs)
+        self.active_ = bool(self.milestone_epochs_) and not (
+            self.optimizer_attr == "optimizer_" and _user_lr_schedulers(net))
 
     def on_epoch_begin(self, net, **kwargs):
-        """Set the learning rate of the epoch that begins."""
+        """Set the learning rate of the epoch that begins (nothing when the
+        schedule has no milestones or steps aside for a user's scheduler)."""
+        if not getattr(self, "active_", True):
+            return
         epoch = len(net.history) - 1 - self.start_epoch_
         n_passed = sum(epoch >= m for m in self.milestone_epochs_)
         factor = getattr(net, self.gamma_param) ** n_passed

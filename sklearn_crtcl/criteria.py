@@ -14,6 +14,12 @@ parameters::
 ``reduction="none"`` for the duration of one call, which all these criteria
 (and torch's losses) support.
 
+Both declare ``takes_logits = True``: with skorch's default
+``predict_nonlinearity="auto"`` the nets then return the softmax of the
+logits from ``predict_proba`` (skorch itself infers the softmax only for
+:class:`torch.nn.CrossEntropyLoss`). A criterion of your own that takes
+logits can declare it too.
+
 Like torch's losses under :func:`torch.autocast`, the criteria compute in
 float32 when given float16 or bfloat16 logits.
 
@@ -136,6 +142,9 @@ class FocalLoss(torch.nn.Module):
     >>> FocalLoss(gamma=2.0, reduction="none")(logits, y)
     tensor([0.0018, 0.7019])
     """
+
+    #: The criterion takes logits: ``predict_nonlinearity="auto"`` is the softmax.
+    takes_logits = True
 
     def __init__(self, gamma=2.0, alpha=None, reduction="mean"):
         super().__init__()
@@ -375,6 +384,9 @@ class IQLoss(torch.nn.Module):
     >>> IQLoss("jensen_shannon", reduction="none")(logits, y)
     tensor([1.5038, 0.8234])
     """
+
+    #: The criterion takes logits: ``predict_nonlinearity="auto"`` is the softmax.
+    takes_logits = True
 
     def __init__(self, divergence, alpha=1.0, max_slope=1.5, reduction="mean"):
         super().__init__()

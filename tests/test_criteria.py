@@ -467,7 +467,8 @@ def test_focal_alpha_of_the_wrong_length_fails_before_training_and_keeps_the_mod
 
 def test_skorch_scoring_gets_probabilities_with_any_criterion():
     # skorch's "auto" nonlinearity is softmax only for CrossEntropyLoss; the nets
-    # make it softmax for every criterion, so a probability scorer works
+    # make it softmax for the criteria that declare takes_logits (the package's),
+    # so a probability scorer works
     from skorch.callbacks import EpochScoring
     from sklearn.datasets import load_digits
     from skorch.dataset import ValidSplit

@@ -100,8 +100,10 @@ def test_image_layouts_and_n_features(digits):
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(a.predict_proba(X4[200:220]), c.predict_proba(X4[200:220, 0]),
                                rtol=1e-5, atol=1e-6)
-    # flat rows without input_shape: a one-pixel-high image
-    d = small(input_shape=None).fit(X[:200], y[:200])
+    # flat rows without input_shape: a one-pixel-high image (with a warning naming
+    # input_shape, since 64 features could be 8x8 images)
+    with pytest.warns(UserWarning, match="input_shape"):
+        d = small(input_shape=None).fit(X[:200], y[:200])
     assert d.input_shape_ == (1, 1, 64)
     with pytest.raises(ValueError, match="expecting 64 features"):
         b.predict(X[:5, :32])

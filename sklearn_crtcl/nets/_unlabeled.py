@@ -14,6 +14,7 @@ import torch
 
 from .._checks import check_row_indices
 from .._data import as_image_array, training_array
+from ..data import DatasetArray
 
 __all__ = ["SemiSupervisedMixin"]
 
@@ -65,6 +66,9 @@ class SemiSupervisedMixin:
         self._check_params()
         self._reject_fit_params({k: v for k, v in fit_params.items() if k != "classes"},
                                 takes="X, y, X_unlabeled and unlabeled_indices")
+        X, y = self._fit_input(X, y)
+        if isinstance(X_unlabeled, torch.utils.data.Dataset):
+            X_unlabeled = DatasetArray(X_unlabeled)
         X_u, rows = self._validate_unlabeled(X, X_unlabeled, unlabeled_indices)
         n_u = None if X_u is None else (X_u.shape[0] if rows is None else len(rows))
         if n_u is not None and n_u < 2:
@@ -90,8 +94,9 @@ class SemiSupervisedMixin:
             Labeled images.
         y : array-like of shape (n,)
             Labels of any type.
-        X_unlabeled : array-like, optional
-            Unlabeled images with the same per-sample shape as ``X``. Without
+        X_unlabeled : array-like or Dataset, optional
+            Unlabeled images with the same per-sample shape as ``X`` (a torch
+            ``Dataset`` is read through a :class:`~sklearn_crtcl.DatasetArray`). Without
             them, the unsupervised term is computed on the labeled batch.
         unlabeled_indices : array-like of int, optional
             Only these (distinct) rows of ``X_unlabeled`` are the unlabeled
@@ -100,7 +105,9 @@ class SemiSupervisedMixin:
             the rows of its pool, as the experiment runner passes them; other
             arrays, memory maps and datasets are read at these rows only).
         **fit_params : dict
-            Not supported: a ``TypeError`` names them before any work.
+            Only skorch's ``epochs`` (see :meth:`ResNetClassifier.fit
+            <sklearn_crtcl.ResNetClassifier.fit>`); any other raises a
+            ``TypeError`` naming it before any work.
 
         Returns
         -------
@@ -126,7 +133,9 @@ class SemiSupervisedMixin:
         unlabeled_indices : array-like of int, optional
             Rows of ``X_unlabeled`` to use (see :meth:`fit`).
         **fit_params : dict
-            Not supported: a ``TypeError`` names them before any work.
+            Only skorch's ``epochs`` (see :meth:`ResNetClassifier.fit
+            <sklearn_crtcl.ResNetClassifier.fit>`); any other raises a
+            ``TypeError`` naming it before any work.
 
         Returns
         -------

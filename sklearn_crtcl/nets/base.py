@@ -1,7 +1,10 @@
 """``ResNetClassifier``: a skorch ``NeuralNetClassifier`` with scikit-learn manners."""
 
 import contextlib
+import functools
+import inspect
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -12,13 +15,14 @@ from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetClassifier
 from skorch.dataset import ValidSplit, unpack_data
 from skorch.utils import to_device
-from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
+from skorch.callbacks import BatchScoring, EpochScoring, EpochTimer, PassthroughScoring, PrintLog
 
 from .._checks import check_device, check_number
 from .._data import ArrayBatchLoader, as_image_array, iter_batches, training_array
 from ..augment import check_augment
 from ..backbones import MIN_IMAGE_SIZE, ResNet, forward_taps, resnet18, resnet34
 from ..callbacks import MilestoneLR, epoch_count, milestone_epochs
+from ..data import DatasetArray
 from ..distributed import (DistributedBatches, all_reduce_gradients, broadcast_object,
                            broadcast_state, gather_batch, shard_bounds, world)
 from ._checkpoint import NetOptimizers, NetParams
@@ -53,6 +57,64 @@ def _softmax_last_dim(logits):
     return torch.softmax(logits, dim=-1)
 
 
+def _is_softmax(nonlin):
+    """Whether ``nonlin`` is the softmax over the last dimension (the package's, or
+    skorch's ``partial(torch.softmax, dim=-1)``)."""
+    return nonlin is _softmax_last_dim or (
+        isinstance(nonlin, functools.partial) and nonlin.func is torch.softmax
+        and not nonlin.args and nonlin.keywords in ({"dim": -1}, {"dim": 1}))
+
+
+def _skorch_dataset(X):
+    """Whether ``X`` is a dataset skorch built from the arrays given to ``fit`` (its
+    validation split: a ``skorch.dataset.Dataset`` or a ``Subset`` of one), whose
+    labels are the net's encoded labels ``0 .. n_classes-1``."""
+    from skorch.dataset import Dataset as SkorchDataset
+    while isinstance(X, torch.utils.data.Subset):
+        X = X.dataset
+    return isinstance(X, SkorchDataset)
+
+
+def _dataset_labels(dataset):
+    """The labels of a map-style dataset of ``(image, label, ...)`` items."""
+    labels = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        if not isinstance(item, (tuple, list)) or len(item) < 2:
+            raise ValueError(
+                f"fit got a torch Dataset and y=None, but item {i} of the dataset is not an "
+                "(image, label) pair; pass the labels as y")
+        label = item[1]
+        if isinstance(label, torch.Tensor):
+            label = label.item() if label.numel() == 1 else label.cpu().numpy()
+        labels.append(label)
+    return np.asarray(labels)
+
+
+def _accepted_kwargs(factory, kwargs, inferred):
+    """``kwargs`` without the ``inferred`` names that ``factory`` does not accept
+    (all of them kept when its signature has ``**kwargs`` or cannot be read)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return kwargs
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return kwargs
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return {k: v for k, v in kwargs.items() if k in names or k not in inferred}
+
+
+def _looks_like_flat_images(n_features):
+    """The image side if ``n_features`` is ``s*s`` or ``3*s*s`` with ``s >= 8``."""
+    for channels in (1, 3):
+        if n_features % channels:
+            continue
+        side = int(round((n_features // channels) ** 0.5))
+        if side >= 8 and side * side * channels == n_features:
+            return channels, side
+    return None
+
+
 def _pooled_stage4(taps):
     """``flatten(avgpool(stage4))``: the input of the final linear layer."""
     return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(taps["stage4"], 1), 1)
@@ -75,12 +137,14 @@ class ResNetClassifier(NeuralNetClassifier):
     module : callable or torch.nn.Module, default=resnet18
         The backbone: a function or class returning a module (called with the
         ``module__*`` parameters plus ``num_classes`` and ``in_channels``
-        inferred from the data), or an initialised module. Use
+        inferred from the data, each only if its signature accepts it), or an
+        initialised module. Use
         :func:`~sklearn_crtcl.backbones.resnet18`,
         :func:`~sklearn_crtcl.backbones.resnet34`, or any module whose
         forward maps images to logits.
     criterion : type, default=torch.nn.CrossEntropyLoss
-        Loss on the logits.
+        Loss on the module's output (logits; probabilities with
+        :class:`torch.nn.NLLLoss`, whose log skorch takes).
     optimizer : type, default=torch.optim.SGD
         Optimizer of the classifier.
     lr : float, default=0.1
@@ -97,14 +161,22 @@ class ResNetClassifier(NeuralNetClassifier):
     lr_milestones : sequence of float or int, default=(0.8,)
         Where the learning rate is multiplied by ``lr_gamma``: fractions of
         ``max_epochs`` (``0.8`` = epoch 160 of 200) or epoch numbers. The
-        schedule restarts at every ``fit``.
+        schedule (callback ``"lr_schedule"``) restarts at every ``fit``. An
+        empty sequence turns it off: the rate is never touched. With one of
+        skorch's :class:`~skorch.callbacks.LRScheduler` callbacks in
+        ``callbacks`` (which act on ``optimizer_``) the schedule steps aside
+        whatever ``lr_milestones`` holds: the user's scheduler wins.
     lr_gamma : float, default=0.1
         Decay factor at each milestone.
     input_shape : tuple of int, optional
         ``(C, H, W)`` of one image; required to reshape flat rows
         ``(n, C*H*W)`` (e.g. after a scikit-learn transformer in a
         ``Pipeline``). Without it, flat rows are treated as one-pixel-high
-        images ``(1, 1, n_features)``.
+        images ``(1, 1, n_features)``, with a ``UserWarning`` (once per
+        ``fit``) when the row length is that of a square image of side
+        >= 8 (``s*s`` or ``3*s*s`` features). ``initialize()`` builds the
+        network for its channels (and, with ``classes``, for
+        ``load_params``).
     augment : None, str or callable, default=None
         Data augmentation of the training batches: ``"flip"`` (random
         horizontal flips, as the CrtCl paper), ``"crop"`` (random crop of the
@@ -140,8 +212,12 @@ class ResNetClassifier(NeuralNetClassifier):
         All labels the model may see. Useful with ``warm_start`` in active
         learning, when the first labeled set may miss a class.
     train_split : callable or None, default=None
-        skorch's validation split; ``None`` trains on all given samples, as
-        the papers do.
+        skorch's validation split (e.g. ``ValidSplit(0.2, random_state=0)``:
+        history then records ``valid_loss`` and ``valid_acc``, as skorch's
+        ``NeuralNetClassifier``); ``None`` trains on all given samples, as
+        the papers do, and a validation scoring callback of the user
+        (``EpochScoring(..., on_train=False)``) is then a ``ValueError``
+        before training, since it would record nothing.
     device : str, default=DEFAULT_DEVICE
         ``"cuda"`` when available at import time, else ``"cpu"``.
     verbose : int, default=0
@@ -172,7 +248,14 @@ class ResNetClassifier(NeuralNetClassifier):
         always continues, keeping the optimizers' state.
     **kwargs
         Any other :class:`skorch.NeuralNet` parameter (``module__width``,
-        ``callbacks``, ...).
+        ``callbacks``, ``predict_nonlinearity``, ...). ``predict_nonlinearity``
+        (default ``"auto"``) maps the module's output to ``predict_proba``
+        on every path, by skorch's rules: ``"auto"`` is the softmax for
+        :class:`torch.nn.CrossEntropyLoss` and for criteria declaring
+        ``takes_logits`` (:class:`~sklearn_crtcl.criteria.FocalLoss`,
+        :class:`~sklearn_crtcl.criteria.IQLoss`), the output itself for
+        :class:`torch.nn.NLLLoss` and other criteria; ``None`` is the output
+        itself; a callable is applied to the output tensor.
 
     Attributes
     ----------
@@ -287,6 +370,7 @@ class ResNetClassifier(NeuralNetClassifier):
             ("epoch_timer", EpochTimer()),
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
             ("valid_loss", PassthroughScoring(name="valid_loss")),
+            ("valid_acc", EpochScoring("accuracy", name="valid_acc", lower_is_better=False)),
             ("lr_schedule", MilestoneLR()),
         ]
         for aux in self.auxiliary_modules:
@@ -302,6 +386,8 @@ class ResNetClassifier(NeuralNetClassifier):
         """``get_params_for(prefix)`` completed with the shape of the data."""
         kwargs = self.get_params_for(prefix)
         shape = getattr(self, "input_shape_", None)
+        if shape is None:  # initialize() before fit: input_shape, if given
+            shape = self._declared_image_shape()
         if shape is not None:
             kwargs.setdefault("in_channels", shape[0])
         classes = getattr(self, "classes_inferred_", None)
@@ -341,13 +427,43 @@ class ResNetClassifier(NeuralNetClassifier):
         return self
 
     def _get_predict_nonlinearity(self):
-        # skorch's "auto" applies softmax only with CrossEntropyLoss/NLLLoss; the
-        # backbones always output class logits, so every criterion (focal loss, IQ
-        # loss...) gives probabilities to skorch's scoring callbacks
-        if isinstance(self.predict_nonlinearity, str) and self.predict_nonlinearity == "auto":
+        # skorch's rules (``"auto"``: softmax for CrossEntropyLoss, the identity for
+        # NLLLoss, whose module returns probabilities...; ``None``: the identity; a
+        # callable), plus: "auto" is the softmax for a criterion declaring
+        # ``takes_logits`` (the package's FocalLoss and IQLoss)
+        nonlin = self.predict_nonlinearity
+        if isinstance(nonlin, str) and nonlin == "auto":
             self.check_is_fitted()
-            return _softmax_last_dim
+            criterion = vars(self).get("criterion_")
+            criterion = getattr(criterion, "_orig_mod", criterion)
+            if getattr(criterion, "takes_logits", False):
+                return _softmax_last_dim
         return super()._get_predict_nonlinearity()
+
+    def _output_to_proba(self):
+        """``out -> probabilities``: the predict nonlinearity applied to a module
+        output (its first element if a tuple, as skorch does), in float32; the
+        one rule of ``predict_proba`` on every path and of the query strategies
+        that compare probabilities."""
+        nonlin = self._get_predict_nonlinearity()
+
+        def to_proba(out):
+            if isinstance(out, tuple):
+                out = out[0]
+            return nonlin(out.float())
+        return to_proba
+
+    def _predicts_softmax(self):
+        """Whether the predict nonlinearity is the softmax of the module output
+        (a module that returns logits, e.g. under CrossEntropyLoss)."""
+        return _is_softmax(self._get_predict_nonlinearity())
+
+    def _declared_image_shape(self):
+        """``input_shape`` as ``(C, H, W)`` (``(H, W)`` is one channel), or ``None``."""
+        if self.input_shape is None:
+            return None
+        shape = tuple(int(s) for s in self.input_shape)
+        return (1,) + shape if len(shape) == 2 else shape
 
     def _data_attributes_from_params(self):
         """Set the data attributes from ``input_shape`` and ``classes`` when both
@@ -356,8 +472,7 @@ class ResNetClassifier(NeuralNetClassifier):
         shape, classes = self.input_shape, self.classes
         if shape is None or classes is None or len(classes) < 2:
             return
-        shape = tuple(int(s) for s in shape)
-        self.input_shape_ = (1,) + shape if len(shape) == 2 else shape
+        self.input_shape_ = self._declared_image_shape()
         self.n_features_in_ = int(np.prod(self.input_shape_))
 
     def initialize_module(self):
@@ -366,7 +481,12 @@ class ResNetClassifier(NeuralNetClassifier):
         if isinstance(self.module, torch.nn.Module):
             super().initialize_module()
         else:
-            self.module_ = self.initialized_instance(self.module, self._module_kwargs("module"))
+            # only the inferred arguments the module accepts (a module without
+            # in_channels or num_classes gets neither)
+            kwargs = self._module_kwargs("module")
+            inferred = set(kwargs) - set(self.get_params_for("module"))
+            self.module_ = self.initialized_instance(
+                self.module, _accepted_kwargs(self.module, kwargs, inferred))
         self.initialize_auxiliary_modules()
         return self
 
@@ -426,7 +546,19 @@ class ResNetClassifier(NeuralNetClassifier):
             raise TypeError(f"{aux.name} must be a callable returning a module or a module, "
                             f"got {spec!r}")
         args = () if aux.inputs is None else (getattr(self, aux.inputs)(),)
-        return spec(*args, **self.get_params_for(aux.name))
+        kwargs = self.get_params_for(aux.name)
+        try:
+            inspect.signature(spec).bind(*args, **kwargs)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, TypeError):  # (ValueError: no signature to read)
+                first = (f"the value of {aux.inputs}() ({args[0]!r}) as its first "
+                         "positional argument, and " if args else "")
+                raise TypeError(
+                    f"{aux.name}={getattr(spec, '__name__', spec)!r} cannot be called as "
+                    f"{type(self).__name__} builds it ({exc}): it must accept {first}the "
+                    f"{aux.name}__* parameters as keyword arguments "
+                    f"({', '.join(sorted(kwargs)) or 'none set'})") from None
+        return spec(*args, **kwargs)
 
     def get_all_learnable_params(self):
         """The parameters of all modules and criteria, except frozen auxiliary modules'.
@@ -617,7 +749,12 @@ class ResNetClassifier(NeuralNetClassifier):
         return self
 
     def _reject_fit_params(self, fit_params, takes="X and y"):
-        """Raise ``TypeError`` naming fit arguments that nothing would receive."""
+        """Raise ``TypeError`` naming fit arguments that nothing would receive
+        (``epochs``, skorch's, is checked and passed on)."""
+        fit_params = dict(fit_params)
+        epochs = fit_params.pop("epochs", None)
+        if epochs is not None:
+            check_number(epochs, "epochs", integer=True, min_val=0)
         if not fit_params:
             return
         hint = ""
@@ -626,7 +763,8 @@ class ResNetClassifier(NeuralNetClassifier):
                     "unlabeled images")
         raise TypeError(
             f"{type(self).__name__}.fit got unexpected keyword argument(s) "
-            f"{', '.join(sorted(fit_params))}: it takes {takes}, and the backbone's "
+            f"{', '.join(sorted(fit_params))}: it takes {takes} (and skorch's epochs=), "
+            f"and the backbone's "
             f"forward takes only images{hint}")
 
     def _check_params(self):
@@ -726,8 +864,18 @@ class ResNetClassifier(NeuralNetClassifier):
         if reset:
             # flat rows without input_shape are (1, 1, n_features) "images": the
             # fallback for non-image features, which has no image size to check
-            if not (self.input_shape is None and X4.shape[1:3] == (1, 1)):
+            # (also with an explicit input_shape=(1, 1, n_features))
+            if X4.shape[1:3] != (1, 1):
                 self._check_image_size(X4.shape[2:], name)
+            elif (self.input_shape is None and len(getattr(X, "shape", (0, 0))) == 2
+                  and _looks_like_flat_images(n_features) is not None):
+                channels, side = _looks_like_flat_images(n_features)
+                warnings.warn(
+                    f"{name} has flat rows of {n_features} features and no input_shape: they "
+                    f"are read as one-pixel-high images (1, 1, {n_features}). If they are "
+                    f"flattened {side}x{side} images, pass input_shape=({channels}, {side}, "
+                    f"{side}); for other features, pass input_shape=(1, 1, {n_features}) "
+                    "to silence this warning", UserWarning, stacklevel=4)
             return X4, n_features
         if tuple(X4.shape[1:]) != self.input_shape_:
             raise ValueError(
@@ -803,8 +951,6 @@ class ResNetClassifier(NeuralNetClassifier):
         model as it was. ``X4`` is a writable float32 array (a read-only
         memory map is copied once).
         """
-        if isinstance(X, torch.utils.data.Dataset):
-            raise TypeError(f"{type(self).__name__} takes arrays of images, not a torch Dataset")
         if reset:
             X4, n_features = self._validate_X(X, reset=True)
         else:
@@ -1267,18 +1413,50 @@ class ResNetClassifier(NeuralNetClassifier):
         """Whether a previous fit set the data attributes (not just ``initialize()``)."""
         return self.initialized_ and hasattr(self, "n_features_in_")
 
+    def _fit_input(self, X, y):
+        """A torch ``Dataset`` given to ``fit`` as a :class:`DatasetArray`, with
+        the labels of its ``(image, label)`` items when ``y`` is ``None`` (as
+        skorch's ``fit(dataset, None)``)."""
+        if isinstance(X, torch.utils.data.Dataset):
+            if y is None:
+                y = _dataset_labels(X)
+            X = DatasetArray(X)
+        return X, y
+
+    def _check_scoring_callbacks(self):
+        """A validation scoring callback of the user with no validation data
+        (``train_split=None``) would record nothing: a ``ValueError`` before
+        training."""
+        if self.train_split is not None or not isinstance(self.callbacks, (list, tuple)):
+            return
+        for entry in self.callbacks:
+            name, cb = entry if isinstance(entry, tuple) else (
+                getattr(entry, "name", None) or type(entry).__name__, entry)
+            if isinstance(cb, (EpochScoring, BatchScoring)) and not cb.on_train:
+                raise ValueError(
+                    f"the callback {name!r} scores the validation data (on_train=False), but "
+                    f"train_split=None leaves no validation data, so it would record "
+                    "nothing: set train_split (e.g. skorch.dataset.ValidSplit(0.2, "
+                    "random_state=0)), or score the training data with on_train=True")
+
     def fit(self, X, y, **fit_params):
         """Train the network on images ``X`` with labels ``y``.
 
         Parameters
         ----------
-        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
-            Training images; flat rows are reshaped with ``input_shape``.
-        y : array-like of shape (n,)
+        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features), or Dataset
+            Training images; flat rows are reshaped with ``input_shape``. A
+            map-style torch ``Dataset`` is read through a
+            :class:`~sklearn_crtcl.DatasetArray` (into memory, once).
+        y : array-like of shape (n,) or None
             Labels of any type (strings, non-contiguous integers...).
+            ``None`` with a ``Dataset`` of ``(image, label)`` pairs: its labels.
         **fit_params : dict
-            Not supported: a ``TypeError`` names them before any work (the
-            backbone's forward takes only images; ``X_unlabeled`` is for
+            Only skorch's ``epochs`` (an int: train this many epochs instead
+            of ``max_epochs``; the learning-rate milestones and phases still
+            count fractions of ``max_epochs``); any other raises a
+            ``TypeError`` naming it before any work (the backbone's forward
+            takes only images; ``X_unlabeled`` is for
             :class:`~sklearn_crtcl.CriticLossNet` and :class:`~sklearn_crtcl.TODNet`).
 
         Returns
@@ -1287,26 +1465,30 @@ class ResNetClassifier(NeuralNetClassifier):
         """
         self._check_params()
         self._reject_fit_params(fit_params)
+        self._check_scoring_callbacks()
+        X, y = self._fit_input(X, y)
         reset = not (self.warm_start and self._fitted_before())
         X4, y_enc, classes, n_features = self._validate_fit_data(X, y, reset=reset)
         return self._fit_encoded(X4, y_enc, classes, initialize=reset,
                                  restart_optimizers=not reset,
-                                 n_features=n_features if reset else None)
+                                 n_features=n_features if reset else None, **fit_params)
 
     def partial_fit(self, X, y, classes=None, **fit_params):
         """Continue training for ``max_epochs`` without re-initialising the module.
 
         Parameters
         ----------
-        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
-            Training images.
-        y : array-like of shape (n,)
-            Labels; after the first call they must be among ``classes_``.
+        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features), or Dataset
+            Training images (see :meth:`fit`).
+        y : array-like of shape (n,) or None
+            Labels; after the first call they must be among ``classes_``
+            (``None``: the labels of a ``Dataset``'s items).
         classes : array-like, optional
             All labels, needed on the first call if ``y`` does not show them
             all (later calls ignore it, as scikit-learn's ``partial_fit`` does).
         **fit_params : dict
-            Not supported (a ``TypeError`` names them before any work).
+            Only skorch's ``epochs`` (see :meth:`fit`); any other raises a
+            ``TypeError`` naming it before any work.
 
         Returns
         -------
@@ -1314,11 +1496,13 @@ class ResNetClassifier(NeuralNetClassifier):
         """
         self._check_params()
         self._reject_fit_params(fit_params)
+        self._check_scoring_callbacks()
+        X, y = self._fit_input(X, y)
         reset = not self._fitted_before()
         X4, y_enc, classes_, n_features = self._validate_fit_data(
             X, y, reset=reset, classes=classes if reset else None)
         return self._fit_encoded(X4, y_enc, classes_, initialize=False,
-                                 n_features=n_features if reset else None)
+                                 n_features=n_features if reset else None, **fit_params)
 
     # ------------------------------------------------------------------ inference
     @contextlib.contextmanager
@@ -1357,22 +1541,36 @@ class ResNetClassifier(NeuralNetClassifier):
         return out
 
     def predict_proba(self, X):
-        """Class probabilities (softmax of the logits).
+        """Class probabilities: the ``predict_nonlinearity`` of the module output.
+
+        As in skorch: ``"auto"`` (default) is the softmax of the logits for
+        :class:`torch.nn.CrossEntropyLoss` and for the package's criteria
+        (which declare ``takes_logits``), the output itself for
+        :class:`torch.nn.NLLLoss` (whose module returns probabilities);
+        ``None`` is the output itself; a callable is applied to the output
+        tensor.
 
         Parameters
         ----------
-        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
-            Images, possibly a memory map (read one batch at a time).
+        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features), or Dataset
+            Images, possibly a memory map or a
+            :class:`~sklearn_crtcl.DatasetArray` (read one batch at a time).
+            A map-style torch ``Dataset`` of images or ``(image, label)``
+            pairs is read through a ``DatasetArray``; the validation split
+            that skorch builds in ``fit`` goes through skorch's own
+            ``predict_proba`` (its scoring callbacks).
 
         Returns
         -------
         proba : ndarray of shape (n, n_classes)
             Columns in the order of ``classes_``.
         """
-        if isinstance(X, torch.utils.data.Dataset):  # skorch's own scoring callbacks
-            return super().predict_proba(X)
-        parts = self._inference_batches(
-            X, lambda m, xb: torch.softmax(m(xb).float(), dim=1).cpu().numpy())
+        if isinstance(X, torch.utils.data.Dataset):
+            if _skorch_dataset(X):  # skorch's own scoring callbacks
+                return super().predict_proba(X)
+            X = DatasetArray(X)
+        to_proba = self._output_to_proba()
+        parts = self._inference_batches(X, lambda m, xb: to_proba(m(xb)).cpu().numpy())
         return np.concatenate(parts, axis=0)
 
     def embed(self, X, batch_size=None):
@@ -1417,9 +1615,11 @@ class ResNetClassifier(NeuralNetClassifier):
         pooled stage-4 features come from the same ``forward_taps`` call.
         Returns float32 arrays ``(n, n_classes)`` and ``(n, n_embedding)``.
         """
+        to_proba = self._output_to_proba()
+
         def both(module, xb):
             taps = forward_taps(module, xb)
-            return (torch.softmax(taps["logits"].float(), dim=1).cpu().numpy(),
+            return (to_proba(taps["logits"]).cpu().numpy(),
                     _pooled_stage4(taps).float().cpu().numpy())
 
         parts = self._inference_batches(X, both, batch_size=batch_size)
@@ -1431,15 +1631,20 @@ class ResNetClassifier(NeuralNetClassifier):
 
         Parameters
         ----------
-        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
-            Images.
+        X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features), or Dataset
+            Images (see :meth:`predict_proba`).
 
         Returns
         -------
         y_pred : ndarray of shape (n,)
-            Labels from ``classes_``.
+            Labels from ``classes_``; on the validation split that skorch
+            builds in ``fit`` (its scoring callbacks, e.g. ``valid_acc``), the
+            encoded labels ``0 .. n_classes-1`` that the split holds, as
+            skorch's ``NeuralNetClassifier.predict`` returns.
         """
         proba = self.predict_proba(X)
+        if isinstance(X, torch.utils.data.Dataset) and _skorch_dataset(X):
+            return np.argmax(proba, axis=1)
         return self.classes_[np.argmax(proba, axis=1)]
 
     def __sklearn_tags__(self):

@@ -233,7 +233,9 @@ class LossPredictionNet(ResNetClassifier):
         reduction = crit.reduction
         crit.reduction = "none"
         try:
-            return crit(logits, y)
+            # skorch's loss of this process's rows (with NLLLoss, the log of a
+            # module's probabilities, as skorch's NeuralNetClassifier takes it)
+            return self.get_loss(logits, y)
         finally:
             crit.reduction = reduction
 

@@ -93,12 +93,14 @@ def _cod_scores(est, X4, candidates, batch_size, ord):
     module = est.module_
     out = np.empty(X4.shape[0] if candidates is None else len(candidates), dtype=np.float64)
     start = 0
+    # the net's predict_proba rule (softmax of logits, or the output of a module
+    # that returns probabilities), so that D compares what predict_proba returns
+    to_proba = est._output_to_proba()
     with est._eval_mode(), torch.no_grad():
         for xb in iter_batches(X4, batch_size, est.device, indices=candidates):
-            now = torch.softmax(_logits(module(xb)).float(), dim=1)
-            before = torch.softmax(_logits(functional_call(module, previous, (xb,),
-                                                        tie_weights=False)).float(),
-                                   dim=1)
+            now = to_proba(_logits(module(xb)))
+            before = to_proba(_logits(functional_call(module, previous, (xb,),
+                                                      tie_weights=False)))
             d = torch.linalg.vector_norm(now - before, ord=ord, dim=1)
             out[start:start + len(d)] = d.cpu().numpy()
             start += len(d)

@@ -341,7 +341,21 @@ def _check_norm(norm):
     return norm
 
 
+def _check_softmax_output(est, strategy):
+    """The entropy is that of the softmax of the module output: it must be the
+    net's ``predict_proba`` (a module that returns logits)."""
+    predicts_softmax = getattr(est, "_predicts_softmax", None)
+    if callable(predicts_softmax) and not predicts_softmax():
+        raise ValueError(
+            f"{strategy} differentiates the entropy of the softmax of the module's output, "
+            f"so it needs a module that returns logits and predict_proba = their softmax; "
+            f"{type(est).__name__} has predict_nonlinearity={est.predict_nonlinearity!r} "
+            f"with criterion {type(est.criterion_).__name__} (a module that returns "
+            "probabilities, as with NLLLoss, or another nonlinearity)")
+
+
 def _gradnorm_scores(est, X4, candidates, batch_size, norm):
+    _check_softmax_output(est, "the entropy gradient norm (gradient_norm_sampling)")
     module = est.module_
     out = np.empty(X4.shape[0] if candidates is None else len(candidates), dtype=np.float64)
     start = 0
