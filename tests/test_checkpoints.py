@@ -324,3 +324,17 @@ def test_extra_state_names_are_checked():
     for bad in (("ema_step",), ("_ema_step_",), "ema_step_", (1,)):
         with pytest.raises(ValueError, match="extra_state"):
             AuxiliaryModule("teacher", extra_state=bad)
+
+
+@pytest.mark.parametrize("other", [dict(input_shape=(3, 8, 8)), dict(classes=np.arange(4)),
+                                   dict(input_shape=None, classes=None)])
+def test_a_backbone_of_another_shape_names_input_shape_and_classes(digits, tmp_path, other):
+    X, y, _, X_pool = digits
+    net = ResNetClassifier(**TINY).fit(X, y)
+    net.save_params(f_params=tmp_path / "params.pt")
+    new = ResNetClassifier(**{**TINY, **other}).initialize()  # built for other data
+    before = copy.deepcopy(new.module_.state_dict())
+    with pytest.raises(ValueError, match=r"does not fit this ResNetClassifier's.*input_shape"
+                                         r".*classes"):
+        new.load_params(f_params=tmp_path / "params.pt")
+    _assert_states_equal({"m": before}, {"m": new.module_.state_dict()})  # nothing loaded

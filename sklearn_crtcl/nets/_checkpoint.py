@@ -68,6 +68,27 @@ def _check_fits(module, state, attribute):
             f"other shapes {shapes}")
 
 
+def _check_backbone_fits(net, state):
+    """A ``ValueError`` naming ``input_shape`` and ``classes`` when the saved
+    backbone has other layers or shapes than the net's (before any weight is copied)."""
+    own = net.module_.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{key}: {tuple(state[key].shape)} in the file, {tuple(own[key].shape)} here"
+              for key in sorted(set(own) & set(state))
+              if tuple(own[key].shape) != tuple(state[key].shape)]
+    if not (missing or unexpected or shapes):
+        return
+    details = "; ".join(shapes[:3]) if shapes else (
+        f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+    raise ValueError(
+        f"the saved backbone does not fit this {type(net).__name__}'s ({details}). "
+        "Build the net as it was saved before initialize(): the same module and "
+        "module__* parameters, input_shape (the (C, H, W) of its images: "
+        f"{getattr(net, 'input_shape', None)!r} here) and classes (all labels: "
+        f"{None if net.classes is None else len(net.classes)} here)")
+
+
 def _legacy_warning(names, what):
     warnings.warn(
         f"the {what} file holds no state of {', '.join(names)} (it was written before "
@@ -148,6 +169,7 @@ class NetParams:
                 f"the f_params file holds the auxiliary modules {sorted(saved)} but "
                 f"{type(net).__name__} holds {sorted(held)}: build the net with the "
                 "parameters it was saved with (e.g. consistency_head)")
+        _check_backbone_fits(net, state)
         for attribute, sub in saved.items():
             if attribute not in self.skip:
                 _check_fits(held[attribute][1], sub, attribute)
