@@ -344,3 +344,28 @@ def test_ctrl_c_in_fit_returns_the_net_as_skorch_does_and_sets_fit_interrupted(
     net.set_params(callbacks__ctrl_c__epoch=None)
     learner.teach(X[60:], y[60:], **kwargs)
     assert len(net.history) == 2 + 4 and net.fit_interrupted_ is False
+
+
+def test_inference_keeps_no_per_batch_output_past_its_batch(digits):
+    # outputs are copied into arrays allocated once: a batch's output tensor is freed
+    # before the next batch runs (a list of per-batch outputs pinned the heap, and
+    # resident memory grew with the pool: benchmarks/bench_inference_memory.py)
+    import weakref
+
+    X, y = digits
+    net = small(max_epochs=1, batch_size=50).fit(X[:100], y[:100])
+    alive_at_next_batch = []
+    previous = []
+
+    def fn(module, xb):
+        alive_at_next_batch.extend(ref() is not None for ref in previous)
+        out = torch.softmax(module(xb), dim=1).numpy()  # holds the tensor's memory
+        previous[:] = [weakref.ref(out)]
+        return out
+
+    proba = net._inference_batches(X[:230], fn, batch_size=50)
+    assert len(alive_at_next_batch) == 4 and not any(alive_at_next_batch)
+    np.testing.assert_allclose(proba, net.predict_proba(X[:230]), rtol=0, atol=0)
+    both = net._inference_batches(X[:230], lambda m, xb: (fn(m, xb), fn(m, xb)[:, :3]),
+                                  batch_size=50)
+    assert isinstance(both, tuple) and both[0].shape == (230, 10) and both[1].shape == (230, 3)

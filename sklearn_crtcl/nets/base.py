@@ -1527,18 +1527,41 @@ class ResNetClassifier(NeuralNetClassifier):
 
         ``X`` is validated (shape and finiteness, chunk by chunk) before any
         batch runs, then visited ``batch_size`` rows at a time (only ``indices``
-        if given); ``modules`` are extra modules put in eval mode too. Returns
-        the list of per-batch outputs.
+        if given); ``modules`` are extra modules put in eval mode too. ``fn``
+        returns a numpy array of one row per image (or a tuple of them).
+
+        Returns the outputs of all batches, in one array per output (a tuple
+        when ``fn`` returns a tuple): allocated once, at the first batch, and
+        filled batch by batch, so that no per-batch output outlives its batch.
+        (Keeping them in a list to concatenate at the end held one small
+        block per batch between the forward passes' large ones: the heap could
+        not give the freed memory back, and resident memory grew with the
+        size of the pool, 72 MB after ``predict_proba`` of 100,000 images.)
         """
         X4 = self._validate_X(X, reset=False, name=name)
+        n = X4.shape[0] if indices is None else len(indices)
         batch_size = batch_size or self.batch_size
         if batch_size == -1:  # skorch's "one batch of all samples"
-            batch_size = max(1, X4.shape[0] if indices is None else len(indices))
-        out = []
+            batch_size = max(1, n)
+        out, single, start = None, False, 0
         with self._eval_mode(*modules), torch.no_grad():
             for xb in iter_batches(X4, batch_size, self.device, indices=indices):
-                out.append(fn(self.module_, self._to_memory_format(xb)))
-        return out
+                parts = fn(self.module_, self._to_memory_format(xb))
+                if out is None:
+                    single = not isinstance(parts, tuple)
+                if single:
+                    parts = (parts,)
+                if out is None:
+                    out = tuple(np.empty((n,) + part.shape[1:], dtype=part.dtype)
+                                for part in parts)
+                stop = start + len(parts[0])
+                for i, target in enumerate(out):
+                    target[start:stop] = parts[i]
+                start = stop
+                del parts, xb  # nothing of this batch outlives it
+        if out is None:
+            raise ValueError(f"{name} has no images to run the network on")
+        return out[0] if single else out
 
     def predict_proba(self, X):
         """Class probabilities: the ``predict_nonlinearity`` of the module output.
@@ -1570,8 +1593,7 @@ class ResNetClassifier(NeuralNetClassifier):
                 return super().predict_proba(X)
             X = DatasetArray(X)
         to_proba = self._output_to_proba()
-        parts = self._inference_batches(X, lambda m, xb: to_proba(m(xb)).cpu().numpy())
-        return np.concatenate(parts, axis=0)
+        return self._inference_batches(X, lambda m, xb: to_proba(m(xb)).cpu().numpy())
 
     def embed(self, X, batch_size=None):
         """Penultimate features: the backbone's pooled stage-4 output.
@@ -1603,10 +1625,9 @@ class ResNetClassifier(NeuralNetClassifier):
             ``forward_taps`` method nor the torchvision ResNet layout (see
             :func:`~sklearn_crtcl.backbones.forward_taps`).
         """
-        parts = self._inference_batches(
+        return self._inference_batches(
             X, lambda m, xb: _pooled_stage4(forward_taps(m, xb)).float().cpu().numpy(),
             batch_size=batch_size)
-        return np.concatenate(parts, axis=0)
 
     def _proba_and_embedding(self, X, batch_size=None):
         """``(predict_proba(X), embed(X))`` from one forward pass per batch.
@@ -1622,9 +1643,7 @@ class ResNetClassifier(NeuralNetClassifier):
             return (to_proba(taps["logits"]).cpu().numpy(),
                     _pooled_stage4(taps).float().cpu().numpy())
 
-        parts = self._inference_batches(X, both, batch_size=batch_size)
-        return (np.concatenate([p for p, _ in parts], axis=0),
-                np.concatenate([h for _, h in parts], axis=0))
+        return self._inference_batches(X, both, batch_size=batch_size)
 
     def predict(self, X):
         """Most probable label per image.

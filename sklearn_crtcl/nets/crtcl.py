@@ -568,6 +568,5 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         """
         self.check_is_fitted()
 
-        parts = self._inference_batches(
+        return self._inference_batches(
             X, lambda module, xb: self._critic_scores(forward_taps(module, xb)))
-        return np.concatenate(parts, axis=0)

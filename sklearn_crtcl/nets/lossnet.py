@@ -329,5 +329,4 @@ class LossPredictionNet(ResNetClassifier):
             return out.reshape(-1).float().cpu().numpy()
 
         self.check_is_fitted()
-        parts = self._inference_batches(X, score)
-        return np.concatenate(parts, axis=0)
+        return self._inference_batches(X, score)
