@@ -8,8 +8,8 @@ function, :func:`choose`, after the candidates are scored:
 
 * ``"topk"``: the ``n_instances`` best scores (the papers' selection; the
   default of :func:`~sklearn_crtcl.query.random_sampling`);
-* ``"power"``, ``"softmax"``, ``"rank"`` (:data:`DEFAULT_SELECTION`, the
-  default of the scoring strategies): stochastic batch acquisition
+* ``"power"``, ``"softmax"``, ``"rank"`` (``"rank"``, :data:`DEFAULT_SELECTION`,
+  is the default of the scoring strategies): stochastic batch acquisition
   (Kirsch et al., TMLR 2023), a draw without replacement with probabilities
   :math:`\propto s^\beta`, :math:`e^{\beta s}`,
   :math:`\operatorname{rank}^{-\beta}`, by the Gumbel-top-k trick;
