@@ -21,14 +21,30 @@ import numpy as np
 from sklearn_crtcl.experiments.runner import ExperimentConfig, _load_data
 
 
-def class_shares(run_dir):
-    """``{method: array (n_trials, n_cycles)}`` of the largest class share per batch."""
-    run_dir = Path(run_dir)
-    saved = json.loads((run_dir / "config.json").read_text())
+def run_config(run_dir):
+    """The :class:`ExperimentConfig` saved in a runner output directory (``config.json``).
+
+    Parameters
+    ----------
+    run_dir : str or path
+        A directory written by ``sklearn_crtcl.experiments``.
+
+    Returns
+    -------
+    ExperimentConfig
+        Its settings, with ``resume``, ``overwrite`` and ``progress`` off.
+    """
+    saved = json.loads((Path(run_dir) / "config.json").read_text())
     fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
     settings = {k: v for k, v in saved.items() if k in fields}
     settings.update(resume=False, overwrite=False, progress=False)
-    config = ExperimentConfig(**settings)
+    return ExperimentConfig(**settings)
+
+
+def class_shares(run_dir):
+    """``{method: array (n_trials, n_cycles)}`` of the largest class share per batch."""
+    run_dir = Path(run_dir)
+    config = run_config(run_dir)
     _, _, y_train, _ = _load_data(config)
     state = json.loads((run_dir / "state.json").read_text())
     shares = {}

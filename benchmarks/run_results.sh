@@ -2,7 +2,8 @@
 # The measured tables of docs/results.rst and docs/fidelity.rst, each resumable:
 # rerun the same command after an interruption and it continues (--resume).
 #   bash benchmarks/run_results.sh OUT_DIR [digits|ablations|fashion_mnist|fashion_mnist_ablations|
-#                                            selection_digits|selection_fashion_mnist|calibration ...]
+#                                            selection_digits|selection_fashion_mnist|
+#                                            default_digits|default_fashion_mnist|calibration ...]
 # Each run uses one torch thread; the three can run side by side on two cores.
 set -euo pipefail
 out=${1:-results}
@@ -19,6 +20,9 @@ ablations="crtcl_loss ll4al_loss tod_loss crtcl_query ll4al_query lplgrad_query 
 # top-k, power and balanced for TOD and LPLgrad
 selection="random entropy badge coreset crtcl crtcl:power crtcl:softmax crtcl:rank \
   crtcl:balanced crtcl:cluster tod tod:power tod:balanced lplgrad lplgrad:power lplgrad:balanced"
+# the strategies' default selection (rank) against top-k and random, for the three
+# learned strategies
+default="random crtcl crtcl:rank tod tod:rank lplgrad lplgrad:rank"
 for run in $runs; do
   case $run in
     digits) $exp $digits --output-dir "$out/digits" ;;
@@ -29,6 +33,9 @@ for run in $runs; do
     selection_digits) $exp $digits --output-dir "$out/selection_digits" --methods $selection ;;
     selection_fashion_mnist) $exp $fmnist --output-dir "$out/selection_fashion_mnist" \
       --methods $selection ;;
+    default_digits) $exp $digits --output-dir "$out/default_digits" --methods $default ;;
+    default_fashion_mnist) $exp $fmnist --output-dir "$out/default_fashion_mnist" \
+      --methods $default ;;
     calibration) python -m sklearn_crtcl.experiments.calibration --num-threads 1 --resume \
       --output-dir "$out/calibration" ;;
     *) echo "unknown run $run" >&2; exit 2 ;;

@@ -68,7 +68,7 @@ def make_net(kind):
 # strategy, utility, estimator kind, True if the highest scores are queried
 def _topk(strategy):
     """The strategy with the papers' top-k selection (the scoring strategies'
-    default is ``selection="power"``; these tests check the papers' queries)."""
+    default is ``selection="rank"``; these tests check the papers' queries)."""
     return functools.wraps(strategy)(functools.partial(strategy, selection="topk"))
 
 

@@ -14,6 +14,7 @@ import sklearn_crtcl._modal_compat  # noqa: F401  (modAL + scikit-learn >= 1.8)
 from sklearn_crtcl import ResNetClassifier
 from sklearn_crtcl.nets.crtcl import CriticLossNet
 from sklearn_crtcl.nets.lossnet import LossPredictionNet
+from sklearn_crtcl.nets.tod import TODNet
 from sklearn_crtcl.query import (
     SELECTIONS,
     classifier_entropy,
@@ -23,8 +24,12 @@ from sklearn_crtcl.query import (
     entropy_sampling,
     gradient_norm_sampling,
     loss_prediction_sampling,
+    cyclic_output_discrepancy,
+    entropy_gradient_norm,
+    predicted_loss,
     random_sampling,
 )
+from sklearn_crtcl.query.selection import DEFAULT_SELECTION
 
 STOCHASTIC = ("power", "softmax", "rank")
 
@@ -140,25 +145,39 @@ def test_diversity_selections_need_proba_and_embeddings():
 
 
 # ------------------------------------------------------------ top-k and the stochastic draws
-def test_power_is_the_default_of_the_scoring_strategies_topk_of_random():
+def test_rank_is_the_default_of_the_scoring_strategies_topk_of_random():
     # chosen from the measurements on the results page (docs/results.rst)
+    assert DEFAULT_SELECTION == "rank"
     scores = np.array([3.0, 7.0, 7.0, 1.0, 9.0, np.nan, 0.5])
     X = make_pool(scores)
     for strategy in (loss_prediction_sampling, critic_sampling):
         for seed in range(3):
             np.testing.assert_array_equal(
                 strategy(Fake(), X, n_instances=4, random_state=seed),
-                strategy(Fake(), X, n_instances=4, random_state=seed, selection="power"))
+                strategy(Fake(), X, n_instances=4, random_state=seed, selection="rank"))
     assert loss_prediction_sampling(Fake(), X, n_instances=4,
                                     selection="topk").tolist() == [4, 1, 2, 0]
     assert critic_sampling(Fake(), X, n_instances=4, selection="topk").tolist() == [6, 3, 0, 1]
     assert inspect.signature(random_sampling).parameters["selection"].default == "topk"
     for strategy in (critic_sampling, cod_sampling, gradient_norm_sampling,
                      loss_prediction_sampling, entropy_sampling):
-        assert inspect.signature(strategy).parameters["selection"].default == "power"
-        assert 'default="power"' in strategy.__doc__
+        assert inspect.signature(strategy).parameters["selection"].default == "rank"
+        assert 'default="rank"' in strategy.__doc__
     assert loss_prediction_sampling(Fake(), X, n_instances=7,
                                     selection="topk").tolist() == [4, 1, 2, 0, 3, 6, 5]
+
+
+@pytest.mark.parametrize("a, b", [(1000.0, -959.0), (3.0, 2.0), (1e-4, -5.0)])
+def test_default_selection_is_invariant_to_affine_maps_of_the_scores(a, b):
+    # nearly equal scores (as COD's of a fitted TODNet, 0.9591 to 0.9600) and a*s + b:
+    # the same batch for the same random_state (power's weights s**beta depend on b)
+    scores = np.random.RandomState(0).uniform(0.9591, 0.9600, size=200)
+    for strategy in (loss_prediction_sampling, critic_sampling):
+        for seed in range(5):
+            kwargs = dict(n_instances=20, subset_size=150, random_state=seed)
+            np.testing.assert_array_equal(
+                strategy(Fake(), make_pool(scores), **kwargs),
+                strategy(Fake(), make_pool(a * scores + b), **kwargs))
 
 
 @pytest.mark.parametrize("selection", STOCHASTIC)
@@ -422,7 +441,8 @@ def nets(digits):
     X, y = digits
     return {"plain": ResNetClassifier(**TINY).fit(X[:150], y[:150]),
             "critic": CriticLossNet(critic__hidden=8, **TINY).fit(X[:150], y[:150]),
-            "lossnet": LossPredictionNet(loss_head__hidden=8, **TINY).fit(X[:150], y[:150])}
+            "lossnet": LossPredictionNet(loss_head__hidden=8, **TINY).fit(X[:150], y[:150]),
+            "tod": TODNet(**TINY).fit(X[:150], y[:150], X_unlabeled=X[150:450])}
 
 
 @pytest.mark.parametrize("selection", SELECTIONS)
@@ -488,3 +508,43 @@ def test_balanced_selection_spreads_the_batch_over_classes(nets, digits):
     assert n_classes(balanced) == len(np.unique(pred))
     assert n_classes(balanced) >= n_classes(topk)
     assert np.bincount(pred[balanced]).max() <= np.bincount(pred[topk]).max()
+
+
+# (strategy, utility, estimator kind, larger is better) for the preference test
+UTILITIES = {
+    "critic": (critic_sampling, critic_correctness, "critic", False),
+    "cod": (cod_sampling, cyclic_output_discrepancy, "tod", True),
+    "gradnorm": (gradient_norm_sampling, entropy_gradient_norm, "lossnet", True),
+    "lossnet": (loss_prediction_sampling, predicted_loss, "lossnet", True),
+    "entropy": (entropy_sampling, classifier_entropy, "plain", True),
+}
+
+
+def _mean_percentile(oriented, batches):
+    """Mean percentile (0 worst, 1 best candidate) of the chosen batches."""
+    percentile = np.argsort(np.argsort(oriented, kind="stable")) / (len(oriented) - 1)
+    return float(np.mean([percentile[b].mean() for b in batches]))
+
+
+@pytest.mark.parametrize("name", sorted(UTILITIES))
+def test_default_selection_prefers_high_scores_on_fitted_nets(name, nets, digits):
+    """The default batch is far from a uniform one: uniform batches have mean
+    percentile 0.5, with a standard deviation of 0.015 over 20 batches of 20 of 300
+    (<= 0.29 / sqrt(20) / sqrt(20)); 0.7 is 13 of them above."""
+    strategy, utility, kind, largest = UTILITIES[name]
+    est = nets[kind]
+    pool = digits[0][150:450]
+    scores = utility(est, pool)
+    oriented = scores if largest else -scores
+    batches = [strategy(est, pool, n_instances=20, random_state=seed) for seed in range(20)]
+    assert _mean_percentile(oriented, batches) > 0.7
+    uniform = [np.random.RandomState(seed).permutation(300)[:20] for seed in range(20)]
+    assert abs(_mean_percentile(oriented, uniform) - 0.5) < 0.06
+
+
+def test_default_selection_prefers_high_scores_when_they_are_nearly_equal():
+    # the flat case: a fitted TODNet's COD scores lay in 0.9591..0.9600
+    scores = np.random.RandomState(1).uniform(0.9591, 0.9600, size=300)
+    batches = [loss_prediction_sampling(Fake(), make_pool(scores), n_instances=20,
+                                        random_state=seed) for seed in range(20)]
+    assert _mean_percentile(scores, batches) > 0.7

@@ -33,7 +33,7 @@ The peers of issue-level comparisons (not run by default): ``badge``
 both with cross-entropy training like ``random`` and ``entropy``.
 
 The methods query the top-k batch of their scores, as the papers do (the
-strategies' own default is ``selection="power"``). Any method that queries by
+strategies' own default is ``selection="rank"``). Any method that queries by
 score also runs with another batch selection of the strategies
 (``selection=``, see :doc:`/strategies`): the name
 ``"<method>:<selection>"``, e.g. ``"crtcl:softmax"`` or

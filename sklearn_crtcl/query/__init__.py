@@ -25,11 +25,13 @@ the papers do with 10,000; ``None`` = the whole pool), ``random_state`` (seed
 of the query: the candidate draw, then any random choice of the selection),
 ``batch_size`` (samples per scoring batch; defaults to the estimator's), and
 the batch selection, the same for all of the strategies above:
-``selection`` (one of :data:`SELECTIONS`: ``"topk"``, the default, takes
-the best scores; ``"power"``, ``"softmax"`` and ``"rank"`` draw a stochastic
-batch, Kirsch et al. 2023; ``"balanced"`` goes round-robin over the predicted
-classes; ``"cluster"`` takes the best of each k-means cluster of the
-embeddings), ``beta`` (coldness of the stochastic draws) and ``cluster_pool``.
+``selection`` (one of :data:`SELECTIONS`: ``"topk"`` takes the best scores,
+as the papers do; ``"power"``, ``"softmax"`` and ``"rank"`` draw a stochastic
+batch, Kirsch et al. 2023, ``"rank"`` (:data:`DEFAULT_SELECTION`) being the
+default of every strategy above but :func:`random_sampling`, whose default is
+``"topk"``; ``"balanced"`` goes round-robin over the predicted classes;
+``"cluster"`` takes the best of each k-means cluster of the embeddings),
+``beta`` (coldness of the stochastic draws) and ``cluster_pool``.
 
 Two peer strategies choose a diverse batch by themselves, from the
 penultimate embeddings of any net of the package
@@ -58,8 +60,13 @@ from .lossprediction import loss_prediction_sampling, predicted_loss
 from .random import random_sampling, random_scores
 
 #: The values of the ``selection`` option of every scoring strategy
-#: (``"topk"``, the default, first); see :ref:`batch-selection`.
+#: (``"topk"``, the papers' selection, first); see :ref:`batch-selection`.
 SELECTIONS = _selection.SELECTIONS
+
+#: The default ``selection`` of the scoring strategies, ``"rank"`` (a draw
+#: with probabilities :math:`\propto \operatorname{rank}^{-\beta}`, which
+#: depends on the order of the scores only); see :ref:`batch-selection`.
+DEFAULT_SELECTION = _selection.DEFAULT_SELECTION
 
 __all__ = [
     "critic_sampling",
@@ -77,4 +84,5 @@ __all__ = [
     "badge_sampling",
     "coreset_sampling",
     "SELECTIONS",
+    "DEFAULT_SELECTION",
 ]

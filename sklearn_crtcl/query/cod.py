@@ -29,7 +29,7 @@ from .._data import iter_batches
 from .._modal_compat import package_strategy
 from ._common import (check_batch_size, get_estimator, module_slots, require_module, select,
                       validate_pool)
-from .selection import selection_doc
+from .selection import DEFAULT_SELECTION, selection_doc
 
 __all__ = ["cyclic_output_discrepancy", "cod_sampling"]
 
@@ -149,7 +149,7 @@ def cyclic_output_discrepancy(classifier, X, *, ord=2, batch_size=None):
 @package_strategy
 @selection_doc
 def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                 batch_size=None, ord=2, selection="power", beta=1.0, cluster_pool=10,
+                 batch_size=None, ord=2, selection=DEFAULT_SELECTION, beta=1.0, cluster_pool=10,
                  pool_indices=None):
     """Query the samples with the largest cyclic output discrepancy (TOD's COD).
 

@@ -15,7 +15,7 @@ ranks the pool by :math:`p_u` and queries the :math:`n` samples with the
 from .._modal_compat import package_strategy
 from ._common import (check_method_chunk, get_estimator, method_scores, require_method, select,
                       validate_pool)
-from .selection import selection_doc
+from .selection import DEFAULT_SELECTION, selection_doc
 
 __all__ = ["critic_correctness", "critic_sampling"]
 
@@ -51,7 +51,7 @@ def critic_correctness(classifier, X, *, batch_size=None):
 @package_strategy
 @selection_doc
 def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                    batch_size=None, selection="power", beta=1.0, cluster_pool=10,
+                    batch_size=None, selection=DEFAULT_SELECTION, beta=1.0, cluster_pool=10,
                     pool_indices=None):
     """Query the samples with the lowest critic scores (CrtCl).
 

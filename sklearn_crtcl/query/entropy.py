@@ -11,7 +11,7 @@ import numpy as np
 from .._modal_compat import package_strategy
 from ._common import (check_batch_size, get_estimator, method_scores, require_method, select,
                       validate_rows)
-from .selection import selection_doc
+from .selection import DEFAULT_SELECTION, selection_doc
 
 __all__ = ["entropy_sampling", "classifier_entropy"]
 
@@ -60,7 +60,7 @@ def classifier_entropy(classifier, X, *, batch_size=None):
 @package_strategy
 @selection_doc
 def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
-                     batch_size=None, selection="power", beta=1.0, cluster_pool=10,
+                     batch_size=None, selection=DEFAULT_SELECTION, beta=1.0, cluster_pool=10,
                      pool_indices=None):
     r"""Query the samples with the highest predictive entropy.
 

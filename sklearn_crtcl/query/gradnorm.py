@@ -42,7 +42,7 @@ from .._data import iter_batches
 from .._modal_compat import package_strategy
 from ._common import (check_batch_size, get_estimator, module_slots, require_module, select,
                       validate_pool)
-from .selection import selection_doc
+from .selection import DEFAULT_SELECTION, selection_doc
 
 __all__ = ["entropy_gradient_norm", "gradient_norm_sampling"]
 
@@ -413,8 +413,8 @@ def entropy_gradient_norm(classifier, X, *, norm="sum", batch_size=None):
 @package_strategy
 @selection_doc
 def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", subset_size=None,
-                           random_state=None, batch_size=None, selection="power", beta=1.0,
-                           cluster_pool=10, pool_indices=None):
+                           random_state=None, batch_size=None, selection=DEFAULT_SELECTION,
+                           beta=1.0, cluster_pool=10, pool_indices=None):
     """Query the samples whose entropy gradient has the largest norm (LPLgrad).
 
     .. math::

@@ -16,7 +16,7 @@ query takes the :math:`n` unlabeled samples with the *highest* predicted loss
 from .._modal_compat import package_strategy
 from ._common import (check_method_chunk, get_estimator, method_scores, require_method, select,
                       validate_pool)
-from .selection import selection_doc
+from .selection import DEFAULT_SELECTION, selection_doc
 
 __all__ = ["predicted_loss", "loss_prediction_sampling"]
 
@@ -52,8 +52,8 @@ def predicted_loss(classifier, X, *, batch_size=None):
 @package_strategy
 @selection_doc
 def loss_prediction_sampling(classifier, X_pool, n_instances=1, *, subset_size=None,
-                             random_state=None, batch_size=None, selection="power", beta=1.0,
-                           cluster_pool=10, pool_indices=None):
+                             random_state=None, batch_size=None, selection=DEFAULT_SELECTION,
+                             beta=1.0, cluster_pool=10, pool_indices=None):
     """Query the samples with the highest predicted losses (LL4AL).
 
     Parameters

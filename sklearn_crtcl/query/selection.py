@@ -8,8 +8,8 @@ function, :func:`choose`, after the candidates are scored:
 
 * ``"topk"``: the ``n_instances`` best scores (the papers' selection; the
   default of :func:`~sklearn_crtcl.query.random_sampling`);
-* ``"power"`` (the default of the scoring strategies), ``"softmax"``,
-  ``"rank"``: stochastic batch acquisition
+* ``"power"``, ``"softmax"``, ``"rank"`` (``"rank"``, :data:`DEFAULT_SELECTION`,
+  is the default of the scoring strategies): stochastic batch acquisition
   (Kirsch et al., TMLR 2023), a draw without replacement with probabilities
   :math:`\propto s^\beta`, :math:`e^{\beta s}`,
   :math:`\operatorname{rank}^{-\beta}`, by the Gumbel-top-k trick;
@@ -31,13 +31,21 @@ import numpy as np
 
 from ._common import _check_positive_int, require_method, top_k
 
-__all__ = ["SELECTIONS", "SELECTION_PARAMS_DOC", "selection_doc", "check_selection",
-           "choose"]
+__all__ = ["SELECTIONS", "DEFAULT_SELECTION", "SELECTION_PARAMS_DOC", "selection_doc",
+           "check_selection", "choose"]
 
 #: Values of the ``selection`` option of every scoring strategy, ``"topk"``
 #: (the papers' selection) first.
 SELECTIONS = ("topk", "power", "softmax", "rank", "balanced", "cluster")
 _STOCHASTIC = ("power", "softmax", "rank")
+
+#: The default ``selection`` of every scoring strategy: ``"rank"``, a draw with
+#: probabilities :math:`\propto \operatorname{rank}^{-\beta}`, which depends on
+#: the order of the scores only (the same batch for :math:`s` and
+#: :math:`a s + b`, :math:`a > 0`, or any increasing function of :math:`s`),
+#: so it prefers the best candidates as much when their scores are nearly equal
+#: (``"power"`` is then close to uniform) as when they are spread out.
+DEFAULT_SELECTION = "rank"
 
 #: The ``selection``, ``beta`` and ``cluster_pool`` parameters, documented once
 #: for every strategy (inserted by :func:`selection_doc`).
@@ -51,7 +59,10 @@ selection : {"topk", "power", "softmax", "rank", "balanced", "cluster"}, default
     proportional to :math:`s^\\beta` (scores shifted by their minimum when
     one is negative), :math:`e^{\\beta s}` or
     :math:`\\operatorname{rank}^{-\\beta}` (stochastic batch acquisition,
-    Kirsch et al. 2023; Gumbel-top-k); ``"balanced"`` round-robin over the
+    Kirsch et al. 2023; Gumbel-top-k): ``"rank"`` depends on the order of the
+    scores only, ``"power"`` on their offset (nearly equal scores, e.g.
+    0.959 to 0.960, give a nearly uniform draw), ``"softmax"`` on their
+    scale; ``"balanced"`` round-robin over the
     candidates' predicted classes (``predict_proba`` argmax), best score first
     within each class, classes in the order of their best score;
     ``"cluster"`` the best-scoring candidate of each of ``n_instances``
