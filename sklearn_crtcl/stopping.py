@@ -575,17 +575,17 @@ def stopping_summary(records, criteria=None, prices=DEFAULT_PRICES, n_test=None)
     return rows
 
 
-def plot_estimates(records, methods=None, ax=None, x="cycle", title=None):
+def plot_estimates(records, methods=None, ax=None, x="cycle", truth="accuracy", title=None):
     """Plot estimated against true accuracy per cycle, one line per estimator.
 
-    The true test accuracy is a solid black line; each estimator a line of
-    its own, with a shaded band where its records hold an interval
+    The true accuracy (key ``truth``) is a solid black line; each estimator
+    a line of its own, with a shaded band where its records hold an interval
     (``est_<method>_low`` and ``est_<method>_high``).
 
     Parameters
     ----------
     records : list of dict
-        One record per cycle with ``x``, ``accuracy`` (true) and, per
+        One record per cycle with ``x``, ``truth`` and, per
         estimator, ``est_<method>`` (as
         :func:`~sklearn_crtcl.experiments.estimates.estimation_record`
         writes them).
@@ -595,6 +595,9 @@ def plot_estimates(records, methods=None, ax=None, x="cycle", title=None):
         Axes to draw on; a new figure if None.
     x : str, default="cycle"
         Key of the x-axis.
+    truth : str, default="accuracy"
+        Key of the true accuracy: ``"accuracy"`` (test) or
+        ``"pool_accuracy"`` (the pool, the estimates' target, when known).
     title : str, optional
         Axes title.
 
@@ -611,15 +614,15 @@ def plot_estimates(records, methods=None, ax=None, x="cycle", title=None):
     """
     from .plotting import _axis_label, _get_ax, _line_style
 
-    records = _records_check(records, (x, "accuracy"))
+    records = _records_check(records, (x, truth))
     if methods is None:
         methods = [k[4:] for k in records[0]
                    if k.startswith("est_") and not k.endswith(("_low", "_high"))]
     records = _records_check(records, [f"est_{m}" for m in methods])
     ax = _get_ax(ax)
     xs = np.array([r[x] for r in records], dtype=np.float64)
-    ax.plot(xs, [r["accuracy"] for r in records], color="black", linewidth=2,
-            label="true (test)")
+    ax.plot(xs, [r[truth] for r in records], color="black", linewidth=2,
+            label=_axis_label(truth))
     for i, m in enumerate(methods):
         marker, linestyle = _line_style(i)
         (line,) = ax.plot(xs, [r[f"est_{m}"] for r in records], marker=marker,

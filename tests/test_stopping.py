@@ -200,7 +200,7 @@ def test_plot_estimates_draws_truth_and_each_estimator():
              "est_importance_high": 0.6 + 0.1 * c} for c in range(3)]
     ax = plot_estimates(recs)
     labels = [line.get_label() for line in ax.lines]
-    assert labels == ["true (test)", "confidence", "importance"]
+    assert labels == ["Test accuracy", "confidence", "importance"]
     assert len(ax.collections) == 1  # one band: only importance has an interval
     np.testing.assert_allclose(ax.lines[2].get_ydata(), [0.5, 0.6, 0.7])
 
@@ -228,7 +228,7 @@ def test_estimation_record_with_a_package_net():
                                                   rel=1e-6)
     assert rec["est_importance_low"] <= rec["est_importance"] <= rec["est_importance_high"]
     assert rec["stop_stabilizing_predictions"] is False
-    assert rec["stop_value_accuracy_gain_atc"] != rec["stop_value_accuracy_gain_atc"]  # NaN
+    assert rec["stat_accuracy_gain_atc"] != rec["stat_accuracy_gain_atc"]  # NaN
     assert crit[1].history_ == [rec["est_atc"]]  # the record's estimate, reused
     # the last cycle has no next batch: the label-based columns are NaN
     rec = estimation_record(net, pool, X_test, y_test, methods=("atc",), criteria=crit)

@@ -65,7 +65,7 @@ def estimation_record(net, X_pool, X_test, y_test, *, methods=("confidence",), c
         ``accuracy``, ``n_test``, ``pool_accuracy`` (NaN without ``y_pool``),
         for each method ``est_<method>``, ``est_<method>_low`` and
         ``est_<method>_high``, and for each criterion ``stop_<name>`` (bool)
-        and ``stop_value_<name>`` (its statistic).
+        and ``stat_<name>`` (its statistic).
     """
     est = net.estimator if hasattr(net, "query_strategy") and hasattr(net, "estimator") else net
     y_test = np.asarray(y_test)
@@ -100,5 +100,5 @@ def estimation_record(net, X_pool, X_test, y_test, *, methods=("confidence",), c
         else:
             decision = criterion.update(net, X_pool)
         record[f"stop_{criterion.name}"] = False if decision is None else decision.stop
-        record[f"stop_value_{criterion.name}"] = math.nan if decision is None else decision.value
+        record[f"stat_{criterion.name}"] = math.nan if decision is None else decision.value
     return record
