@@ -223,20 +223,21 @@ def _z(confidence_level):
 
 
 def _importance(a, q, n_pool, estimator, confidence_level):
-    """Accuracy on the pool from the correctness ``a`` of the draws (in order)."""
-    m = len(a)
+    """Accuracy on the pool: one minus the error rate estimated from the draws' losses."""
+    loss = 1.0 - a  # the 0-1 loss of each draw, in draw order
+    m = len(loss)
     if estimator == "desraj":
-        # t_m = (sum_{j<m} a_j + a_m / q_m) / N: each unbiased given the draws before it
-        before = np.r_[0.0, np.cumsum(a)[:-1]]
-        terms = (before + a / q) / n_pool
+        # t_m = (sum_{j<m} L_j + L_m / q_m) / N: each unbiased given the draws before it
+        before = np.r_[0.0, np.cumsum(loss)[:-1]]
+        terms = (before + loss / q) / n_pool
     else:  # lure
         steps = np.arange(1, m + 1)
         if m == n_pool:
             v = np.ones(m)
         else:
             v = 1 + (n_pool - m) / (n_pool - steps) * (1 / ((n_pool - steps + 1) * q) - 1)
-        terms = v * a
-    estimate = float(terms.mean())
+        terms = v * loss
+    estimate = 1.0 - float(terms.mean())
     if m < 2:
         return estimate, float("nan"), float("nan")
     half = _z(confidence_level) * float(np.sqrt(terms.var(ddof=1) / m))
@@ -302,20 +303,28 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
     probability :math:`q_m` among the rows not yet drawn (the stochastic
     selections ``"power"``, ``"softmax"``, ``"rank"`` of
     :mod:`sklearn_crtcl.query`; Active Testing, Kossen et al., ICML 2021).
-    With :math:`a_m = \mathbb{1}[\hat y(x_{i_m}) = y_{i_m}]`, either
-    estimator is unbiased for :math:`\operatorname{acc}(X)` under this
-    design:
+    As in Active Testing, the estimate is one minus the estimated error
+    rate, from the 0-1 losses :math:`L_m = \mathbb{1}[\hat y(x_{i_m}) \ne
+    y_{i_m}]` of the draws: a proposal that follows the chance of an error
+    (an uncertainty score) then has a small variance, where weighting the
+    correct draws would divide by the small probabilities of the confident
+    rows. Either estimator is unbiased for :math:`\operatorname{acc}(X)`
+    under this design:
 
     * ``estimator="desraj"`` (the default; Des Raj 1956's ordered estimator)
-      averages :math:`t_m = \frac{1}{N}\big(\sum_{j<m} a_j + a_m /
-      q_m\big)`, each unbiased given the draws before it, so that
-      :math:`\frac{1}{M(M-1)}\sum_m (t_m - \bar t)^2` is an unbiased
-      estimate of its variance: the interval is
-      :math:`\bar t \pm z_{(1+\gamma)/2}` times its square root;
-    * ``estimator="lure"`` (LURE, Farquhar et al., ICLR 2021, Eq. 4) averages
-      :math:`v_m a_m` with :math:`v_m = 1 + \frac{N-M}{N-m}\big(\frac{1}
-      {(N-m+1) q_m} - 1\big)`; its interval, from the sample variance of
-      :math:`v_m a_m`, is an approximation (the terms are correlated).
+      gives :math:`1 - \bar t` with :math:`t_m = \frac{1}{N}\big(\sum_{j<m}
+      L_j + L_m / q_m\big)`, each unbiased for the error rate given the
+      draws before it, so that :math:`\frac{1}{M(M-1)}\sum_m (t_m - \bar
+      t)^2` is an unbiased estimate of its variance: the interval is
+      :math:`1 - \bar t \pm z_{(1+\gamma)/2}` times its square root;
+    * ``estimator="lure"`` (LURE, Farquhar et al., ICLR 2021, Eq. 4) gives
+      :math:`1 - \frac{1}{M}\sum_m v_m L_m` with :math:`v_m = 1 +
+      \frac{N-M}{N-m}\big(\frac{1}{(N-m+1) q_m} - 1\big)`; its interval,
+      from the sample variance of :math:`v_m L_m`, is an approximation (the
+      terms are correlated).
+
+    The estimate is not clipped (that would bias it): on a small batch it
+    can leave :math:`[0, 1]`; the interval is clipped to :math:`[0, 1]`.
 
     Parameters
     ----------
