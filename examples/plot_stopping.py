@@ -12,8 +12,9 @@ and entropy sampling (a stochastic ``"power"`` batch), and after each round
   ATC and DoC (thresholds from the new batch) and the importance-weighted
   estimate from the new batch's labels, with its 95 % interval;
 * asks the stopping criteria of :mod:`sklearn_crtcl.stopping` for their
-  verdicts, and stops itself when the predictions have stabilized
-  (Bloodgood and Vijay-Shanker 2009).
+  verdicts, and stops itself when the importance estimate has stopped rising
+  (less than half a point over two rounds) or the predictions have
+  stabilized (Bloodgood and Vijay-Shanker 2009), or after a budget of rounds.
 
 The data is Fashion-MNIST when its files are installed
 (``/usr/share/datasets/fashion-mnist``), scikit-learn's digits otherwise; the
@@ -43,7 +44,7 @@ torch.set_num_threads(1)  # small networks on a CPU train fastest on one thread
 SMOKE = os.environ.get("SKLEARN_CRTCL_SMOKE") == "1"
 try:
     X_train, X_test, y_train, y_test = load_fashion_mnist(
-        n_train=600 if SMOKE else 3000, n_test=300 if SMOKE else 1000, random_state=0)
+        n_train=600 if SMOKE else 2000, n_test=300 if SMOKE else 1000, random_state=0)
     data = "Fashion-MNIST"
 except FileNotFoundError:
     X_train, X_test, y_train, y_test = load_digits_images(random_state=0)
@@ -52,7 +53,7 @@ rng = np.random.RandomState(0)
 labeled = rng.choice(len(X_train), 50 if SMOKE else 100, replace=False)
 pool = np.setdiff1d(np.arange(len(X_train)), labeled)
 stop_set = X_train[rng.choice(pool, 200, replace=False)]  # fixed unlabeled stop set
-n_query, max_rounds = (30, 3) if SMOKE else (100, 10)
+n_query, max_rounds = (30, 3) if SMOKE else (100, 8)
 print(f"data {data}: pool {len(pool)} images, test {len(X_test)} images, "
       f"{len(labeled)} initial labels, {n_query} labels per round")
 
@@ -64,7 +65,7 @@ print(f"data {data}: pool {len(pool)} images, test {len(X_test)} images, "
 # verdicts are computed (the model has not been trained on the batch yet), and
 # then the model learns it.
 learner = ActiveLearner(
-    estimator=ResNetClassifier(module__width=4 if SMOKE else 8, max_epochs=2 if SMOKE else 15,
+    estimator=ResNetClassifier(module__width=4 if SMOKE else 8, max_epochs=2 if SMOKE else 10,
                                batch_size=32, classes=np.unique(y_train), random_state=0),
     query_strategy=entropy_sampling, X_training=X_train[labeled], y_training=y_train[labeled])
 criteria = [StabilizingPredictions(stop_set), ClassificationChange(stop_set, threshold=0.01),
@@ -91,8 +92,10 @@ for cycle in range(max_rounds):
           f"{record['est_importance_high']:.3f}], confidence {record['est_confidence']:.3f}, "
           f"ATC {record['est_atc']:.3f}, DoC {record['est_doc']:.3f}")
     print(f"    verdicts: {verdicts}")
-    if record["stop_stabilizing_predictions"]:
-        print(f"stopped after round {cycle}: the predictions have stabilized")
+    if record["stop_accuracy_gain_importance"] or record["stop_stabilizing_predictions"]:
+        why = ("the estimated accuracy stopped rising"
+               if record["stop_accuracy_gain_importance"] else "the predictions stabilized")
+        print(f"stopped after round {cycle}: {why}")
         break
     chosen = pool[idx]
     learner.teach(X_train[chosen], y_train[chosen])
@@ -100,7 +103,8 @@ for cycle in range(max_rounds):
 
 # %%
 # ATC and DoC fit their threshold on the new batch, which entropy sampling chose
-# among the hardest images: they read the pool as harder than it is. The
+# among the hardest images: they read the pool as harder than it is. Average
+# confidence needs no labels but trusts the model's calibration. The
 # importance estimate weights each label by its selection probability and is
 # unbiased for the pool; its interval shrinks with the batch size.
 #

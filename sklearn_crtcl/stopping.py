@@ -167,7 +167,32 @@ class StoppingCriterion:
         raise NotImplementedError
 
 
-class StabilizingPredictions(StoppingCriterion):
+class _ConsecutivePredictions(StoppingCriterion):
+    """Base of the criteria that compare consecutive models' predictions on a stop set."""
+
+    def __init__(self, X_stop):
+        super().__init__()
+        self.X_stop = _check_stop_set(X_stop, type(self).__name__)
+        self._previous = None
+
+    def reset(self):
+        """Forget the past rounds and predictions.
+
+        Returns
+        -------
+        self : StoppingCriterion
+        """
+        self._previous = None
+        return super().reset()
+
+    def _consecutive(self, learner):
+        """The previous round's predictions on the stop set (None at first) and this one's."""
+        pred = _predict(learner, self.X_stop, type(self).__name__)
+        previous, self._previous = self._previous, pred
+        return previous, pred
+
+
+class StabilizingPredictions(_ConsecutivePredictions):
     r"""Stop when consecutive models agree on a stop set (stabilizing predictions).
 
     Bloodgood and Vijay-Shanker (CoNLL 2009): after round :math:`t`, Cohen's
@@ -204,27 +229,14 @@ class StabilizingPredictions(StoppingCriterion):
     name = "stabilizing_predictions"
 
     def __init__(self, X_stop, threshold=0.99, window=3):
-        super().__init__()
-        self.X_stop = _check_stop_set(X_stop, type(self).__name__)
+        super().__init__(X_stop)
         self.threshold = check_number(threshold, "threshold", min_val=-1, max_val=1)
         self.window = check_number(window, "window", integer=True, min_val=1)
-        self._previous = None
-
-    def reset(self):
-        """Forget the past rounds and predictions.
-
-        Returns
-        -------
-        self : StabilizingPredictions
-        """
-        self._previous = None
-        return super().reset()
 
     def _statistic(self, learner, X_pool, **kwargs):
         from sklearn.metrics import cohen_kappa_score
 
-        pred = _predict(learner, self.X_stop, type(self).__name__)
-        previous, self._previous = self._previous, pred
+        previous, pred = self._consecutive(learner)
         if previous is None:
             return math.nan
         if np.array_equal(previous, pred):
@@ -238,7 +250,7 @@ class StabilizingPredictions(StoppingCriterion):
             float(np.mean(last)) >= self.threshold
 
 
-class ClassificationChange(StoppingCriterion):
+class ClassificationChange(_ConsecutivePredictions):
     r"""Stop when (almost) no prediction of the stop set changes between rounds.
 
     Zhu, Wang and Hovy (2008) stop when no unlabeled example changes its
@@ -271,24 +283,11 @@ class ClassificationChange(StoppingCriterion):
     name = "classification_change"
 
     def __init__(self, X_stop, threshold=0.0):
-        super().__init__()
-        self.X_stop = _check_stop_set(X_stop, type(self).__name__)
+        super().__init__(X_stop)
         self.threshold = check_number(threshold, "threshold", min_val=0, max_val=1)
-        self._previous = None
-
-    def reset(self):
-        """Forget the past rounds and predictions.
-
-        Returns
-        -------
-        self : ClassificationChange
-        """
-        self._previous = None
-        return super().reset()
 
     def _statistic(self, learner, X_pool, **kwargs):
-        pred = _predict(learner, self.X_stop, type(self).__name__)
-        previous, self._previous = self._previous, pred
+        previous, pred = self._consecutive(learner)
         return math.nan if previous is None else float(np.mean(previous != pred))
 
     def _decide(self, history):
