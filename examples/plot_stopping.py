@@ -13,7 +13,7 @@ and entropy sampling (a stochastic ``"power"`` batch), and after each round
   estimate from the new batch's labels, with its 95 % interval;
 * asks the stopping criteria of :mod:`sklearn_crtcl.stopping` for their
   verdicts, and stops itself when the importance estimate has stopped rising
-  (less than half a point over two rounds) or the predictions have
+  (less than two points over two rounds) or the predictions have
   stabilized (Bloodgood and Vijay-Shanker 2009), or after a budget of rounds.
 
 The data is Fashion-MNIST when its files are installed
@@ -65,11 +65,11 @@ print(f"data {data}: pool {len(pool)} images, test {len(X_test)} images, "
 # verdicts are computed (the model has not been trained on the batch yet), and
 # then the model learns it.
 learner = ActiveLearner(
-    estimator=ResNetClassifier(module__width=4 if SMOKE else 8, max_epochs=2 if SMOKE else 10,
+    estimator=ResNetClassifier(module__width=4 if SMOKE else 8, max_epochs=2 if SMOKE else 8,
                                batch_size=32, classes=np.unique(y_train), random_state=0),
     query_strategy=entropy_sampling, X_training=X_train[labeled], y_training=y_train[labeled])
 criteria = [StabilizingPredictions(stop_set), ClassificationChange(stop_set, threshold=0.01),
-            OverallUncertainty(0.05), MaxUncertainty(0.2), AccuracyGain("importance")]
+            OverallUncertainty(0.05), MaxUncertainty(0.2), AccuracyGain("importance", min_gain=0.02)]
 records = []
 for cycle in range(max_rounds):
     X_pool = X_train[pool]
@@ -112,7 +112,7 @@ for cycle in range(max_rounds):
 # stopped and the cost there (labels plus a price per test error, Pullar-Strecker
 # et al. 2022) against the cheapest round.
 print("criterion, price per error, stop round, cost, best round, best cost")
-for row in stopping_summary(records, prices=(0.1, 1.0)):
+for row in stopping_summary(records, prices=(0.1, 1.0, 10.0)):
     print(f"{row['criterion']:<26} price {row['price']:<4} stop {row['stop_cycle']:>2} "
           f"({'fired' if row['stopped'] else 'never fired'}) cost {row['cost']:8.1f}  "
           f"best {row['best_cycle']:>2} cost {row['best_cost']:8.1f}")
