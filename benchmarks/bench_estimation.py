@@ -1,0 +1,248 @@
+"""How good are the accuracy estimates, and where would each stopping criterion stop?
+
+A standalone active-learning loop per data set (digits, Fashion-MNIST): a
+:class:`~sklearn_crtcl.ResNetClassifier` in a modAL ``ActiveLearner`` queries
+a batch per cycle with entropy sampling (``selection="power"``, ``beta=1``),
+whose first-draw probabilities are the normalised entropies of the pool. Each
+cycle, before the model learns its new batch, every estimator of
+:func:`~sklearn_crtcl.estimation.estimate_accuracy` estimates the model's
+accuracy on the pool (ATC and DoC fit on the new batch, the importance
+estimates weight its labels), and every criterion of
+:mod:`sklearn_crtcl.stopping` gives its verdict
+(:func:`~sklearn_crtcl.experiments.estimates.estimation_record`).
+
+Output, in ``--out``:
+
+* ``results.csv``: one row per data set, trial and cycle (true pool and test
+  accuracy, each estimate with its interval, each criterion's statistic and
+  verdict), rewritten atomically after every cycle;
+* ``summary.md``: per data set, the mean absolute error of each estimator
+  against the true pool accuracy (and the interval's coverage where there is
+  one), and per criterion and price the mean stopping cycle, cost and regret
+  against the cheapest cycle in hindsight
+  (:func:`~sklearn_crtcl.stopping.stopping_summary`).
+
+``--resume`` keeps the trials already complete in ``results.csv`` and runs
+the rest (a trial cut short is run again from its start).
+
+Usage::
+
+    python benchmarks/bench_estimation.py --out bench_estimation [--resume]
+        [--datasets digits fashion_mnist] [--trials 3] [--cycles 8]
+"""
+
+import argparse
+import csv
+import math
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from sklearn_crtcl import ResNetClassifier  # noqa: E402
+from sklearn_crtcl.datasets import load_digits_images, load_fashion_mnist  # noqa: E402
+from sklearn_crtcl.estimation import estimate_accuracy  # noqa: E402
+from sklearn_crtcl.experiments.estimates import estimation_record  # noqa: E402
+from sklearn_crtcl.experiments.report import _atomic_write_bytes, write_results_csv  # noqa
+from sklearn_crtcl.query import classifier_entropy, entropy_sampling  # noqa: E402
+from sklearn_crtcl.stopping import (AccuracyGain, ClassificationChange,  # noqa: E402
+                                    MaxUncertainty, OverallUncertainty,
+                                    StabilizingPredictions, stopping_summary)
+
+METHODS = ("confidence", "atc", "doc", "importance")
+#: Estimates computed beside estimation_record's: ATC with the negative entropy, LURE.
+EXTRA = ("atc_entropy", "importance_lure")
+ESTIMATORS = METHODS + EXTRA
+PRICES = (0.1, 1.0, 10.0)
+
+
+def _criteria(stop_set):
+    return [StabilizingPredictions(stop_set), ClassificationChange(stop_set, threshold=0.01),
+            OverallUncertainty(0.05), MaxUncertainty(0.2), AccuracyGain("importance"),
+            AccuracyGain("atc")]
+
+
+CRITERIA = tuple(c.name for c in _criteria(np.zeros((1, 1))))
+COLUMNS = (("dataset", "trial", "cycle", "n_labeled", "accuracy", "n_test", "pool_accuracy")
+           + tuple(f"est_{m}{s}" for m in ESTIMATORS for s in ("", "_low", "_high"))
+           + tuple(f"{p}_{c}" for c in CRITERIA for p in ("stat", "stop")))
+
+
+def _load(name, n_train, n_test):
+    if name == "digits":
+        return load_digits_images(random_state=0)
+    return load_fashion_mnist(n_train=n_train, n_test=n_test, random_state=0)
+
+
+def run_trial(dataset, data, trial, args, emit):
+    """One active-learning run; ``emit(record)`` after each cycle."""
+    X_train, X_test, y_train, y_test = data
+    rng = np.random.RandomState(1000 + trial)
+    labeled = rng.choice(len(X_train), args.initial, replace=False)
+    pool = np.setdiff1d(np.arange(len(X_train)), labeled)
+    stop_set = X_train[rng.choice(pool, min(args.stop_set, len(pool)), replace=False)]
+    criteria = _criteria(stop_set)
+    net = ResNetClassifier(module__width=args.width, max_epochs=args.epochs, batch_size=32,
+                           classes=np.unique(y_train), random_state=trial, device="cpu")
+    from modAL.models import ActiveLearner
+
+    learner = ActiveLearner(estimator=net, query_strategy=entropy_sampling,
+                            X_training=X_train[labeled], y_training=y_train[labeled])
+    for cycle in range(args.cycles):
+        X_pool = X_train[pool]
+        n_query = min(args.query, len(pool))
+        idx, _ = learner.query(X_pool, n_instances=n_query, selection="power", beta=1.0,
+                               random_state=1000 * trial + cycle)
+        entropy = classifier_entropy(learner, X_pool)
+        proposal = entropy / entropy.sum()
+        batch = dict(X_labeled=X_pool[idx], y_labeled=y_train[pool[idx]])
+        record = estimation_record(learner, X_pool, X_test, y_test, methods=METHODS,
+                                   criteria=criteria, q=proposal, indices=idx,
+                                   y_pool=y_train[pool], **batch)
+        extra = {"atc_entropy": estimate_accuracy(learner, X_pool, "atc",
+                                                  score="negative_entropy", **batch),
+                 "importance_lure": estimate_accuracy(learner, X_pool, "importance",
+                                                      q=proposal, indices=idx,
+                                                      estimator="lure", **batch)}
+        for name, e in extra.items():
+            record.update({f"est_{name}": e.estimate, f"est_{name}_low": e.low,
+                           f"est_{name}_high": e.high})
+        record.update(dataset=dataset, trial=trial, cycle=cycle, n_labeled=len(labeled))
+        emit(record)
+        chosen = pool[idx]
+        learner.teach(X_train[chosen], y_train[chosen])
+        labeled, pool = np.r_[labeled, chosen], np.setdiff1d(pool, chosen)
+
+
+def _read(path):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for row in rows:
+        rec = {}
+        for k, v in row.items():
+            if k == "dataset":
+                rec[k] = v
+            elif k in ("trial", "cycle", "n_labeled", "n_test"):
+                rec[k] = int(v)
+            elif k.startswith("stop_"):
+                rec[k] = v == "True"
+            else:
+                rec[k] = float(v)
+        out.append(rec)
+    return out
+
+
+def _fmt(x, digits=3):
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def summarize(records, cycles):
+    """The Markdown tables of ``summary.md``."""
+    lines = []
+    for dataset in sorted({r["dataset"] for r in records}):
+        rows = [r for r in records if r["dataset"] == dataset]
+        trials = sorted({r["trial"] for r in rows})
+        lines += [f"## {dataset} ({len(trials)} trials, {len(rows)} cycles)", "",
+                  "Estimators against the true pool accuracy (all cycles of all trials):", "",
+                  "| estimator | mean abs. error | mean error | interval coverage |",
+                  "|---|---:|---:|---:|"]
+        for m in ESTIMATORS:
+            err = np.array([r[f"est_{m}"] - r["pool_accuracy"] for r in rows])
+            low = np.array([r[f"est_{m}_low"] for r in rows])
+            high = np.array([r[f"est_{m}_high"] for r in rows])
+            truth = np.array([r["pool_accuracy"] for r in rows])
+            cov = (float(np.mean((low <= truth) & (truth <= high)))
+                   if np.isfinite(low).all() else float("nan"))
+            lines.append(f"| {m} | {_fmt(np.nanmean(np.abs(err)))} | {_fmt(np.nanmean(err))} "
+                         f"| {_fmt(cov, 2)} |")
+        lines += ["", "Stopping criteria (means over trials; cost = labels + price x test "
+                  "errors, Pullar-Strecker et al. 2022):", "",
+                  "| criterion | price | stop cycle | fired | cost | best cycle | best cost "
+                  "| regret |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        summaries = [stopping_summary(sorted([r for r in rows if r["trial"] == t],
+                                             key=lambda r: r["cycle"]),
+                                      criteria=CRITERIA, prices=PRICES) for t in trials]
+        for i, first in enumerate(summaries[0]):
+            same = [s[i] for s in summaries]
+            mean = {k: float(np.mean([s[k] for s in same]))
+                    for k in ("stop_cycle", "stopped", "cost", "best_cycle", "best_cost",
+                              "regret")}
+            lines.append(f"| {first['criterion']} | {first['price']:g} | "
+                         f"{mean['stop_cycle']:.1f} | {mean['stopped']:.2f} | "
+                         f"{mean['cost']:.0f} | {mean['best_cycle']:.1f} | "
+                         f"{mean['best_cost']:.0f} | {mean['regret']:.0f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """Run the benchmark and write its files.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="bench_estimation")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--datasets", nargs="+", default=["digits", "fashion_mnist"],
+                        choices=["digits", "fashion_mnist"])
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--cycles", type=int, default=8)
+    parser.add_argument("--initial", type=int, default=100)
+    parser.add_argument("--query", type=int, default=100)
+    parser.add_argument("--n-train", type=int, default=3000, help="Fashion-MNIST pool size")
+    parser.add_argument("--n-test", type=int, default=1000, help="Fashion-MNIST test size")
+    parser.add_argument("--stop-set", type=int, default=300)
+    parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=15)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.csv"
+    records = _read(path) if args.resume and path.exists() else []
+    done = {(d, t) for d, t in {(r["dataset"], r["trial"]) for r in records}
+            if sum(r["dataset"] == d and r["trial"] == t for r in records) == args.cycles}
+    records = [r for r in records if (r["dataset"], r["trial"]) in done]
+    for dataset in args.datasets:
+        data = _load(dataset, args.n_train, args.n_test)
+        for trial in range(args.trials):
+            if (dataset, trial) in done:
+                print(f"{dataset} trial {trial}: done, kept", flush=True)
+                continue
+            start = time.perf_counter()
+            kept = list(records)
+
+            def emit(record):
+                kept.append(record)
+                write_results_csv(kept, path, columns=COLUMNS)
+                print(f"{dataset} trial {record['trial']} cycle {record['cycle']}: "
+                      f"pool acc {record['pool_accuracy']:.3f}, importance "
+                      f"{record['est_importance']:.3f}, ATC {record['est_atc']:.3f} "
+                      f"({time.perf_counter() - start:.0f} s)", flush=True)
+
+            run_trial(dataset, data, trial, args, emit)
+            records = kept
+    header = [f"# Accuracy estimation and stopping ({len(records)} cycles)", "",
+              f"- machine: {platform.machine()} {platform.processor() or ''}".rstrip(),
+              f"- torch: {torch.__version__}",
+              f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+              f"- command: {' '.join([Path(sys.argv[0]).name] + list(argv or sys.argv[1:]))}",
+              ""]
+    _atomic_write_bytes(out / "summary.md",
+                        ("\n".join(header) + "\n" + summarize(records, args.cycles)).encode())
+    print((out / "summary.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

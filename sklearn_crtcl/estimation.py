@@ -1,0 +1,469 @@
+r"""How accurate is the model on the unlabeled pool, without a labeled test set.
+
+:func:`estimate_accuracy` estimates the accuracy of a fitted classifier on the
+images ``X`` (typically the unlabeled pool of an active-learning round),
+
+.. math::
+
+    \operatorname{acc}(X) = \frac{1}{N} \sum_{i=1}^{N}
+    \mathbb{1}[\hat y(x_i) = y_i],
+
+with one of five methods (:data:`ESTIMATION_METHODS`; equations, papers and
+what each needs in :doc:`/estimation`):
+
+* ``"confidence"``: average confidence (AC), from the predictions alone;
+* ``"atc"``: average thresholded confidence (Garg et al., ICLR 2022), a
+  threshold fitted on labeled data the model was not trained on;
+* ``"doc"``: difference of confidences (Guillory et al., ICCV 2021) against a
+  labeled reference;
+* ``"critic"``: the mean predicted probability of being correct of a
+  probabilistic critic (anything with ``predict_correctness`` returning
+  probabilities);
+* ``"importance"``: an unbiased estimate from the labels of a batch drawn at
+  random with known per-draw probabilities (the stochastic selections of
+  :mod:`sklearn_crtcl.query`), with a confidence interval (Active Testing,
+  Kossen et al., ICML 2021; LURE, Farquhar et al., ICLR 2021; Des Raj 1956).
+
+In active learning the batch just labeled, *before* the model is trained on
+it, is labeled data the model was not trained on: it serves ``"atc"``,
+``"doc"`` and ``"importance"``.
+"""
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics import _check_proba, _estimator_labels
+
+__all__ = ["AccuracyEstimate", "estimate_accuracy", "draw_probabilities", "ESTIMATION_METHODS",
+           "ATC_SCORES", "IMPORTANCE_ESTIMATORS"]
+
+#: The values of ``method`` of :func:`estimate_accuracy`.
+ESTIMATION_METHODS = ("confidence", "atc", "doc", "critic", "importance")
+
+#: The score functions of ``method="atc"`` (the two of Garg et al. 2022).
+ATC_SCORES = ("max_confidence", "negative_entropy")
+
+#: The estimators of ``method="importance"``: ``"desraj"`` (the default, with
+#: an unbiased variance estimate) and ``"lure"`` (Farquhar et al. 2021).
+IMPORTANCE_ESTIMATORS = ("desraj", "lure")
+
+# the keyword arguments each method reads; any other one given is an error
+_USES = {
+    "confidence": (),
+    "atc": ("X_labeled", "y_labeled", "score"),
+    "doc": ("X_labeled", "y_labeled"),
+    "critic": ("critic",),
+    "importance": ("X_labeled", "y_labeled", "q", "indices", "estimator",
+                   "confidence_level"),
+}
+_DEFAULTS = {"X_labeled": None, "y_labeled": None, "score": "max_confidence", "critic": None,
+             "q": None, "indices": None, "estimator": "desraj", "confidence_level": 0.95}
+
+
+@dataclass(frozen=True)
+class AccuracyEstimate:
+    """An estimate of a classifier's accuracy, with its interval where the method gives one.
+
+    Attributes
+    ----------
+    estimate : float
+        The estimated accuracy (for ``"importance"`` an unbiased estimate,
+        which may fall outside ``[0, 1]`` on a small batch).
+    low, high : float
+        The bounds of the confidence interval, clipped to ``[0, 1]``; NaN for
+        the methods that give none (all but ``"importance"``).
+    method : str
+        The method of :func:`estimate_accuracy` that made the estimate.
+    """
+
+    estimate: float
+    low: float
+    high: float
+    method: str
+
+    @property
+    def has_interval(self):
+        """bool: Whether the method gave a confidence interval."""
+        return not (math.isnan(self.low) or math.isnan(self.high))
+
+
+def _unwrap(classifier, name):
+    """The estimator behind a modAL learner, or ``classifier`` itself."""
+    if classifier is None:
+        raise TypeError(f"estimate_accuracy needs a fitted {name}, got None")
+    if hasattr(classifier, "query_strategy") and hasattr(classifier, "estimator"):
+        return classifier.estimator
+    return classifier
+
+
+def _require(est, method, what):
+    if not callable(getattr(est, method, None)):
+        raise TypeError(f"estimate_accuracy needs {what} with a `{method}(X)` method, got "
+                        f"{type(est).__name__}")
+
+
+def _n_rows(X, name):
+    if X is None:
+        raise ValueError(f"{name} must not be None")
+    if not hasattr(X, "__len__") or isinstance(X, (str, bytes)):
+        raise TypeError(f"{name} must be an array of rows, got {type(X).__name__}")
+    n = len(X)
+    if n == 0:
+        raise ValueError(f"{name} is empty: at least one row is required")
+    return n
+
+
+def _proba(est, X, name):
+    try:
+        return _check_proba(est.predict_proba(X))
+    except ValueError as exc:
+        raise ValueError(f"predict_proba({name}) is not a probability matrix: {exc}") from None
+
+
+def _correct(est, proba, y):
+    """Whether each row's predicted class, ``proba``'s argmax, is its label ``y``."""
+    labels = _estimator_labels(est, proba.shape[1])
+    pred = np.argmax(proba, axis=1)
+    if labels is not None:
+        pred = np.asarray(labels)[pred]
+    return (pred == y).astype(np.float64)
+
+
+def _score(proba, score):
+    """The ATC score of each row: max probability or negative entropy."""
+    if score == "max_confidence":
+        return proba.max(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(proba > 0, proba * np.log(proba), 0.0).sum(axis=1)
+
+
+def _check_y(y, n, name="y_labeled"):
+    if y is None:
+        raise ValueError(f"{name} must not be None")
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"{name} must be 1-D with one label per row of X_labeled ({n}), got "
+                         f"shape {y.shape}")
+    return y
+
+
+def _check_q(q, indices, n_pool, n_labeled):
+    """Per-draw probabilities of the labeled rows, in draw order."""
+    if q is None:
+        raise ValueError("method='importance' needs q, the selection probabilities of the "
+                         "labeled rows (per draw) or the proposal over the pool X with "
+                         "indices=")
+    q = np.asarray(q, dtype=np.float64)
+    if q.ndim != 1 or not np.all(np.isfinite(q)) or np.any(q < 0):
+        raise ValueError("q must be a 1-D array of finite probabilities >= 0")
+    if indices is None:
+        if len(q) != n_labeled:
+            raise ValueError(f"q must give one per-draw probability per labeled row "
+                             f"({n_labeled}), got {len(q)}; to pass the proposal over the "
+                             "pool, pass indices= too")
+        if np.any(q <= 0) or np.any(q > 1):
+            raise ValueError("each per-draw probability of q must lie in (0, 1]: a row "
+                             "drawn with probability 0 cannot have been drawn")
+        return q
+    indices = np.asarray(indices)
+    if (indices.ndim != 1 or len(indices) != n_labeled
+            or not np.issubdtype(indices.dtype, np.integer)):
+        raise ValueError(f"indices must be 1-D integer positions into X, one per labeled "
+                         f"row ({n_labeled}), in draw order")
+    if len(q) != n_pool:
+        raise ValueError(f"with indices=, q is the proposal over the pool X: one "
+                         f"probability per row of X ({n_pool}), got {len(q)}")
+    if np.any(indices < 0) or np.any(indices >= n_pool) or len(np.unique(indices)) != n_labeled:
+        raise ValueError(f"indices must be distinct positions in [0, {n_pool})")
+    if abs(q.sum() - 1.0) > 1e-6:
+        raise ValueError(f"the proposal q over the pool must sum to 1, got {q.sum():.6g}")
+    return draw_probabilities(q, indices)
+
+
+def draw_probabilities(proposal, order):
+    r"""The probability of each draw of a sequential draw without replacement.
+
+    A batch drawn one item at a time with probabilities proportional to
+    ``proposal`` among the items not yet drawn (the Plackett--Luce design,
+    which the Gumbel-top-:math:`k` trick of the stochastic selections draws
+    in one go) has, at draw :math:`m`,
+
+    .. math::
+
+        q_m(i_m) = \frac{p_{i_m}}{1 - \sum_{j < m} p_{i_j}}.
+
+    Parameters
+    ----------
+    proposal : array-like of shape (n_pool,)
+        The first draw's probabilities :math:`p` over the pool (sum 1).
+    order : array-like of int of shape (m,)
+        Distinct positions of the drawn items, in draw order.
+
+    Returns
+    -------
+    q : ndarray of shape (m,)
+        :math:`q_m(i_m)` for each draw.
+    """
+    p = np.asarray(proposal, dtype=np.float64)[np.asarray(order)]
+    before = np.r_[0.0, np.cumsum(p)[:-1]]
+    remaining = np.clip(1.0 - before, np.finfo(np.float64).tiny, None)
+    q = np.minimum(p / remaining, 1.0)
+    if np.any(q <= 0):
+        raise ValueError("a drawn row has proposal probability 0: it cannot have been drawn")
+    return q
+
+
+def _z(confidence_level):
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + confidence_level / 2))
+
+
+def _importance(a, q, n_pool, estimator, confidence_level):
+    """Accuracy on the pool: one minus the error rate estimated from the draws' losses."""
+    loss = 1.0 - a  # the 0-1 loss of each draw, in draw order
+    m = len(loss)
+    if estimator == "desraj":
+        # t_m = (sum_{j<m} L_j + L_m / q_m) / N: each unbiased given the draws before it
+        before = np.r_[0.0, np.cumsum(loss)[:-1]]
+        terms = (before + loss / q) / n_pool
+    else:  # lure
+        steps = np.arange(1, m + 1)
+        if m == n_pool:
+            v = np.ones(m)
+        else:
+            v = 1 + (n_pool - m) / (n_pool - steps) * (1 / ((n_pool - steps + 1) * q) - 1)
+        terms = v * loss
+    estimate = 1.0 - float(terms.mean())
+    if m < 2:
+        return estimate, float("nan"), float("nan")
+    half = _z(confidence_level) * float(np.sqrt(terms.var(ddof=1) / m))
+    return estimate, max(0.0, estimate - half), min(1.0, estimate + half)
+
+
+def _check_critic(critic):
+    _require(critic, "predict_correctness", "a critic")
+    loss = getattr(critic, "critic_loss", None)
+    if loss is None:
+        from .nets import CriticLossNet
+
+        if isinstance(critic, CriticLossNet) and "critic_loss" not in critic.get_params():
+            loss = "wasserstein"  # the paper's critic, the only one of this CriticLossNet
+    if isinstance(loss, str) and loss == "wasserstein":
+        raise ValueError(
+            "method='critic' averages probabilities of being correct, but this critic is "
+            "trained with the Wasserstein critic loss (critic_loss='wasserstein', the CrtCl "
+            "paper's): its scores rank samples and have no probability scale. Use a "
+            "probabilistic critic (e.g. critic_loss='bce' or 'tcp'), or another method")
+
+
+def estimate_accuracy(classifier, X, method="confidence", **kwargs):
+    r"""Estimate the accuracy of ``classifier`` on the unlabeled images ``X``.
+
+    With :math:`p(x)` the classifier's ``predict_proba`` on :math:`N` rows
+    :math:`x_1..x_N` of ``X`` and :math:`\hat y(x) = \arg\max_k p_k(x)`:
+
+    ``"confidence"`` (average confidence, AC; e.g. Hendrycks and Gimpel 2017,
+    Guillory et al. 2021): exact for a calibrated classifier,
+
+    .. math:: \widehat{\operatorname{acc}} = \frac{1}{N}\sum_i \max_k p_k(x_i).
+
+    ``"atc"`` (Average Thresholded Confidence, Garg et al., ICLR 2022, Eq. 1):
+    on the :math:`n` labeled rows :math:`(x'_j, y'_j)`, the threshold
+    :math:`t` makes the share of scores below it equal the error rate,
+    :math:`\frac{1}{n}\sum_j \mathbb{1}[s(x'_j) < t] = \frac{1}{n}\sum_j
+    \mathbb{1}[\hat y(x'_j) \ne y'_j]` (:math:`t` is the
+    :math:`(e+1)`-th smallest labeled score for :math:`e` errors), then
+
+    .. math:: \widehat{\operatorname{acc}} = \frac{1}{N}\sum_i \mathbb{1}[s(x_i) \ge t],
+
+    with :math:`s` the maximum probability (``score="max_confidence"``) or the
+    negative entropy :math:`\sum_k p_k \log p_k` (``"negative_entropy"``).
+    The labeled rows must not have been used to train the model.
+
+    ``"doc"`` (difference of confidences, Guillory et al., ICCV 2021): the
+    labeled accuracy shifted by the fall in average confidence,
+
+    .. math:: \widehat{\operatorname{acc}} = \operatorname{acc}(X') -
+              \big(\operatorname{AC}(X') - \operatorname{AC}(X)\big).
+
+    ``"critic"``: the mean of a probabilistic critic's probability that each
+    prediction is correct, :math:`\frac{1}{N}\sum_i c(x_i)`, :math:`c(x) \in
+    [0, 1]` from ``critic.predict_correctness`` (``critic`` defaults to
+    ``classifier``). A Wasserstein critic (``critic_loss="wasserstein"``, the
+    CrtCl paper's, and this package's :class:`~sklearn_crtcl.CriticLossNet`
+    without a ``critic_loss`` parameter) gives scores, not probabilities, and
+    is refused, as are scores outside :math:`[0, 1]`.
+
+    ``"importance"``: the labeled rows are a batch drawn from ``X`` one at a
+    time without replacement, draw :math:`m` taking row :math:`i_m` with
+    probability :math:`q_m` among the rows not yet drawn (the stochastic
+    selections ``"power"``, ``"softmax"``, ``"rank"`` of
+    :mod:`sklearn_crtcl.query`; Active Testing, Kossen et al., ICML 2021).
+    As in Active Testing, the estimate is one minus the estimated error
+    rate, from the 0-1 losses :math:`L_m = \mathbb{1}[\hat y(x_{i_m}) \ne
+    y_{i_m}]` of the draws: a proposal that follows the chance of an error
+    (an uncertainty score) then has a small variance, where weighting the
+    correct draws would divide by the small probabilities of the confident
+    rows. Either estimator is unbiased for :math:`\operatorname{acc}(X)`
+    under this design:
+
+    * ``estimator="desraj"`` (the default; Des Raj 1956's ordered estimator)
+      gives :math:`1 - \bar t` with :math:`t_m = \frac{1}{N}\big(\sum_{j<m}
+      L_j + L_m / q_m\big)`, each unbiased for the error rate given the
+      draws before it, so that :math:`\frac{1}{M(M-1)}\sum_m (t_m - \bar
+      t)^2` is an unbiased estimate of its variance: the interval is
+      :math:`1 - \bar t \pm z_{(1+\gamma)/2}` times its square root;
+    * ``estimator="lure"`` (LURE, Farquhar et al., ICLR 2021, Eq. 4) gives
+      :math:`1 - \frac{1}{M}\sum_m v_m L_m` with :math:`v_m = 1 +
+      \frac{N-M}{N-m}\big(\frac{1}{(N-m+1) q_m} - 1\big)`; its interval,
+      from the sample variance of :math:`v_m L_m`, is an approximation (the
+      terms are correlated).
+
+    The estimate is not clipped (that would bias it): on a small batch it
+    can leave :math:`[0, 1]`; the interval is clipped to :math:`[0, 1]`.
+
+    Parameters
+    ----------
+    classifier : estimator or modAL learner
+        A fitted classifier with ``predict_proba`` (for ``"critic"`` with a
+        separate ``critic``, only that critic is used), or a modAL
+        ``ActiveLearner`` wrapping one.
+    X : array-like of shape (N, ...)
+        The images whose accuracy is estimated (the unlabeled pool); for
+        ``"importance"`` the pool the labeled batch was drawn from, batch
+        included (with a random candidate subset, the candidates: the
+        estimate is then unbiased for the candidates and so for the pool).
+    method : {"confidence", "atc", "doc", "critic", "importance"}, default="confidence"
+        The estimator (:data:`ESTIMATION_METHODS`).
+    **kwargs
+        The options of the method; one the method does not use is an error:
+
+        X_labeled, y_labeled : array-like
+            ``"atc"``, ``"doc"``, ``"importance"``: labeled rows the model
+            was not trained on (for ``"importance"``, the drawn batch in draw
+            order; with ``indices``, ``X_labeled`` defaults to
+            ``X[indices]``).
+        score : {"max_confidence", "negative_entropy"}, default="max_confidence"
+            ``"atc"``: the score function (:data:`ATC_SCORES`).
+        critic : object with ``predict_correctness``, optional
+            ``"critic"``: the critic, if not ``classifier``.
+        q : array-like
+            ``"importance"``: the per-draw probabilities :math:`q_m` of the
+            labeled rows, shape ``(M,)``; or, with ``indices``, the proposal
+            over ``X`` (shape ``(N,)``, sum 1) of a draw proportional to it
+            without replacement, converted by :func:`draw_probabilities`.
+        indices : array-like of int, optional
+            ``"importance"``: positions of the labeled rows in ``X``, in draw
+            order.
+        estimator : {"desraj", "lure"}, default="desraj"
+            ``"importance"``: :data:`IMPORTANCE_ESTIMATORS`.
+        confidence_level : float, default=0.95
+            ``"importance"``: the level :math:`\gamma` of the interval, in
+            (0, 1).
+
+    Returns
+    -------
+    AccuracyEstimate
+        ``estimate``, the interval ``low``, ``high`` (NaN when the method
+        gives none, or for ``"importance"`` with a single draw) and
+        ``method``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method or option, an option the method does not use,
+        missing labeled data, inconsistent shapes, invalid probabilities, a
+        Wasserstein critic or critic scores outside ``[0, 1]``.
+    TypeError
+        If the classifier has no ``predict_proba`` (or the critic no
+        ``predict_correctness``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn_crtcl.estimation import estimate_accuracy
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(400, 2)); y = (X[:, 0] + rng.normal(size=400) > 0).astype(int)
+    >>> clf = LogisticRegression().fit(X[:100], y[:100])
+    >>> est = estimate_accuracy(clf, X[200:], "atc", X_labeled=X[100:200], y_labeled=y[100:200])
+    >>> est.method, 0 <= est.estimate <= 1
+    ('atc', True)
+    """
+    if not isinstance(method, str) or method not in ESTIMATION_METHODS:
+        raise ValueError(f"method must be one of {ESTIMATION_METHODS}, got {method!r}")
+    unknown = sorted(set(kwargs) - set(_DEFAULTS))
+    if unknown:
+        raise ValueError(f"estimate_accuracy got unknown option(s) {unknown}; the options "
+                         f"are {sorted(_DEFAULTS)}")
+    unused = sorted(set(kwargs) - set(_USES[method]))
+    if unused:
+        raise ValueError(f"method={method!r} does not use {unused}; it takes "
+                         f"{list(_USES[method]) or 'no option'}")
+    opts = {**_DEFAULTS, **kwargs}
+    n_pool = _n_rows(X, "X")
+
+    if method == "critic":
+        critic = _unwrap(classifier if opts["critic"] is None else opts["critic"], "critic")
+        _check_critic(critic)
+        c = np.asarray(critic.predict_correctness(X), dtype=np.float64).reshape(-1)
+        if len(c) != n_pool:
+            raise ValueError(f"predict_correctness(X) returned {len(c)} values for {n_pool} "
+                             "rows")
+        if not np.all(np.isfinite(c)) or c.min() < 0 or c.max() > 1:
+            raise ValueError(
+                "method='critic' needs probabilities of being correct in [0, 1], but "
+                f"predict_correctness returned values in [{np.nanmin(c):.4g}, "
+                f"{np.nanmax(c):.4g}]: scores of a ranking critic (e.g. a Wasserstein one) "
+                "are not probabilities")
+        return AccuracyEstimate(float(c.mean()), math.nan, math.nan, method)
+
+    est = _unwrap(classifier, "classifier")
+    _require(est, "predict_proba", "a fitted classifier")
+    X_l, y_l = opts["X_labeled"], opts["y_labeled"]
+    if method in ("atc", "doc", "importance"):
+        if method == "importance" and X_l is None and opts["indices"] is not None:
+            X_l = X[np.asarray(opts["indices"])]
+        if X_l is None or y_l is None:
+            raise ValueError(
+                f"method={method!r} needs labeled data the model was not trained on: pass "
+                "X_labeled= and y_labeled= (in active learning, the newly labeled batch "
+                "before training on it)")
+        n_l = _n_rows(X_l, "X_labeled")
+        y_l = _check_y(y_l, n_l)
+    if method == "atc" and (not isinstance(opts["score"], str)
+                            or opts["score"] not in ATC_SCORES):
+        raise ValueError(f"score must be one of {ATC_SCORES}, got {opts['score']!r}")
+    if method == "importance":
+        if opts["estimator"] not in IMPORTANCE_ESTIMATORS:
+            raise ValueError(f"estimator must be one of {IMPORTANCE_ESTIMATORS}, got "
+                             f"{opts['estimator']!r}")
+        level = opts["confidence_level"]
+        if (isinstance(level, bool) or not isinstance(level, numbers.Real)
+                or not 0 < level < 1):
+            raise ValueError(f"confidence_level must be a number in (0, 1), got {level!r}")
+        if n_l > n_pool:
+            raise ValueError(f"the batch ({n_l} rows) cannot be larger than the pool X it "
+                             f"was drawn from ({n_pool} rows)")
+        q = _check_q(opts["q"], opts["indices"], n_pool, n_l)
+        proba_l = _proba(est, X_l, "X_labeled")
+        a = _correct(est, proba_l, y_l)
+        estimate, low, high = _importance(a, q, n_pool, opts["estimator"], float(level))
+        return AccuracyEstimate(estimate, low, high, method)
+
+    proba = _proba(est, X, "X")
+    if method == "confidence":
+        return AccuracyEstimate(float(proba.max(axis=1).mean()), math.nan, math.nan, method)
+    proba_l = _proba(est, X_l, "X_labeled")
+    a = _correct(est, proba_l, y_l)
+    if method == "doc":
+        value = a.mean() - (proba_l.max(axis=1).mean() - proba.max(axis=1).mean())
+        return AccuracyEstimate(float(value), math.nan, math.nan, method)
+    s_l, s = _score(proba_l, opts["score"]), _score(proba, opts["score"])
+    errors = int(round(len(a) - a.sum()))
+    threshold = np.inf if errors == len(a) else np.sort(s_l)[errors]
+    return AccuracyEstimate(float(np.mean(s >= threshold)), math.nan, math.nan, method)

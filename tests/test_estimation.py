@@ -1,0 +1,257 @@
+"""Accuracy estimation without a test set (sklearn_crtcl.estimation)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from sklearn_crtcl import CriticLossNet
+from sklearn_crtcl.estimation import (AccuracyEstimate, draw_probabilities,
+                                      estimate_accuracy)
+
+
+class Fixed:
+    """A 'classifier' whose rows are indices into fixed probabilities."""
+
+    def __init__(self, proba, classes=None):
+        self.proba = np.asarray(proba, dtype=np.float64)
+        if classes is not None:
+            self.classes_ = np.asarray(classes)
+
+    def predict_proba(self, X):
+        return self.proba[np.asarray(X).reshape(-1).astype(int)]
+
+
+class FixedCritic:
+    def __init__(self, values, critic_loss=None):
+        self.values = np.asarray(values, dtype=np.float64)
+        if critic_loss is not None:
+            self.critic_loss = critic_loss
+
+    def predict_correctness(self, X):
+        return self.values[np.asarray(X).reshape(-1).astype(int)]
+
+
+def _binary(conf, pred):
+    """Two-class probabilities with max ``conf`` on class ``pred``."""
+    conf, pred = np.asarray(conf, float), np.asarray(pred)
+    p1 = np.where(pred == 1, conf, 1 - conf)
+    return np.column_stack([1 - p1, p1])
+
+
+def _rows(n):
+    return np.arange(n)[:, None]
+
+
+def test_confidence_is_exact_for_a_calibrated_classifier():
+    # 10 rows at confidence 0.8 (8 right), 10 at 0.6 (6 right): AC = accuracy = 0.7
+    proba = _binary([0.8] * 10 + [0.6] * 10, [1] * 20)
+    y = np.array([1] * 8 + [0] * 2 + [1] * 6 + [0] * 4)
+    clf = Fixed(proba)
+    result = estimate_accuracy(clf, _rows(20))
+    assert isinstance(result, AccuracyEstimate) and result.method == "confidence"
+    assert result.estimate == pytest.approx(0.7, abs=1e-12)
+    assert np.mean(proba.argmax(1) == y) == pytest.approx(0.7)
+    assert math.isnan(result.low) and math.isnan(result.high) and not result.has_interval
+
+
+def _shifted():
+    """Correct exactly when the confidence is >= 0.7, target shifted to low confidence."""
+    conf_s = np.r_[np.linspace(0.55, 0.65, 20), np.linspace(0.7, 0.99, 30)]  # source: 30 right
+    conf_t = np.r_[np.linspace(0.55, 0.69, 40), np.linspace(0.7, 0.99, 10)]  # target
+    conf = np.r_[conf_s, conf_t]
+    pred = np.ones(100, dtype=int)
+    y = np.where(conf >= 0.7, 1, 0)
+    return Fixed(_binary(conf, pred)), y, np.arange(50), np.arange(50, 100)
+
+
+@pytest.mark.parametrize("score", ["max_confidence", "negative_entropy"])
+def test_atc_recovers_the_accuracy_under_a_shift(score):
+    clf, y, src, tgt = _shifted()
+    truth = np.mean(y[tgt] == 1)  # 10 of 50 = 0.2
+    ac = estimate_accuracy(clf, _rows(100)[tgt]).estimate
+    assert abs(ac - truth) > 0.3  # average confidence is far off on the shifted images
+    atc = estimate_accuracy(clf, _rows(100)[tgt], "atc", X_labeled=_rows(100)[src],
+                            y_labeled=y[src], score=score)
+    assert atc.estimate == pytest.approx(truth, abs=1e-12)
+    assert atc.method == "atc" and not atc.has_interval
+
+
+def test_atc_on_its_own_labeled_data_gives_their_accuracy():
+    rng = np.random.RandomState(0)
+    proba = rng.dirichlet(np.ones(3), size=40)
+    y = rng.randint(3, size=40)
+    clf = Fixed(proba)
+    acc = np.mean(proba.argmax(1) == y)
+    for score in ("max_confidence", "negative_entropy"):
+        est = estimate_accuracy(clf, _rows(40), "atc", X_labeled=_rows(40), y_labeled=y,
+                                score=score)
+        assert est.estimate == pytest.approx(acc)
+
+
+def test_doc_is_the_labeled_accuracy_shifted_by_the_confidence_drop():
+    clf, y, src, tgt = _shifted()
+    proba = clf.proba
+    expected = (np.mean(y[src] == 1)
+                - (proba[src].max(1).mean() - proba[tgt].max(1).mean()))
+    est = estimate_accuracy(clf, _rows(100)[tgt], "doc", X_labeled=_rows(100)[src],
+                            y_labeled=y[src])
+    assert est.estimate == pytest.approx(expected, abs=1e-12)
+    assert est.method == "doc"
+
+
+def test_labels_through_classes():
+    # predictions are mapped through classes_, as for any scikit-learn classifier
+    proba = _binary([0.9, 0.9, 0.9, 0.9], [1, 1, 0, 0])
+    clf = Fixed(proba, classes=["cat", "dog"])
+    est = estimate_accuracy(clf, _rows(4), "doc", X_labeled=_rows(4),
+                            y_labeled=np.array(["dog", "cat", "cat", "dog"]))
+    assert est.estimate == pytest.approx(0.5)
+
+
+def test_critic_mean_predicted_correctness_and_separate_critic():
+    values = np.array([0.1, 0.5, 0.9, 1.0])
+    critic = FixedCritic(values, critic_loss="bce")
+    assert estimate_accuracy(critic, _rows(4), "critic").estimate == pytest.approx(0.625)
+    clf = Fixed(_binary([0.9] * 4, [1] * 4))
+    est = estimate_accuracy(clf, _rows(4), "critic", critic=critic)
+    assert est.estimate == pytest.approx(0.625) and est.method == "critic"
+
+
+def test_critic_refuses_scores_and_wasserstein_critics():
+    with pytest.raises(ValueError, match="Wasserstein"):
+        estimate_accuracy(FixedCritic([0.5] * 4, critic_loss="wasserstein"), _rows(4), "critic")
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        estimate_accuracy(FixedCritic([0.5, 1.3, -0.2, 0.1]), _rows(4), "critic")
+    # today's CriticLossNet trains a Wasserstein critic: refused before any work
+    with pytest.raises(ValueError, match="Wasserstein"):
+        estimate_accuracy(CriticLossNet(module__width=4), _rows(4), "critic")
+    with pytest.raises(TypeError, match="predict_correctness"):
+        estimate_accuracy(Fixed(_binary([0.9], [1])), _rows(1), "critic")
+
+
+def _toy_pool(n=300, seed=0):
+    rng = np.random.RandomState(seed)
+    proba = rng.dirichlet(np.ones(3) * 0.5, size=n)
+    y = rng.randint(3, size=n)
+    weights = 1 - proba.max(1) + 0.05  # uncertainty-like proposal
+    return Fixed(proba), y, weights / weights.sum(), float(np.mean(proba.argmax(1) == y))
+
+
+@pytest.mark.parametrize("estimator", ["desraj", "lure"])
+def test_importance_is_unbiased_and_covers(estimator):
+    clf, y, p, truth = _toy_pool()
+    rng = np.random.RandomState(1)
+    X = _rows(len(y))
+    values, covered = [], 0
+    for _ in range(2000):
+        order = np.argsort(-(np.log(p) + rng.gumbel(size=len(p))))[:40]  # Gumbel-top-k
+        est = estimate_accuracy(clf, X, "importance", y_labeled=y[order], q=p, indices=order,
+                                estimator=estimator)
+        values.append(est.estimate)
+        covered += est.low <= truth <= est.high
+    values = np.asarray(values)
+    se = values.std(ddof=1) / np.sqrt(len(values))
+    assert abs(values.mean() - truth) < 3 * se  # unbiased: within 3 standard errors
+    assert se < 0.003  # ...and the check is sharp: a bias of 0.01 would show
+    assert 0.88 <= covered / 2000 <= 0.99  # a 95 % interval, asymptotic
+
+
+def test_importance_with_an_uncertainty_proposal_is_precise_and_covers():
+    # a calibrated model (labels drawn from its probabilities), draws proportional to
+    # the entropy: estimating the error rate keeps the variance small (weighting the
+    # correct draws instead gives a standard deviation of 0.25 and 75 % coverage)
+    rng = np.random.RandomState(0)
+    n, k = 2000, 10
+    logits = rng.normal(size=(n, k)) * rng.gamma(1, 3, size=(n, 1))
+    proba = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = (proba.cumsum(1) > rng.uniform(size=(n, 1))).argmax(1)
+    entropy = -(proba * np.log(np.clip(proba, 1e-300, None))).sum(1)
+    p = entropy / entropy.sum()
+    clf, X = Fixed(proba), _rows(n)
+    truth = np.mean(proba.argmax(1) == y)
+    values, covered = [], 0
+    draws = np.random.RandomState(1)
+    for _ in range(1000):
+        order = np.argsort(-(np.log(p) + draws.gumbel(size=n)))[:100]
+        est = estimate_accuracy(clf, X, "importance", y_labeled=y[order], q=p, indices=order)
+        values.append(est.estimate)
+        covered += est.low <= truth <= est.high
+    values = np.asarray(values)
+    assert abs(values.mean() - truth) < 3 * values.std(ddof=1) / np.sqrt(len(values))
+    assert values.std() < 0.06
+    assert covered / 1000 >= 0.92
+
+
+def test_importance_per_draw_q_equals_the_pool_proposal():
+    clf, y, p, _ = _toy_pool(50)
+    order = np.array([3, 17, 8, 41, 0])
+    q = draw_probabilities(p, order)
+    assert q[0] == pytest.approx(p[3])
+    assert q[1] == pytest.approx(p[17] / (1 - p[3]))
+    a = estimate_accuracy(clf, _rows(50), "importance", X_labeled=_rows(50)[order],
+                          y_labeled=y[order], q=q)
+    b = estimate_accuracy(clf, _rows(50), "importance", y_labeled=y[order], q=p, indices=order)
+    assert a == b and a.has_interval and a.low <= a.estimate <= a.high
+
+
+def test_lure_with_uniform_draws_is_the_sample_mean():
+    clf, y, _, _ = _toy_pool(50)
+    order = np.arange(10, 30)
+    q = 1 / (50 - np.arange(20))  # uniform among the rows left
+    est = estimate_accuracy(clf, _rows(50), "importance", X_labeled=_rows(50)[order],
+                            y_labeled=y[order], q=q, estimator="lure")
+    assert est.estimate == pytest.approx(np.mean(clf.proba[order].argmax(1) == y[order]))
+
+
+def test_misuse():
+    clf, y, p, _ = _toy_pool(20)
+    X = _rows(20)
+    with pytest.raises(ValueError, match="method must be one of"):
+        estimate_accuracy(clf, X, "magic")
+    for method in ("atc", "doc", "importance"):
+        with pytest.raises(ValueError, match="needs labeled data"):
+            estimate_accuracy(clf, X, method)
+    with pytest.raises(ValueError, match="does not use"):
+        estimate_accuracy(clf, X, "confidence", X_labeled=X, y_labeled=y)
+    with pytest.raises(ValueError, match="unknown option"):
+        estimate_accuracy(clf, X, "atc", x_labeled=X)
+    with pytest.raises(ValueError, match="score must be one of"):
+        estimate_accuracy(clf, X, "atc", X_labeled=X, y_labeled=y, score="entropy")
+    with pytest.raises(ValueError, match="one label per row"):
+        estimate_accuracy(clf, X, "doc", X_labeled=X, y_labeled=y[:5])
+    with pytest.raises(ValueError, match="needs q"):
+        estimate_accuracy(clf, X, "importance", X_labeled=X[:3], y_labeled=y[:3])
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        estimate_accuracy(clf, X, "importance", X_labeled=X[:2], y_labeled=y[:2], q=[0.0, 0.5])
+    with pytest.raises(ValueError, match="sum to 1"):
+        estimate_accuracy(clf, X, "importance", y_labeled=y[:2], q=p * 2, indices=[0, 1])
+    with pytest.raises(ValueError, match="distinct"):
+        estimate_accuracy(clf, X, "importance", y_labeled=y[:2], q=p, indices=[1, 1])
+    with pytest.raises(ValueError, match="estimator must be"):
+        estimate_accuracy(clf, X, "importance", y_labeled=y[:2], q=p, indices=[0, 1],
+                          estimator="ht")
+    with pytest.raises(ValueError, match="confidence_level"):
+        estimate_accuracy(clf, X, "importance", y_labeled=y[:2], q=p, indices=[0, 1],
+                          confidence_level=95)
+    with pytest.raises(TypeError, match="predict_proba"):
+        estimate_accuracy(object(), X)
+    with pytest.raises(ValueError, match="X is empty"):
+        estimate_accuracy(clf, X[:0])
+    q_before = p.copy()
+    estimate_accuracy(clf, X, "importance", y_labeled=y[:2], q=p, indices=[0, 1])
+    assert np.array_equal(p, q_before)  # inputs untouched
+
+
+def test_modal_learner_is_unwrapped():
+    from modAL.models import ActiveLearner
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 2))
+    y = (X[:, 0] > 0).astype(int)
+    learner = ActiveLearner(LogisticRegression(), X_training=X[:20], y_training=y[:20])
+    a = estimate_accuracy(learner, X[100:], "atc", X_labeled=X[20:100], y_labeled=y[20:100])
+    b = estimate_accuracy(learner.estimator, X[100:], "atc", X_labeled=X[20:100],
+                          y_labeled=y[20:100])
+    assert a == b
