@@ -446,40 +446,62 @@ def test_resume_after_kill_gives_uninterrupted_results(tmp_path, methods, warm_s
 
 
 # Ctrl-C: during training (skorch's fit catches KeyboardInterrupt and returns the net
-# half-trained) and during a query. The signal is timed from the run's own progress line
-# for cycle 0 and the durations an uninterrupted run of the same settings measured, so it
-# lands inside cycle 1's training or query on a slow machine too.
+# half-trained) and during a query. The runner runs in a subprocess whose interpreter
+# first imports a hook that sends the process a real SIGINT at a fixed point of cycle 1:
+# after the third epoch of its fit, or as its query validates the pool (every strategy
+# does, first thing; cycle 0 has no query). Deterministic on a machine of any speed.
+_INTERRUPT_HOOK = """
+import os, signal
+from sklearn_crtcl import ResNetClassifier
+
+PHASE = os.environ["CRTCL_TEST_INTERRUPT"]
+fits = []
+on_train_begin, on_epoch_end = ResNetClassifier.on_train_begin, ResNetClassifier.on_epoch_end
+validate_X = ResNetClassifier._validate_X
+
+
+def begin(self, *args, **kwargs):
+    fits.append(len(self.history))
+    return on_train_begin(self, *args, **kwargs)
+
+
+def epoch_end(self, *args, **kwargs):
+    out = on_epoch_end(self, *args, **kwargs)
+    if PHASE == "train" and len(fits) == 2 and len(self.history) - fits[-1] == 3:
+        os.kill(os.getpid(), signal.SIGINT)
+    return out
+
+
+def validate(self, X, *args, **kwargs):
+    if PHASE == "query" and kwargs.get("name") == "X_pool":
+        os.kill(os.getpid(), signal.SIGINT)
+    return validate_X(self, X, *args, **kwargs)
+
+
+ResNetClassifier.on_train_begin, ResNetClassifier.on_epoch_end = begin, epoch_end
+ResNetClassifier._validate_X = validate
+"""
+
+
 @pytest.mark.parametrize("phase, method", [("train", "random"), ("query", "lplgrad")])
 def test_ctrl_c_stops_at_once_and_resume_finishes_the_run(tmp_path, phase, method):
     cfg = dict(SMALL, methods=[method], initial_size=20, query_size=200, n_cycles=1,
-               max_epochs=20 if phase == "train" else 2, width=4, subset_size=None,
+               max_epochs=6 if phase == "train" else 2, width=4, subset_size=None,
                seed=5)
     reference = run_experiment(**cfg, output_dir=str(tmp_path / "uninterrupted"))
-    cycle1 = reference[1]
-    # into the first quarter of cycle 1's training (after its query) or of its query
-    delay = (cycle1["query_time"] + 0.25 * cycle1["train_time"] if phase == "train"
-             else 0.25 * cycle1["query_time"])
     out = tmp_path / "interrupted"
+    (tmp_path / "interrupt_hook.py").write_text(_INTERRUPT_HOOK)
     args = [a for a in _cli_args(cfg, out) if a != "--no-progress"]  # the cycle lines
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "sklearn_crtcl.experiments", *args],
-                            cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        for line in proc.stdout:  # cycle 0 is committed, cycle 1 begins with its query
-            if line.startswith(f"[{method} trial 1/1] cycle 0/1:"):
-                break
-        else:
-            pytest.fail("no progress line for cycle 0: " + proc.stderr.read())
-        time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert "cycle 1/1" not in stdout, "the signal came after cycle 1"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", CRTCL_TEST_INTERRUPT=phase,
+               PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO),
+                                           os.environ.get("PYTHONPATH", "")]))
+    run = ("import interrupt_hook, runpy; "
+           "runpy.run_module('sklearn_crtcl.experiments', run_name='__main__', alter_sys=True)")
+    proc = subprocess.run([sys.executable, "-c", run, *args], cwd=str(tmp_path), env=env,
+                          capture_output=True, text=True, timeout=300)
+    stdout, stderr = proc.stdout, proc.stderr
+    assert f"[{method} trial 1/1] cycle 0/1:" in stdout, stderr  # cycle 0 was committed
+    assert "cycle 1/1" not in stdout, "cycle 1 finished despite the signal"
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "Error" not in stderr, stderr
     assert (f"Interrupted. Continue with the same options and --resume (results so far are "
@@ -688,7 +710,8 @@ def test_single_trial_summary_shows_no_std():
     assert "±" not in text
     assert "## Test accuracy, one trial (no standard deviation)" in text
     assert "## Test ECE (15 bins), one trial (no standard deviation)" in text
-    assert "| 0.700 |" in text and "| 0.800 |" in text  # final accuracies
+    assert "| a      |          0.500 |          0.700 |" in text  # a row per method
+    assert "| b      |          0.600 |          0.800 |" in text
     assert "| a      |        0.600 |" in text  # AUC of a: (0.5 + 0.7) / 2
 
 
