@@ -166,7 +166,7 @@ def main(argv=None):
         print(f"{run_dir} ({config.dataset}): mean score percentile of a batch of "
               f"{config.query_size} of {n_cand} candidates (first query, cycle-0 nets), "
               f"{config.n_trials} trial(s) x {args.repeats} batches; uniform = 0.5, "
-              "1 = the best score")
+              "1 = the best score\n")  # a blank line: the table is Markdown
         head = ["strategy", "range (oriented)", "cv"] + [
             f"{s} (default)" if s == DEFAULT_SELECTION else s for s in SELECTIONS]
         w = [max(len(h), 15) for h in head]

@@ -260,8 +260,9 @@ def test_bad_query_arguments(data, nets):
 def test_a_scikit_activeml_query_loop(data):
     """The loop of scikit-activeml's tutorials, with a package net and strategy."""
     X, y_true, _ = data
-    clf = SklearnClassifier(CriticLossNet(**TINY), classes=np.arange(10),
-                            missing_label=MISSING_LABEL)
+    # trained long enough to learn (2 epochs stay at chance: a score of 0.1 said nothing)
+    clf = SklearnClassifier(CriticLossNet(**{**TINY, "max_epochs": 30, "batch_size": 32}),
+                            classes=np.arange(10), missing_label=MISSING_LABEL)
     qs = adapters.CriticSampling(random_state=0)
     y = np.full(N, MISSING_LABEL)
     y[:N_LABELED] = y_true[:N_LABELED]
@@ -275,7 +276,7 @@ def test_a_scikit_activeml_query_loop(data):
         clf.fit(X, y)
     assert int((~is_unlabeled(y)).sum()) == N_LABELED + 24
     assert len(np.unique(np.concatenate(queried))) == 24
-    assert clf.predict(X).shape == (N,) and clf.score(X, y_true) > 0.1
+    assert clf.predict(X).shape == (N,) and clf.score(X, y_true) > 0.6  # chance: 0.1
 
 
 def test_the_nets_inside_scikit_activeml_strategies(data, nets):
