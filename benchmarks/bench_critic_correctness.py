@@ -19,8 +19,9 @@ Models and their scores:
   (top-1 minus top-2 probability), ``temp_max_proba`` (maximum probability
   after temperature scaling on the held-out images,
   ``CalibratedClassifierCV(FrozenEstimator(net), method="temperature")``),
-  and ``posthoc_bce`` / ``posthoc_tcp``
-  (:class:`~sklearn_crtcl.CorrectnessCritic` fitted on the held-out images:
+  and ``posthoc_*`` (:class:`~sklearn_crtcl.CorrectnessCritic` fitted on the
+  held-out images, with its defaults, with ``critic_loss="tcp"``, with
+  CrtCl's taps, without the confidence skip:
   the only scores that use labels beyond the labeled set, with
   ``temp_max_proba``);
 * ``ll4al``: :class:`~sklearn_crtcl.LossPredictionNet`, score ``neg_pred_loss``;
@@ -54,22 +55,28 @@ import numpy as np
 import torch
 
 from sklearn_crtcl import CorrectnessCritic, CriticLossNet, LossPredictionNet, ResNetClassifier
+from sklearn_crtcl.nets.crtcl import CRITIC_TAPS
 from sklearn_crtcl.experiments.report import _atomic_write_bytes, _atomic_write_json
 from sklearn_crtcl.metrics import (correctness_auroc, correctness_calibration_error,
                                    error_average_precision, expected_calibration_error)
 
-#: (name, CriticLossNet parameters) of the critic settings compared.
+#: (name, CriticLossNet parameters) of the critic settings compared. The
+#: probabilistic critics learn a correction to the classifier's confidence
+#: (critic__confidence_skip="auto") unless the name says "noskip".
+_S4P = ("stage4", "proba", "proba_sorted")
 VARIANTS = [
     ("crtcl-wasserstein", dict()),  # the paper's critic, package defaults
     ("crtcl-bce-batches", dict(critic_loss="bce", critic_split=0.0)),
     ("crtcl-bce-split0.1", dict(critic_loss="bce", critic_split=0.1)),
     ("crtcl-bce-split0.2", dict(critic_loss="bce", critic_split=0.2)),
     ("crtcl-tcp-split0.2", dict(critic_loss="tcp", critic_split=0.2)),
+    ("crtcl-bce-split0.2-noskip", dict(critic_loss="bce", critic_split=0.2,
+                                       critic__confidence_skip=False)),
+    ("crtcl-bce-split0.2-5steps", dict(critic_loss="bce", critic_split=0.2, n_critic=5)),
+    ("crtcl-bce-split0.2-s4p", dict(critic_loss="bce", critic_split=0.2, critic__taps=_S4P)),
     ("crtcl-bce-split0.2-gamma0", dict(critic_loss="bce", critic_split=0.2, gamma=0.0)),
     ("crtcl-bce-split0.2-gamma0.2", dict(critic_loss="bce", critic_split=0.2, gamma=0.2)),
-    ("crtcl-bce-split0.2-sorted", dict(critic_loss="bce", critic_split=0.2,
-                                       critic__taps=("input", "stage1", "stage2", "stage3",
-                                                     "stage4", "proba", "proba_sorted"))),
+    ("crtcl-bce-batches-gamma0", dict(critic_loss="bce", critic_split=0.0, gamma=0.0)),
 ]
 
 #: Data set sizes: labeled, unlabeled, held-out (post-hoc critic and temperature), test,
@@ -142,10 +149,12 @@ def run_model(model, data, sizes, seed):
         cal = CalibratedClassifierCV(FrozenEstimator(net), method="temperature")
         cal.fit(*data["heldout"])
         scores["temp_max_proba"] = (cal.predict_proba(X_te).max(1), True)
-        for loss in ("bce", "tcp"):
-            critic = CorrectnessCritic(FrozenEstimator(net), critic_loss=loss,
-                                       random_state=seed).fit(*data["heldout"])
-            scores[f"posthoc_{loss}"] = (critic.predict_correctness(X_te), True)
+        for name, params in (("posthoc_bce", dict()), ("posthoc_tcp", dict(critic_loss="tcp")),
+                             ("posthoc_bce_crtcl_taps", dict(taps=CRITIC_TAPS)),
+                             ("posthoc_bce_noskip", dict(confidence_skip=False))):
+            critic = CorrectnessCritic(FrozenEstimator(net), random_state=seed,
+                                       **params).fit(*data["heldout"])
+            scores[name] = (critic.predict_correctness(X_te), True)
         return _rows(model, proba, y_te, scores, seconds)
     if model == "ll4al":
         net = LossPredictionNet(**common).fit(X, y)

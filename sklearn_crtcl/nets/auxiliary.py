@@ -92,6 +92,10 @@ class AuxiliaryModule:
         ``True`` (e.g. TOD's auxiliary head, only with
         ``consistency_head="auxiliary"``). ``None``: always. A module that may
         be absent cannot have its own optimizer.
+    plain : tuple of str, default=()
+        Other net parameters whose names start with ``<name>_`` but are not
+        routed to the module (e.g. CrtCl's ``critic_loss``), beside the
+        optimizer, milestones and phase parameters.
 
     Examples
     --------
@@ -114,6 +118,7 @@ class AuxiliaryModule:
     switches: Optional[str] = None
     trainable: bool = True
     when: Optional[str] = None
+    plain: tuple = ()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier() \
@@ -155,7 +160,7 @@ class AuxiliaryModule:
         """tuple of str: net parameters that start with ``<name>`` but are not
         routed to the module (skorch would read ``critic_lr_milestones`` as an
         argument of ``critic``)."""
-        names = (self.optimizer_name, self.milestones, self.phase)
+        names = (self.optimizer_name, self.milestones, self.phase) + tuple(self.plain)
         return tuple(n for n in names
                      if n is not None and n.startswith(self.name) and not n.startswith(
                          self.name + "__"))

@@ -112,6 +112,16 @@ class Critic(MultiTapHead):
         \\operatorname{GAP}(t_1(x)) + b_1); \\dots; \\operatorname{ReLU}(W_k
         \\operatorname{GAP}(t_k(x)) + b_k)\\big] + b.
 
+    With ``confidence_skip=True`` the critic learns a correction to the
+    classifier's own confidence: a learned multiple :math:`a` (initially 1)
+    of the logit of the maximum softmax probability
+    :math:`\\hat p = \\max_k p_k` is added to the score,
+    :math:`C_\\phi + a \\log\\frac{\\hat p}{1 - \\hat p}`, so that a probabilistic
+    critic (whose score is the logit of P(correct)) starts from the
+    classifier's confidence and needs to learn only what it misses. The
+    skip reads the probabilities detached: CrtCl's generator loss reaches
+    the classifier through the learned part only.
+
     Parameters
     ----------
     tap_dims : mapping of str to int
@@ -123,11 +133,16 @@ class Critic(MultiTapHead):
         four stage outputs and the output probabilities.
     hidden : int, default=128
         Width of each projection (128 in the paper).
+    confidence_skip : bool, default=False
+        Add :math:`a \\operatorname{logit}(\\max_k p_k)` to the score (needs
+        ``"proba"`` or ``"proba_sorted"`` among the taps). Not in the paper.
 
     Attributes
     ----------
     taps : tuple of str
         The taps read by :meth:`forward`.
+    skip_scale : torch.nn.Parameter or None
+        :math:`a`, with ``confidence_skip``.
 
     Examples
     --------
@@ -137,7 +152,7 @@ class Critic(MultiTapHead):
     torch.Size([5])
     """
 
-    def __init__(self, tap_dims, taps=CRITIC_TAPS, hidden=128):
+    def __init__(self, tap_dims, taps=CRITIC_TAPS, hidden=128, confidence_skip=False):
         if isinstance(taps, str):
             raise ValueError(f"critic taps must be a sequence of tap names, got the string "
                              f"{taps!r}")
@@ -152,8 +167,13 @@ class Critic(MultiTapHead):
         missing = [t for t in taps if t not in tap_dims]
         if missing:
             raise ValueError(f"tap_dims has no dimension for the taps {missing}")
+        if confidence_skip and not {"proba", "proba_sorted"} & set(taps):
+            raise ValueError(f"confidence_skip needs the taps 'proba' or 'proba_sorted', got "
+                             f"{taps}")
         super().__init__([tap_dims[t] for t in taps], hidden=hidden)
         self.taps = taps
+        # no random numbers: the default critic is initialised as before
+        self.skip_scale = torch.nn.Parameter(torch.ones(())) if confidence_skip else None
 
     def forward(self, taps):
         """Score a batch.
@@ -168,7 +188,14 @@ class Critic(MultiTapHead):
         -------
         torch.Tensor of shape (n,)
         """
-        return super().forward([taps[name] for name in self.taps])
+        score = super().forward([taps[name] for name in self.taps])
+        if self.skip_scale is None:
+            return score
+        # detached: in CrtCl's generator step only the learned correction reaches
+        # the classifier (the skip alone would be an entropy-minimisation loss)
+        proba = taps["proba"] if "proba" in self.taps else taps["proba_sorted"]
+        top = proba.detach().amax(dim=1).clamp(1e-6, 1 - 1e-6)
+        return score + self.skip_scale * (torch.log(top) - torch.log1p(-top))
 
 
 class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
@@ -221,14 +248,14 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
     paper's critic above (the default: the published protocol is unchanged).
     ``"bce"`` and ``"tcp"`` make the critic probabilistic: its score
     :math:`s` is the logit of the probability that the prediction is right,
-    :math:`\hat c = \sigma(s)`, trained with binary cross-entropy on
+    :math:`\\hat c = \\sigma(s)`, trained with binary cross-entropy on
     "correct" or by regressing the true-class probability (ConfidNet,
     Corbiere et al. 2019), see
     :func:`~sklearn_crtcl.losses.correctness_critic_loss`; they need no
     weight clipping (``clip_value`` is not applied) and learn from one-sided
     batches too. Their generator loss maximises the log-probability of being
     right on the unlabeled batch,
-    :math:`\mathcal{L}_G = -\gamma \sum_{x \in B_u} \log\sigma(C_\phi(F_\theta(x)))`
+    :math:`\\mathcal{L}_G = -\\gamma \\sum_{x \\in B_u} \\log\\sigma(C_\\phi(F_\\theta(x)))`
     (:func:`~sklearn_crtcl.losses.critic_generator_loss`).
 
     **What the critic learns from** (``critic_split``). Late in training
@@ -312,6 +339,13 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         ``"logits"``, ``"proba"``.
     critic__hidden : int, default=128
         Width of the critic's projections (128 in the paper).
+    critic__confidence_skip : "auto" or bool, default="auto"
+        Whether the critic learns a correction to the classifier's own
+        confidence (:class:`Critic`'s ``confidence_skip``). ``"auto"``: yes
+        for a probabilistic critic of the default class that reads
+        ``"proba"`` or ``"proba_sorted"``, no for the Wasserstein critic (the
+        paper's) and for other critic classes (the argument is then not
+        passed).
     critic_optimizer : type, default=torch.optim.AdamW
         Optimizer of the critic (AdamW in the paper).
     critic_optimizer__lr : float or None, default=1e-3
@@ -339,6 +373,10 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         The trained critic.
     critic_optimizer_ : torch.optim.Optimizer
         Its optimizer.
+    critic_split_indices_ : ndarray of int
+        Rows of the last ``fit``'s ``X`` held out for the critic
+        (``critic_split``; empty without a split): the classifier did not
+        train on them.
     fit_start_epoch_ : int
         Length of ``history_`` when the last ``fit`` began (epochs of a fit are
         counted from there for ``generator_stop_epoch`` and the schedules).
@@ -398,6 +436,7 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         critic=Critic,
         critic__taps=CRITIC_TAPS,
         critic__hidden=128,
+        critic__confidence_skip="auto",
         critic_optimizer=torch.optim.AdamW,
         critic_optimizer__lr=1e-3,
         critic_lr_milestones=None,
@@ -408,6 +447,7 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
             module,
             critic__taps=critic__taps,
             critic__hidden=critic__hidden,
+            critic__confidence_skip=critic__confidence_skip,
             critic_optimizer__lr=critic_optimizer__lr,
             **kwargs,
         )
@@ -429,7 +469,7 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
     auxiliary_modules = (
         AuxiliaryModule("critic", inputs="_tap_dims", seed_offset=2, optimizer=True,
                         milestones="critic_lr_milestones", phase="generator_stop_epoch",
-                        switches="the generator loss"),
+                        switches="the generator loss", plain=("critic_loss", "critic_split")),
     )
 
     # ------------------------------------------------------------------ skorch set-up
@@ -480,6 +520,30 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
                 f"gamma={self.gamma!r} > 0 needs a critic that reads 'proba', 'proba_sorted' "
                 f"or 'logits' (the generator loss reaches the classifier only through them), "
                 f"but critic__taps is {tuple(taps)}; add 'proba' or set gamma=0")
+
+    def get_params_for(self, prefix):
+        """skorch's routed arguments, with ``critic__confidence_skip="auto"`` resolved.
+
+        Parameters
+        ----------
+        prefix : str
+            E.g. ``"critic"``.
+
+        Returns
+        -------
+        dict
+        """
+        params = super().get_params_for(prefix)
+        if prefix == "critic" and isinstance(params.get("confidence_skip"), str) \
+                and params["confidence_skip"] == "auto":
+            taps = params.get("taps", CRITIC_TAPS)
+            reads_proba = (not isinstance(taps, str) and hasattr(taps, "__iter__")
+                           and bool({"proba", "proba_sorted"} & set(taps)))
+            if self._probabilistic and self.critic is Critic and reads_proba:
+                params["confidence_skip"] = True
+            else:
+                del params["confidence_skip"]
+        return params
 
     @property
     def _probabilistic(self):
@@ -606,10 +670,12 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
                     f"{n_held}: at least one image must be held out and one kept")
             n_held = 0  # "auto" on a tiny labeled set: the critic learns from its batches
         if n_held == 0:
+            self.critic_split_indices_ = np.empty(0, dtype=np.intp)
             return super()._fit_encoded(X, y, classes, initialize, **kwargs)
         seed = self._torch_seed(offset=3)
         order = np.random.RandomState(None if seed is None else seed % 2 ** 32).permutation(n)
         held, kept = np.sort(order[:n_held]), np.sort(order[n_held:])
+        self.critic_split_indices_ = held
         self._X_critic = torch.from_numpy(np.ascontiguousarray(X[held]))
         self._y_critic = torch.from_numpy(np.ascontiguousarray(y[held]))
         self._critic_rows_per_step = n_held / (n - n_held)
@@ -772,7 +838,7 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         mode. With the Wasserstein critic (``critic_loss="wasserstein"``) the
         scores only rank samples (they have no probability scale); with a
         probabilistic critic (``"bce"``, ``"tcp"``) they are the critic's
-        probability that the prediction is right, :math:`\sigma(C_\phi)` in
+        probability that the prediction is right, :math:`\\sigma(C_\\phi)` in
         ``[0, 1]``. CrtCl queries the images with the *lowest* scores for
         labeling.
 
