@@ -48,7 +48,7 @@ def digits():
 @pytest.fixture(scope="module")
 def ce_net(digits):
     X, _, y, _ = digits
-    return ResNetClassifier(module__width=4, max_epochs=3, batch_size=64, device="cpu",
+    return ResNetClassifier(module__width=4, max_epochs=6, batch_size=32, device="cpu",
                             random_state=0).fit(X[:300], y[:300])
 
 
@@ -245,10 +245,13 @@ def test_correctness_critic_learns_errors_of_a_frozen_net(digits, ce_net):
     for k, v in ce_net.module_.state_dict().items():  # the net is not touched
         assert torch.equal(v, state[k])
     correct = ce_net.predict(X_test) == y_test
-    assert 0.3 < correct.mean() < 0.97
+    assert 0.6 < correct.mean() < 0.97
     p = critic.predict_correctness(X_test)
     assert p.min() >= 0 and p.max() <= 1
-    assert correctness_auroc(correct, p) > 0.75
+    # it ranks the net's test errors, at least as well as the net's own confidence
+    # (0.880 here; without the confidence skip, 0.815)
+    assert correctness_auroc(correct, p) > max(0.85, correctness_auroc(
+        correct, ce_net.predict_proba(X_test).max(1)))
     # a meta-estimator: predict and predict_proba are the net's
     np.testing.assert_array_equal(critic.predict(X_test[:5]), ce_net.predict(X_test[:5]))
     np.testing.assert_array_equal(critic.predict_proba(X_test[:5]),
@@ -257,7 +260,7 @@ def test_correctness_critic_learns_errors_of_a_frozen_net(digits, ce_net):
     # same random_state, same critic
     again = CorrectnessCritic(FrozenEstimator(ce_net), hidden=16, max_epochs=30,
                               random_state=0).fit(X[300:800], y[300:800])
-    np.testing.assert_array_equal(again.predict_correctness(X_test[:10]), p[:10])
+    np.testing.assert_array_equal(again.predict_correctness(X_test), p)
 
 
 def test_correctness_critic_tcp_and_a_plain_fitted_net(digits, ce_net):
@@ -302,3 +305,28 @@ def test_critic_sampling_with_a_correctness_critic(digits, ce_net):
     learner = ActiveLearner(estimator=critic, query_strategy=critic_sampling)
     q_idx, _ = learner.query(pool, n_instances=10, selection="topk")
     np.testing.assert_array_equal(np.sort(q_idx), np.sort(expected))
+
+
+# --------------------------------------------------------------------------- runner
+def test_runner_runs_the_probabilistic_critic_methods(tmp_path):
+    import json
+
+    from sklearn_crtcl.experiments import (EXTENSIONS, METHODS, ExperimentConfig,
+                                           run_experiment)
+    from sklearn_crtcl.experiments.methods import make_estimator, method_spec
+
+    assert EXTENSIONS == ("crtcl_bce", "crtcl_bce_query")
+    assert not set(EXTENSIONS) & set(METHODS)  # the published protocol is unchanged
+    assert method_spec("crtcl_bce").query_params == {"selection": "topk"}
+    est = make_estimator("crtcl_bce_query", classes=np.arange(10), width=2, max_epochs=1,
+                         batch_size=16, device="cpu", warm_start=False, random_state=0)
+    assert (est.critic_loss, est.gamma) == ("bce", 0.0)
+    cfg = ExperimentConfig(dataset="digits", initial_size=20, query_size=10, n_cycles=1,
+                           n_trials=1, max_epochs=1, width=2, subset_size=100, device="cpu",
+                           progress=False, num_threads=1, methods=EXTENSIONS,
+                           output_dir=str(tmp_path))
+    records = run_experiment(cfg)
+    assert sorted({r["method"] for r in records}) == sorted(EXTENSIONS)
+    state = json.loads((tmp_path / "state.json").read_text())
+    for m in EXTENSIONS:
+        assert len(set(state["runs"][f"{m}/0"]["labeled"])) == 30

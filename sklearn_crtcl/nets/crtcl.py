@@ -517,9 +517,9 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
             return  # the critic's constructor names the problem
         if self.gamma > 0 and not {"proba", "proba_sorted", "logits"} & set(taps):
             raise ValueError(
-                f"gamma={self.gamma!r} > 0 needs a critic that reads 'proba', 'proba_sorted' "
-                f"or 'logits' (the generator loss reaches the classifier only through them), "
-                f"but critic__taps is {tuple(taps)}; add 'proba' or set gamma=0")
+                f"gamma={self.gamma!r} > 0 needs a critic that reads 'proba' or 'logits' "
+                f"(or 'proba_sorted'; the generator loss reaches the classifier only "
+                f"through them), but critic__taps is {tuple(taps)}; add 'proba' or set gamma=0")
 
     def get_params_for(self, prefix):
         """skorch's routed arguments, with ``critic__confidence_skip="auto"`` resolved.
