@@ -2,6 +2,7 @@
 active learning, in the scikit-learn / skorch / modAL idiom."""
 
 from . import _modal_compat  # noqa: F401  (makes modAL work with scikit-learn >= 1.8)
+from .correctness import CorrectnessCritic
 from .data import DatasetArray
 from .metrics import (brier_score, classwise_calibration_error, expected_calibration_error,
                       maximum_calibration_error, negative_log_likelihood, ood_auroc,
@@ -15,6 +16,7 @@ __all__ = [
     "CriticLossNet",
     "LossPredictionNet",
     "TODNet",
+    "CorrectnessCritic",
     "DatasetArray",
     "expected_calibration_error",
     "maximum_calibration_error",

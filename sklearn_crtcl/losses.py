@@ -10,7 +10,9 @@ import torch
 from torch.nn import functional as F
 
 __all__ = [
+    "CRITIC_LOSSES",
     "wasserstein_critic_loss",
+    "correctness_critic_loss",
     "critic_generator_loss",
     "loss_prediction_ranking_loss",
     "ema_warmup_decay",
@@ -20,8 +22,13 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------
-# Critic loss (CrtCl, Rappazzo et al. 2024)
+# Critic loss (CrtCl, Rappazzo et al. 2024) and probabilistic correctness critics
 # ---------------------------------------------------------------------------
+#: The critic objectives: the paper's Wasserstein critic loss, and two
+#: probabilistic ones whose critic outputs the logit of P(correct).
+CRITIC_LOSSES = ("wasserstein", "bce", "tcp")
+
+
 def wasserstein_critic_loss(scores, correct, reduction="sum"):
     r"""Wasserstein critic loss of CrtCl: incorrect minus correct scores.
 
@@ -101,22 +108,125 @@ def _check_reduction(reduction):
                          f"got {reduction!r}")
 
 
-def critic_generator_loss(scores, gamma=0.04, reduction="sum"):
-    r"""Generator loss of CrtCl: the critic's scores, summed, negated and weighted.
+def _check_critic_loss(critic_loss):
+    if critic_loss not in CRITIC_LOSSES:
+        raise ValueError(f"critic_loss must be one of {CRITIC_LOSSES} ('wasserstein' is the "
+                         f"paper's), got {critic_loss!r}")
+
+
+def correctness_critic_loss(scores, target, critic_loss="bce", reduction="sum"):
+    r"""Loss of a probabilistic correctness critic: its score is the logit of P(correct).
+
+    The critic's score :math:`s = C_\phi(F_\theta(x))` is read as the logit of
+    the probability that the classifier's prediction is right,
+    :math:`\hat c(x) = \sigma(s)`. Two objectives train it:
+
+    * ``"bce"``: binary cross-entropy on the event "the prediction is
+      correct", :math:`c = [\hat y(x) = y]`,
+
+      .. math::
+
+          \mathcal{L}_{\mathrm{bce}} = \sum_{x \in B} -c \log \sigma(s)
+              - (1 - c) \log(1 - \sigma(s));
+
+    * ``"tcp"``: the true-class probability of ConfidNet (Corbiere et al.,
+      "Addressing Failure Prediction by Learning Model Confidence",
+      NeurIPS 2019): the critic regresses the softmax probability of the
+      true class, :math:`\mathrm{TCP}(x) = p_\theta(y \mid x)`, with the
+      squared error
+
+      .. math::
+
+          \mathcal{L}_{\mathrm{tcp}} = \sum_{x \in B}
+              \big(\sigma(s) - \mathrm{TCP}(x)\big)^2 .
+
+    Unlike the Wasserstein loss, both are defined on a batch whose
+    predictions are all right (or all wrong), and neither needs a Lipschitz
+    constraint: :math:`\sigma(s)` is bounded.
+
+    Parameters
+    ----------
+    scores : torch.Tensor of shape (B,)
+        Critic scores (logits of P(correct)).
+    target : torch.Tensor of shape (B,)
+        ``"bce"``: whether each prediction is correct (boolean);
+        ``"tcp"``: the true-class probability, in ``[0, 1]`` (detached here).
+    critic_loss : {"bce", "tcp"}, default="bce"
+        The objective.
+    reduction : {"sum", "mean"}, default="sum"
+        Sum over the batch (like the paper's Eq. 4) or mean.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss, differentiable with respect to ``scores``.
+
+    Raises
+    ------
+    ValueError
+        For shapes that differ, an empty batch, a ``"bce"`` target that is not
+        boolean, a ``"tcp"`` target outside ``[0, 1]``, ``critic_loss`` not
+        ``"bce"`` or ``"tcp"``, or an unknown ``reduction``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> scores = torch.tensor([0.0, 0.0])
+    >>> correctness_critic_loss(scores, torch.tensor([True, False]), reduction="mean")
+    tensor(0.6931)
+    >>> correctness_critic_loss(scores, torch.tensor([1.0, 0.0]), critic_loss="tcp")
+    tensor(0.5000)
+    """
+    if not isinstance(scores, torch.Tensor) or not isinstance(target, torch.Tensor):
+        raise TypeError("scores and target must be torch tensors, got "
+                        f"{type(scores).__name__} and {type(target).__name__}")
+    if scores.dim() != 1 or scores.shape != target.shape or scores.shape[0] == 0:
+        raise ValueError("scores and target must be non-empty 1-d tensors of the same length, "
+                         f"got shapes {tuple(scores.shape)} and {tuple(target.shape)}")
+    if critic_loss not in ("bce", "tcp"):
+        raise ValueError(f"correctness_critic_loss takes critic_loss 'bce' or 'tcp', got "
+                         f"{critic_loss!r} (the Wasserstein loss is wasserstein_critic_loss)")
+    _check_reduction(reduction)
+    if critic_loss == "bce":
+        if target.dtype != torch.bool:
+            raise ValueError(f"the 'bce' target must be a boolean tensor (correct or not), got "
+                             f"dtype {target.dtype}")
+        return F.binary_cross_entropy_with_logits(scores, target.to(scores.dtype),
+                                                  reduction=reduction)
+    target = target.detach().to(scores.dtype)
+    if not bool(((target >= 0) & (target <= 1)).all()):
+        raise ValueError("the 'tcp' target (the true-class probability) must lie in [0, 1]")
+    return F.mse_loss(torch.sigmoid(scores), target, reduction=reduction)
+
+
+def critic_generator_loss(scores, gamma=0.04, reduction="sum", critic_loss="wasserstein"):
+    r"""Generator loss of CrtCl: make the predictions look correct to the critic.
 
     The classifier, seen as the generator of the critic's inputs, is trained
-    to make its predictions look correct to the critic:
+    to make its predictions look correct to the critic. With the paper's
+    Wasserstein critic (``critic_loss="wasserstein"``)
 
     .. math::
 
         \mathcal{L}_G = -\gamma \sum_{x \in B_u} C_\phi(F_\theta(x))
 
     over a batch :math:`B_u` of (unlabeled) images (Rappazzo et al. 2024,
-    Eq. 5 and Algorithm 1, line 13, with the weight :math:`\gamma`). No label
-    is needed. The gradient reaches the classifier through whichever of the
-    critic's inputs are attached to its graph; CrtCl attaches only the output
-    distribution. With ``reduction="mean"`` the sum becomes a mean, which
-    divides the loss (and its gradient) by the batch size.
+    Eq. 5 and Algorithm 1, line 13, with the weight :math:`\gamma`). With a
+    probabilistic critic (``"bce"`` or ``"tcp"``, whose score is the logit of
+    P(correct), see :func:`correctness_critic_loss`) the classifier maximises
+    the log-probability of being right:
+
+    .. math::
+
+        \mathcal{L}_G = -\gamma \sum_{x \in B_u} \log \sigma\big(C_\phi(F_\theta(x))\big),
+
+    whose gradient fades where the critic is already sure the prediction is
+    right (:math:`\partial \log\sigma(s)/\partial s = 1 - \sigma(s)`), unlike
+    the Wasserstein score's constant pull. No label is needed. The gradient
+    reaches the classifier through whichever of the critic's inputs are
+    attached to its graph; CrtCl attaches only the output distribution. With
+    ``reduction="mean"`` the sum becomes a mean, which divides the loss (and
+    its gradient) by the batch size.
 
     Parameters
     ----------
@@ -127,6 +237,8 @@ def critic_generator_loss(scores, gamma=0.04, reduction="sum"):
         SVHN in the paper).
     reduction : {"sum", "mean"}, default="sum"
         ``"sum"``: Eq. 5 as written in the paper; ``"mean"``: batch mean.
+    critic_loss : {"wasserstein", "bce", "tcp"}, default="wasserstein"
+        The critic's objective, which fixes how its score is read.
 
     Returns
     -------
@@ -137,7 +249,7 @@ def critic_generator_loss(scores, gamma=0.04, reduction="sum"):
     ------
     ValueError
         If ``scores`` is not a non-empty 1-d tensor, ``gamma`` is not a
-        finite number >= 0 or ``reduction`` is unknown.
+        finite number >= 0, or ``reduction`` or ``critic_loss`` is unknown.
 
     Examples
     --------
@@ -146,6 +258,8 @@ def critic_generator_loss(scores, gamma=0.04, reduction="sum"):
     tensor(-2.)
     >>> critic_generator_loss(torch.tensor([1.0, 3.0]), gamma=0.5, reduction="mean")
     tensor(-1.)
+    >>> critic_generator_loss(torch.tensor([0.0, 0.0]), gamma=1.0, critic_loss="bce")
+    tensor(1.3863)
     """
     if not isinstance(scores, torch.Tensor):
         raise TypeError(f"scores must be a torch tensor, got {type(scores).__name__}")
@@ -155,6 +269,9 @@ def critic_generator_loss(scores, gamma=0.04, reduction="sum"):
             or not 0 <= float(gamma) < float("inf")):
         raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
     _check_reduction(reduction)
+    _check_critic_loss(critic_loss)
+    if critic_loss != "wasserstein":
+        scores = F.logsigmoid(scores)
     total = scores.mean() if reduction == "mean" else scores.sum()
     return -float(gamma) * total
 

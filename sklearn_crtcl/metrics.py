@@ -48,6 +48,9 @@ __all__ = [
     "max_probability_score",
     "energy_score",
     "ood_auroc",
+    "correctness_auroc",
+    "error_average_precision",
+    "correctness_calibration_error",
     "BIN_STRATEGIES",
     "ProbaScorer",
     "make_proba_scorer",
@@ -1036,6 +1039,145 @@ def _check_scores(scores, name):
     if not np.all(np.isfinite(s)):
         raise ValueError(f"{name} contains NaN or infinite values.")
     return s
+
+
+# ---------------------------------------------------------------------------
+# Failure prediction: is the classifier right?
+# ---------------------------------------------------------------------------
+def _check_correctness(correct, scores, name="scores"):
+    c = _to_numpy(correct, "correct")
+    if c.ndim != 1 or c.shape[0] == 0:
+        raise ValueError(f"correct must be a non-empty 1-D array, got shape {c.shape}.")
+    if c.dtype != bool:
+        if not np.isin(c, (0, 1)).all():
+            raise ValueError("correct must be boolean (or 0/1): whether each prediction is right.")
+        c = c.astype(bool)
+    s = _to_numpy(scores, name)
+    if s.dtype == object or not (np.issubdtype(s.dtype, np.floating)
+                                 or np.issubdtype(s.dtype, np.integer)):
+        raise TypeError(f"{name} must be numeric, got dtype {s.dtype}.")
+    if s.shape != c.shape:
+        raise ValueError(f"{name} must have the shape of correct {c.shape}, got {s.shape}.")
+    s = s.astype(np.float64)
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return c, s
+
+
+def correctness_auroc(correct, scores):
+    r"""AUROC of a score for "the prediction is correct" (failure prediction).
+
+    The probability that a correctly classified sample scores above a
+    misclassified one (ties count half): 0.5 is chance, 1 a perfect
+    separation of right and wrong predictions (Hendrycks and Gimpel,
+    "A Baseline for Detecting Misclassified and Out-of-Distribution
+    Examples", ICLR 2017).
+
+    Parameters
+    ----------
+    correct : array-like of bool of shape (n,)
+        Whether each prediction is right.
+    scores : array-like of shape (n,)
+        Higher: more likely right (a critic's score, the maximum softmax
+        probability...).
+
+    Returns
+    -------
+    float
+        NaN when every prediction is right or every one wrong.
+
+    Examples
+    --------
+    >>> correctness_auroc([True, True, False], [0.9, 0.4, 0.5])
+    0.5
+    """
+    from sklearn.metrics import roc_auc_score
+
+    c, s = _check_correctness(correct, scores)
+    if c.all() or not c.any():
+        return float("nan")
+    return float(roc_auc_score(c, s))
+
+
+def error_average_precision(correct, scores):
+    r"""Average precision of the errors (AUPR-Error) when ranked by lowest score.
+
+    The misclassified samples are the positives and :math:`-s` their score,
+    the area under the precision-recall curve of finding the errors that
+    failure-prediction papers report beside the AUROC (ConfidNet, Corbiere
+    et al. 2019); chance is the error rate.
+
+    Parameters
+    ----------
+    correct : array-like of bool of shape (n,)
+        Whether each prediction is right.
+    scores : array-like of shape (n,)
+        Higher: more likely right.
+
+    Returns
+    -------
+    float
+        NaN when every prediction is right or every one wrong.
+
+    Examples
+    --------
+    >>> error_average_precision([True, True, False], [0.9, 0.4, 0.5])
+    0.5
+    """
+    from sklearn.metrics import average_precision_score
+
+    c, s = _check_correctness(correct, scores)
+    if c.all() or not c.any():
+        return float("nan")
+    return float(average_precision_score(~c, -s))
+
+
+def correctness_calibration_error(correct, p_correct, n_bins=15, strategy="uniform"):
+    r"""Calibration error of a predicted probability that the classifier is right.
+
+    The binned ECE of :func:`expected_calibration_error`, with the predicted
+    probability of being right :math:`\hat c_i` as confidence and the event
+    "the prediction is right" as outcome:
+
+    .. math::
+
+        \mathrm{ECE}_c = \sum_{m=1}^{M} \frac{|B_m|}{N}
+            \Big| \frac{1}{|B_m|}\sum_{i \in B_m} [\hat y_i = y_i]
+            - \frac{1}{|B_m|}\sum_{i \in B_m} \hat c_i \Big|,
+        \qquad B_m = \{ i : \tfrac{m-1}{M} < \hat c_i \le \tfrac{m}{M} \}.
+
+    With :math:`\hat c_i = \max_k p_{ik}` it is the classifier's own ECE.
+
+    Parameters
+    ----------
+    correct : array-like of bool of shape (n,)
+        Whether each prediction is right.
+    p_correct : array-like of shape (n,)
+        Predicted probability of being right, in ``[0, 1]``.
+    n_bins : int, default=15
+        Number of bins :math:`M`.
+    strategy : {"uniform", "quantile"}, default="uniform"
+        Equal-width or equal-mass bins (see :func:`expected_calibration_error`).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> correctness_calibration_error([True, False], [1.0, 0.0])
+    0.0
+    >>> correctness_calibration_error([True, False], [0.5, 0.5])
+    0.0
+    >>> correctness_calibration_error([True, True], [0.5, 0.5])
+    0.5
+    """
+    c, p = _check_correctness(correct, p_correct, "p_correct")
+    if p.min() < 0 or p.max() > 1:
+        raise ValueError("p_correct must be probabilities in [0, 1].")
+    n_bins = _check_n_bins(n_bins)
+    _check_strategy(strategy)
+    return _bin_statistics(p, c.astype(np.float64), n_bins, strategy).ece
 
 
 # ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ command line: ``python -m sklearn_crtcl.experiments`` (or the
 ``python -m sklearn_crtcl.experiments.calibration``.
 """
 
-from .methods import ABLATIONS, ALL_METHODS, METHODS, PEERS, method_spec
+from .methods import ABLATIONS, ALL_METHODS, EXTENSIONS, METHODS, PEERS, method_spec
 from .report import RESULT_COLUMNS, area_under_curve, load_results, summary_table
 from .runner import PROTOCOLS, QUICK_PRESET, ExperimentConfig, run_experiment
 
@@ -18,6 +18,7 @@ __all__ = [
     "CalibrationConfig",
     "METHODS",
     "PEERS",
+    "EXTENSIONS",
     "PROTOCOLS",
     "QUICK_PRESET",
     "RESULT_COLUMNS",

@@ -40,6 +40,13 @@ score also runs with another batch selection of the strategies
 ``"lplgrad:balanced"``, is the method with that selection
 (:func:`method_spec`).
 
+The extensions (not run by default) are this package's own variants of a
+method: ``crtcl_bce`` trains a :class:`~sklearn_crtcl.CriticLossNet` with a
+probabilistic critic (``critic_loss="bce"``: binary cross-entropy on "the
+prediction is right", learned from a held-out 20% of the labeled set, see
+:doc:`/crtcl`) and queries the lowest P(correct); ``crtcl_bce_query`` is the
+same critic with ``gamma=0`` (cross-entropy training of the classifier).
+
 Estimators and strategies are imported when first used.
 """
 
@@ -51,7 +58,7 @@ import numpy as np
 
 from ._progress import EpochProgressBar
 
-__all__ = ["METHODS", "ALL_METHODS", "ABLATIONS", "PEERS", "MethodSpec", "METHOD_SPECS",
+__all__ = ["METHODS", "ALL_METHODS", "ABLATIONS", "PEERS", "EXTENSIONS", "MethodSpec", "METHOD_SPECS",
            "method_spec", "make_estimator", "get_strategy"]
 
 
@@ -80,6 +87,9 @@ class MethodSpec:
         papers (BADGE, CoreSet; not run by default).
     query_params : dict, optional
         Keyword arguments of the query strategy (e.g. ``selection``).
+    extension : bool, default=False
+        Whether the method is one of this package's variants beyond the
+        papers (the probabilistic critics; not run by default).
     """
 
     name: str
@@ -91,6 +101,7 @@ class MethodSpec:
     ablation: bool = False
     peer: bool = False
     query_params: dict = field(default_factory=dict)
+    extension: bool = False
 
 
 METHOD_SPECS = {
@@ -152,20 +163,33 @@ METHOD_SPECS = {
                    "sklearn_crtcl.query:coreset_sampling", False,
                    "peer: CoreSet (greedy k-center on embeddings), cross-entropy ResNet",
                    peer=True),
+        # extensions: the probabilistic critic (critic_loss="bce", held-out share)
+        MethodSpec("crtcl_bce", "sklearn_crtcl.nets.crtcl:CriticLossNet",
+                   "sklearn_crtcl.query:critic_sampling", True,
+                   "extension: CrtCl with a probabilistic (BCE) critic, lowest P(correct)",
+                   params={"critic_loss": "bce"}, extension=True),
+        MethodSpec("crtcl_bce_query", "sklearn_crtcl.nets.crtcl:CriticLossNet",
+                   "sklearn_crtcl.query:critic_sampling", False,
+                   "extension: probabilistic (BCE) critic queries, cross-entropy training "
+                   "(gamma=0)",
+                   params={"critic_loss": "bce", "gamma": 0.0}, extension=True),
     )
 }
 
 #: Names of the methods the runner runs by default, in order.
 METHODS = tuple(name for name, spec in METHOD_SPECS.items()
-                if not (spec.ablation or spec.peer))
+                if not (spec.ablation or spec.peer or spec.extension))
 
 #: The peer strategies (not run by default): BADGE and CoreSet.
 PEERS = tuple(name for name, spec in METHOD_SPECS.items() if spec.peer)
 
+#: This package's variants beyond the papers (not run by default).
+EXTENSIONS = tuple(name for name, spec in METHOD_SPECS.items() if spec.extension)
+
 # strategies that pick a batch by score and take ``selection=``; random_sampling,
 # badge_sampling and coreset_sampling choose their batch their own way
 _SCORED = ("entropy", "crtcl", "ll4al", "lplgrad", "tod", "crtcl_query", "ll4al_query",
-           "lplgrad_query", "tod_query")
+           "lplgrad_query", "tod_query", "crtcl_bce", "crtcl_bce_query")
 
 #: Every method the runner knows, ablations included.
 ALL_METHODS = tuple(METHOD_SPECS)

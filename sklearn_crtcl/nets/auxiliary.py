@@ -101,6 +101,10 @@ class AuxiliaryModule:
         belong to the module's state and are saved and loaded with it in the
         ``f_params`` file, e.g. TOD's EMA step count ``ema_step_``: a resumed
         training needs them to continue exactly.
+    plain : tuple of str, default=()
+        Other net parameters whose names start with ``<name>_`` but are not
+        routed to the module (e.g. CrtCl's ``critic_loss``), beside the
+        optimizer, milestones and phase parameters.
 
     Examples
     --------
@@ -124,6 +128,7 @@ class AuxiliaryModule:
     trainable: bool = True
     when: Optional[str] = None
     extra_state: Tuple[str, ...] = ()
+    plain: Tuple[str, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier() \
@@ -170,7 +175,7 @@ class AuxiliaryModule:
         """tuple of str: net parameters that start with ``<name>`` but are not
         routed to the module (skorch would read ``critic_lr_milestones`` as an
         argument of ``critic``)."""
-        names = (self.optimizer_name, self.milestones, self.phase)
+        names = (self.optimizer_name, self.milestones, self.phase) + tuple(self.plain)
         return tuple(n for n in names
                      if n is not None and n.startswith(self.name) and not n.startswith(
                          self.name + "__"))
