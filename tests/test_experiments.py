@@ -455,6 +455,9 @@ import os, signal
 from sklearn_crtcl import ResNetClassifier
 
 PHASE = os.environ["CRTCL_TEST_INTERRUPT"]
+# a job started in the background (nohup, CI) inherits an ignored SIGINT, and Python then
+# installs no KeyboardInterrupt handler: restore what an interactive Ctrl-C meets
+signal.signal(signal.SIGINT, signal.default_int_handler)
 fits = []
 on_train_begin, on_epoch_end = ResNetClassifier.on_train_begin, ResNetClassifier.on_epoch_end
 validate_X = ResNetClassifier._validate_X
