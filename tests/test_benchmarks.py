@@ -117,3 +117,14 @@ def test_scripts_document_their_usage(name):
     parser = module.build_parser()
     for option in ("--device", "--threads", "--out"):
         assert option in parser.format_help()
+
+
+def test_bench_inference_memory_prints_a_row_per_call(tmp_path, capsys):
+    bench = _load("bench_inference_memory")
+    assert bench.main(["--n", "300", "--width", "2", "--tmpdir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[:2] == ["mode", "n"]
+    rows = [line.split() for line in lines[1:]]
+    assert [r[0] for r in rows] == list(bench.MODES) and all(r[1] == "300" for r in rows)
+    assert all(float(r[4]) > 0 for r in rows)  # each call read the mapped file's pages
+    assert not list(tmp_path.iterdir())  # the pool file is removed
