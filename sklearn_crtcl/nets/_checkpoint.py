@@ -54,13 +54,19 @@ def _number_tensor(value, name):
                     f"{type(value).__name__}")
 
 
-def _check_fits(module, state, attribute):
-    """A ``ValueError`` before any weight is copied when ``state`` does not fit ``module``."""
-    own = module.state_dict()
+def _mismatch(own, state):
+    """``(missing, unexpected, other_shapes)``: the sorted keys in which the state
+    dict ``state`` does not fit the state dict ``own``."""
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shapes = sorted(key for key in set(own) & set(state)
                     if tuple(own[key].shape) != tuple(state[key].shape))
+    return missing, unexpected, shapes
+
+
+def _check_fits(module, state, attribute):
+    """A ``ValueError`` before any weight is copied when ``state`` does not fit ``module``."""
+    missing, unexpected, shapes = _mismatch(module.state_dict(), state)
     if missing or unexpected or shapes:
         raise ValueError(
             f"the saved {attribute} does not fit the net's {attribute} (was it built with "
@@ -72,14 +78,11 @@ def _check_backbone_fits(net, state):
     """A ``ValueError`` naming ``input_shape`` and ``classes`` when the saved
     backbone has other layers or shapes than the net's (before any weight is copied)."""
     own = net.module_.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [f"{key}: {tuple(state[key].shape)} in the file, {tuple(own[key].shape)} here"
-              for key in sorted(set(own) & set(state))
-              if tuple(own[key].shape) != tuple(state[key].shape)]
+    missing, unexpected, shapes = _mismatch(own, state)
     if not (missing or unexpected or shapes):
         return
-    details = "; ".join(shapes[:3]) if shapes else (
+    details = "; ".join(f"{key}: {tuple(state[key].shape)} in the file, "
+                        f"{tuple(own[key].shape)} here" for key in shapes[:3]) if shapes else (
         f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
     raise ValueError(
         f"the saved backbone does not fit this {type(net).__name__}'s ({details}). "
