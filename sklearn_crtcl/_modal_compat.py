@@ -27,8 +27,13 @@ neither changes what modAL does for anything else:
    strategy is called once and ``(indices, X_pool[indices])`` returned
    (0.4.2.x: ``(indices, X_pool[indices], None)`` with ``return_metrics=True``
    and modAL's warning, as it does for a strategy without metrics; 0.4.0 and
-   0.4.1 have no ``return_metrics`` and pass it on to the strategy). Every
-   other strategy goes to modAL's own ``query``, unchanged: a user's
+   0.4.1 have no ``return_metrics`` and pass it on to the strategy). Asked
+   for its proposal (``return_proposal=True``, passed to ``query`` or bound
+   by a ``partial``), a strategy returns ``(indices, proposal)``, and the
+   query ``(indices, X_pool[indices], proposal)`` (``(indices,
+   X_pool[indices], None, proposal)`` with ``return_metrics=True``), still
+   from one call. Every other strategy goes to modAL's own ``query``,
+   unchanged: a user's
    ``(indices, instances)`` tuple, its own ``return_metrics`` keyword, 0.4.2's
    second call, committees.
 
@@ -115,8 +120,9 @@ def patch_validators(modules):
 def package_strategy(func):
     """Mark ``func`` as a query strategy of this package (a decorator).
 
-    A marked strategy returns an array of indices into ``X_pool`` and nothing
-    else; the patched modAL ``query`` then calls it once (see
+    A marked strategy returns an array of indices into ``X_pool`` (and,
+    only when asked with ``return_proposal=True``, the pair ``(indices,
+    proposal)``); the patched modAL ``query`` then calls it once (see
     :mod:`sklearn_crtcl._modal_compat`). A wrapper made with
     ``functools.wraps`` is not marked (the mark names the function itself);
     a ``functools.partial`` of a marked strategy is recognised.
@@ -170,12 +176,16 @@ def _once_query(original):
             return original(self, X_pool, *query_args, **query_kwargs)
         return_metrics = query_kwargs.pop("return_metrics", False) if takes_metrics else False
         indices = self.query_strategy(self, X_pool, *query_args, **query_kwargs)
+        extra = ()
+        if isinstance(indices, tuple):  # return_proposal=True: (indices, proposal)
+            indices, proposal = indices
+            extra = (proposal,)
         rows = _rows(X_pool, indices)
         if return_metrics:  # as modAL 0.4.2.x does for a strategy without metrics
             warnings.warn("The selected query strategy doesn't support return_metrics",
                           stacklevel=2)
-            return indices, rows, None
-        return indices, rows
+            return (indices, rows, None) + extra
+        return (indices, rows) + extra
 
     setattr(query, _MARK, original)
     return query

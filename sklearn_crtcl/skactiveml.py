@@ -62,8 +62,9 @@ STRATEGIES = {
     "coreset": (coreset_sampling, None, None),
 }
 
-# set by the adapter itself, not through strategy_params
-_SET_BY_ADAPTER = ("n_instances", "random_state", "pool_indices", "X_labeled")
+# set by the adapter itself, not through strategy_params (return_proposal: always
+# False, a scikit-activeml query returns indices)
+_SET_BY_ADAPTER = ("n_instances", "random_state", "pool_indices", "X_labeled", "return_proposal")
 
 
 def _options(function):
@@ -85,7 +86,7 @@ class QueryStrategyAdapter(SingleAnnotatorPoolQueryStrategy):
     strategy_params : dict, optional
         Options of the strategy, e.g. ``{"selection": "topk", "subset_size":
         10000}`` (not ``n_instances``, ``random_state``, ``pool_indices`` or
-        ``X_labeled``, which the adapter sets).
+        ``X_labeled``, which the adapter sets, nor ``return_proposal``).
     missing_label : scalar or str or np.nan or None, default=np.nan
         The label of the unlabeled rows of ``y``.
     random_state : int, RandomState instance or None, default=None
@@ -158,6 +159,11 @@ class QueryStrategyAdapter(SingleAnnotatorPoolQueryStrategy):
                             f"{function.__name__}, got {type(params).__name__}")
         allowed = [o for o in _options(function) if o not in _SET_BY_ADAPTER]
         for key in params:
+            if key == "return_proposal":
+                raise ValueError("strategy_params: 'return_proposal' is not supported: a "
+                                 "scikit-activeml query returns indices (and utilities); call "
+                                 f"{function.__name__}(..., return_proposal=True) itself for "
+                                 "the probabilities of its draw")
             if key in _SET_BY_ADAPTER:
                 raise ValueError(f"strategy_params: {key!r} is set by the adapter (batch_size "
                                  "of query is n_instances; random_state is the adapter's)")

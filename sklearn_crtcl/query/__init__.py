@@ -31,7 +31,12 @@ batch, Kirsch et al. 2023, ``"rank"`` (:data:`DEFAULT_SELECTION`) being the
 default of every strategy above but :func:`random_sampling`, whose default is
 ``"topk"``; ``"balanced"`` goes round-robin over the predicted classes;
 ``"cluster"`` takes the best of each k-means cluster of the embeddings),
-``beta`` (coldness of the stochastic draws) and ``cluster_pool``.
+``beta`` (coldness of the stochastic draws) and ``cluster_pool``. With a
+stochastic selection, ``return_proposal=True`` returns ``(indices,
+proposal)``: the :class:`Proposal` gives the probability of each draw
+(``proposal.q``), what the ``"importance"`` estimate of
+:func:`~sklearn_crtcl.estimation.estimate_accuracy` needs
+(:ref:`selection-proposal`).
 
 Two peer strategies choose a diverse batch by themselves, from the
 penultimate embeddings of any net of the package
@@ -58,10 +63,16 @@ from .entropy import classifier_entropy, entropy_sampling
 from .gradnorm import entropy_gradient_norm, gradient_norm_sampling
 from .lossprediction import loss_prediction_sampling, predicted_loss
 from .random import random_sampling, random_scores
+from .selection import Proposal
 
 #: The values of the ``selection`` option of every scoring strategy
 #: (``"topk"``, the papers' selection, first); see :ref:`batch-selection`.
 SELECTIONS = _selection.SELECTIONS
+
+#: The selections that draw the batch at random with known probabilities
+#: (``"power"``, ``"softmax"``, ``"rank"``), the only ones with a
+#: :class:`Proposal` (``return_proposal=True``); see :ref:`selection-proposal`.
+STOCHASTIC_SELECTIONS = _selection.STOCHASTIC_SELECTIONS
 
 #: The default ``selection`` of the scoring strategies, ``"rank"`` (a draw
 #: with probabilities :math:`\propto \operatorname{rank}^{-\beta}`, which
@@ -84,5 +95,7 @@ __all__ = [
     "badge_sampling",
     "coreset_sampling",
     "SELECTIONS",
+    "STOCHASTIC_SELECTIONS",
     "DEFAULT_SELECTION",
+    "Proposal",
 ]

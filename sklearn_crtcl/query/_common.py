@@ -531,7 +531,7 @@ def _local_method_outputs(method, X, rows, chunk):
 
 def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random_state=None,
            validate=validate_pool, selection="topk", beta=1.0, cluster_pool=10,
-           strategy="the strategy", pool_indices=None, shard=True):
+           strategy="the strategy", pool_indices=None, shard=True, return_proposal=False):
     """The body shared by every strategy: validate, draw, score, pick.
 
     Parameters
@@ -573,16 +573,24 @@ def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random
         scores its share of the candidates and the scores are gathered.
         ``False`` for scores that are not a function of each row (random
         draws from the query's stream): process 0's scores are used.
+    return_proposal : bool, default=False
+        Also return the :class:`~sklearn_crtcl.query.Proposal` of a
+        stochastic selection, its ``candidates`` mapped to rows of
+        ``X_pool`` (checked with the other options, before any work).
 
     Returns
     -------
     indices : ndarray of int of shape (n_instances,)
         Distinct indices into ``X_pool``, most preferred first.
+    proposal : Proposal
+        Only with ``return_proposal=True``.
     """
+    from dataclasses import replace
+
     from .selection import check_selection, choose  # (selection.py imports this module)
 
     selection, beta, cluster_pool = check_selection(selection, beta, cluster_pool, est,
-                                                    strategy)
+                                                    strategy, return_proposal=return_proposal)
     n_instances, X4, candidates, rng = prepare_candidates(
         est, X_pool, n_instances, subset_size, random_state, validate, pool_indices)
     n_pool = X4.shape[0] if hasattr(X4, "shape") else int(X4)
@@ -611,11 +619,17 @@ def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random
         return method_outputs(est.embed, source, pool_rows(positions), chunk)
 
     best = choose(scores, n_instances, largest=largest, selection=selection, beta=beta,
-                  cluster_pool=cluster_pool, rng=rng, proba=proba, embed=embed)
+                  cluster_pool=cluster_pool, rng=rng, proba=proba, embed=embed,
+                  return_proposal=bool(return_proposal))
+    if return_proposal:
+        best, proposal = best
+        proposal = replace(proposal, candidates=np.asarray(pool_rows(proposal.candidates),
+                                                           dtype=np.intp))
     best = pool_rows(best)
     if len(best) != n_instances or len(np.unique(best)) != n_instances:  # pragma: no cover
         raise RuntimeError(f"selection {selection!r} returned {best!r}")
-    return np.asarray(best, dtype=np.intp)
+    best = np.asarray(best, dtype=np.intp)
+    return (best, proposal) if return_proposal else best
 
 
 def method_scores(method, X4, candidates, batch_size):

@@ -150,7 +150,7 @@ def cyclic_output_discrepancy(classifier, X, *, ord=2, batch_size=None):
 @selection_doc
 def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
                  batch_size=None, ord=2, selection=DEFAULT_SELECTION, beta=1.0, cluster_pool=10,
-                 pool_indices=None):
+                 pool_indices=None, return_proposal=False):
     """Query the samples with the largest cyclic output discrepancy (TOD's COD).
 
     .. math::
@@ -196,6 +196,7 @@ def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_
         Distinct indices into ``X_pool``, most preferred first: with
         ``selection="topk"``, largest discrepancy first (ties: smaller index
         first).
+    {proposal_return}
 
     Raises
     ------
@@ -204,8 +205,8 @@ def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_
         ``previous_state_dict_``.
     ValueError
         For an empty or invalid pool, ``n_instances`` larger than the number
-        of candidates, or an invalid ``ord``, ``selection``, ``beta`` or
-        ``cluster_pool``.
+        of candidates, or an invalid ``ord``, ``selection``, ``beta``,
+        ``cluster_pool`` or ``return_proposal``.
 
     Notes
     -----
@@ -226,4 +227,4 @@ def cod_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
                   random_state=random_state, selection=selection, beta=beta,
                   cluster_pool=cluster_pool, strategy="cod_sampling",
-                  pool_indices=pool_indices)
+                  pool_indices=pool_indices, return_proposal=return_proposal)

@@ -52,7 +52,7 @@ def critic_correctness(classifier, X, *, batch_size=None):
 @selection_doc
 def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
                     batch_size=None, selection=DEFAULT_SELECTION, beta=1.0, cluster_pool=10,
-                    pool_indices=None):
+                    pool_indices=None, return_proposal=False):
     """Query the samples with the lowest critic scores (CrtCl).
 
     .. math::
@@ -91,6 +91,7 @@ def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
         Distinct indices into ``X_pool``, most preferred first: with
         ``selection="topk"``, lowest critic score first (ties: smaller index
         first).
+    {proposal_return}
 
     Raises
     ------
@@ -100,8 +101,8 @@ def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
         need.
     ValueError
         For an empty or invalid pool, ``n_instances`` larger than the number
-        of candidates, or an invalid ``selection``, ``beta`` or
-        ``cluster_pool``.
+        of candidates, or an invalid ``selection``, ``beta``,
+        ``cluster_pool`` or ``return_proposal``.
 
     Examples
     --------
@@ -121,4 +122,4 @@ def critic_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
     return select(est, X_pool, n_instances, score, largest=False, subset_size=subset_size,
                   random_state=random_state, selection=selection, beta=beta,
                   cluster_pool=cluster_pool, strategy="critic_sampling",
-                  pool_indices=pool_indices)
+                  pool_indices=pool_indices, return_proposal=return_proposal)

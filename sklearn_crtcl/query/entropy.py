@@ -61,7 +61,7 @@ def classifier_entropy(classifier, X, *, batch_size=None):
 @selection_doc
 def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
                      batch_size=None, selection=DEFAULT_SELECTION, beta=1.0, cluster_pool=10,
-                     pool_indices=None):
+                     pool_indices=None, return_proposal=False):
     r"""Query the samples with the highest predictive entropy.
 
     Maximum-entropy uncertainty sampling:
@@ -108,6 +108,7 @@ def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, ran
         Distinct indices into ``X_pool``, most preferred first: with
         ``selection="topk"``, highest entropy first (ties: smaller index
         first).
+    {proposal_return}
 
     Raises
     ------
@@ -116,8 +117,8 @@ def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, ran
         ``selection="cluster"``.
     ValueError
         For an empty or invalid pool, ``n_instances`` larger than the number
-        of candidates, or an invalid ``selection``, ``beta`` or
-        ``cluster_pool``.
+        of candidates, or an invalid ``selection``, ``beta``,
+        ``cluster_pool`` or ``return_proposal``.
     """
     est, X_pool = get_estimator(classifier, "entropy_sampling", X_pool)
     require_method(est, "predict_proba", "entropy_sampling", "a fitted classifier")
@@ -130,4 +131,4 @@ def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, ran
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
                   random_state=random_state, validate=validate_rows, selection=selection,
                   beta=beta, cluster_pool=cluster_pool, strategy="entropy_sampling",
-                  pool_indices=pool_indices)
+                  pool_indices=pool_indices, return_proposal=return_proposal)

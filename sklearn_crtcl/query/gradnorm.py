@@ -414,7 +414,7 @@ def entropy_gradient_norm(classifier, X, *, norm="sum", batch_size=None):
 @selection_doc
 def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", subset_size=None,
                            random_state=None, batch_size=None, selection=DEFAULT_SELECTION,
-                           beta=1.0, cluster_pool=10, pool_indices=None):
+                           beta=1.0, cluster_pool=10, pool_indices=None, return_proposal=False):
     """Query the samples whose entropy gradient has the largest norm (LPLgrad).
 
     .. math::
@@ -455,6 +455,7 @@ def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", sub
         Distinct indices into ``X_pool``, most preferred first: with
         ``selection="topk"``, largest gradient norm first (ties: smaller
         index first).
+    {proposal_return}
 
     Raises
     ------
@@ -463,7 +464,7 @@ def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", sub
     ValueError
         For an unknown ``norm``, an empty or invalid pool, ``n_instances``
         larger than the number of candidates, or an invalid ``selection``,
-        ``beta`` or ``cluster_pool``.
+        ``beta``, ``cluster_pool`` or ``return_proposal``.
     """
     est, X_pool = get_estimator(classifier, "gradient_norm_sampling", X_pool)
     require_module(est, "gradient_norm_sampling")
@@ -476,4 +477,4 @@ def gradient_norm_sampling(classifier, X_pool, n_instances=1, *, norm="sum", sub
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
                   random_state=random_state, selection=selection, beta=beta,
                   cluster_pool=cluster_pool, strategy="gradient_norm_sampling",
-                  pool_indices=pool_indices)
+                  pool_indices=pool_indices, return_proposal=return_proposal)

@@ -53,7 +53,7 @@ def predicted_loss(classifier, X, *, batch_size=None):
 @selection_doc
 def loss_prediction_sampling(classifier, X_pool, n_instances=1, *, subset_size=None,
                              random_state=None, batch_size=None, selection=DEFAULT_SELECTION,
-                             beta=1.0, cluster_pool=10, pool_indices=None):
+                             beta=1.0, cluster_pool=10, pool_indices=None, return_proposal=False):
     """Query the samples with the highest predicted losses (LL4AL).
 
     Parameters
@@ -87,6 +87,7 @@ def loss_prediction_sampling(classifier, X_pool, n_instances=1, *, subset_size=N
         Distinct indices into ``X_pool``, most preferred first: with
         ``selection="topk"``, highest predicted loss first (ties: smaller
         index first).
+    {proposal_return}
 
     Raises
     ------
@@ -96,8 +97,8 @@ def loss_prediction_sampling(classifier, X_pool, n_instances=1, *, subset_size=N
         need.
     ValueError
         For an empty or invalid pool, ``n_instances`` larger than the number
-        of candidates, or an invalid ``selection``, ``beta`` or
-        ``cluster_pool``.
+        of candidates, or an invalid ``selection``, ``beta``,
+        ``cluster_pool`` or ``return_proposal``.
     """
     est, X_pool = get_estimator(classifier, "loss_prediction_sampling", X_pool)
     require_method(est, "predict_loss", "loss_prediction_sampling", _NEEDS)
@@ -109,4 +110,4 @@ def loss_prediction_sampling(classifier, X_pool, n_instances=1, *, subset_size=N
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
                   random_state=random_state, selection=selection, beta=beta,
                   cluster_pool=cluster_pool, strategy="loss_prediction_sampling",
-                  pool_indices=pool_indices)
+                  pool_indices=pool_indices, return_proposal=return_proposal)

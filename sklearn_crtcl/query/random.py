@@ -61,7 +61,7 @@ def random_scores(classifier, X, *, random_state=None):
 @selection_doc
 def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, random_state=None,
                     batch_size=None, selection="topk", beta=1.0, cluster_pool=10,
-                    pool_indices=None):
+                    pool_indices=None, return_proposal=False):
     """Query ``n_instances`` samples uniformly at random, without replacement.
 
     Parameters
@@ -98,6 +98,7 @@ def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
     -------
     indices : ndarray of int of shape (n_instances,)
         Distinct indices into ``X_pool``.
+    {proposal_return}
 
     Raises
     ------
@@ -107,8 +108,8 @@ def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
     ValueError
         For an empty pool, a pool with NaN or infinity (as float32),
         ``n_instances`` larger than the number of
-        candidates, or an invalid ``selection``, ``beta`` or
-        ``cluster_pool``.
+        candidates, or an invalid ``selection``, ``beta``,
+        ``cluster_pool`` or ``return_proposal``.
 
     Notes
     -----
@@ -135,4 +136,4 @@ def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
                   random_state=rng, validate=_validate, selection=selection, beta=beta,
                   cluster_pool=cluster_pool, strategy="random_sampling",
-                  pool_indices=pool_indices, shard=False)
+                  pool_indices=pool_indices, shard=False, return_proposal=return_proposal)

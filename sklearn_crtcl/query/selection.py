@@ -19,6 +19,15 @@ function, :func:`choose`, after the candidates are scored:
 
 The definitions, with their equations, are in :doc:`/strategies`
 (:ref:`batch-selection`).
+
+The stochastic selections (:data:`STOCHASTIC_SELECTIONS`) know the
+probabilities of their draw: :func:`log_weights` gives the log-weights that
+:func:`choose` perturbs with Gumbel noise, and ``return_proposal=True`` (of
+:func:`choose` and of every strategy) returns, from the same call, a
+:class:`Proposal`: the first draw's probabilities over the candidates and
+the per-draw probability of each picked candidate, which the
+``"importance"`` estimate of :func:`~sklearn_crtcl.estimation.estimate_accuracy`
+weights the batch's labels by (:ref:`selection-proposal`).
 """
 
 import inspect
@@ -26,18 +35,25 @@ import math
 import numbers
 import textwrap
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
 from ._common import _check_positive_int, require_method, top_k
 
-__all__ = ["SELECTIONS", "DEFAULT_SELECTION", "SELECTION_PARAMS_DOC", "selection_doc",
-           "check_selection", "choose"]
+__all__ = ["SELECTIONS", "STOCHASTIC_SELECTIONS", "DEFAULT_SELECTION", "SELECTION_PARAMS_DOC",
+           "PROPOSAL_RETURN_DOC", "selection_doc", "check_selection", "log_weights", "Proposal",
+           "choose"]
 
 #: Values of the ``selection`` option of every scoring strategy, ``"topk"``
 #: (the papers' selection) first.
 SELECTIONS = ("topk", "power", "softmax", "rank", "balanced", "cluster")
-_STOCHASTIC = ("power", "softmax", "rank")
+
+#: The selections that draw the batch at random with known probabilities
+#: (Gumbel-top-k), the only ones with a :class:`Proposal`
+#: (``return_proposal=True``).
+STOCHASTIC_SELECTIONS = ("power", "softmax", "rank")
+_STOCHASTIC = STOCHASTIC_SELECTIONS
 
 #: The default ``selection`` of every scoring strategy: ``"rank"``, a draw with
 #: probabilities :math:`\propto \operatorname{rank}^{-\beta}`, which depends on
@@ -77,39 +93,80 @@ cluster_pool : int, default=10
     ``selection="cluster"`` clusters the
     ``min(n_candidates, cluster_pool * n_instances)`` best candidates. Not
     used by the other selections.
+return_proposal : bool, default=False
+    Also return the :class:`~sklearn_crtcl.query.Proposal` of the draw: the
+    first draw's probabilities over the candidates and the per-draw
+    probability of each returned index, what the ``"importance"`` estimate
+    of :func:`~sklearn_crtcl.estimation.estimate_accuracy` needs
+    (:ref:`selection-proposal`). Only for the stochastic selections
+    (``"power"``, ``"softmax"``, ``"rank"``): a ``ValueError`` otherwise,
+    before any scoring. The indices are the same as without it.
+"""
+
+#: The ``proposal`` item of the Returns section of every scoring strategy
+#: (inserted by :func:`selection_doc`).
+PROPOSAL_RETURN_DOC = """\
+proposal : Proposal
+    Only with ``return_proposal=True`` (the result is then the pair
+    ``(indices, proposal)``): the probabilities of the draw over the
+    candidates (``proposal.candidates``, rows of ``X_pool``: the whole pool,
+    ``pool_indices`` or the random ``subset_size`` subset), with
+    ``proposal.q`` the per-draw probability of each index, in the order of
+    ``indices``. For
+    ``estimate_accuracy(classifier, X_pool[proposal.candidates],
+    "importance", X_labeled=X_pool[indices], y_labeled=..., q=proposal.q)``.
 """
 
 
 def selection_doc(func):
-    """Insert :data:`SELECTION_PARAMS_DOC` into ``func``'s docstring (a decorator).
+    """Insert :data:`SELECTION_PARAMS_DOC` and :data:`PROPOSAL_RETURN_DOC` into a docstring.
 
-    The line ``{selection_params}`` of the docstring is replaced by the
-    fragment, indented like the line.
+    A decorator: the lines ``{selection_params}`` (in Parameters) and
+    ``{proposal_return}`` (in Returns) of the docstring are replaced by the
+    fragments, indented like the lines.
 
     Parameters
     ----------
     func : callable
-        A strategy whose docstring contains the ``{selection_params}`` line.
+        A strategy whose docstring contains the ``{selection_params}`` and
+        ``{proposal_return}`` lines.
 
     Returns
     -------
     func : callable
         The same function, its ``__doc__`` completed.
     """
+    default = inspect.signature(func).parameters["selection"].default
+    fragments = {"{selection_params}": SELECTION_PARAMS_DOC.replace(
+                     "{default}", repr(default).replace("'", '"')),
+                 "{proposal_return}": PROPOSAL_RETURN_DOC}
     doc = func.__doc__ or ""
-    marker = "{selection_params}"
-    for line in doc.splitlines():
-        if line.strip() == marker:
-            indent = line[:len(line) - len(line.lstrip())]
-            default = inspect.signature(func).parameters["selection"].default
-            fragment = SELECTION_PARAMS_DOC.replace("{default}", repr(default).replace("'", '"'))
-            fragment = textwrap.indent(fragment, indent).rstrip("\n")
-            func.__doc__ = doc.replace(line, fragment, 1)
-            return func
-    raise ValueError(f"{func.__name__}'s docstring has no {marker} line")  # pragma: no cover
+    for marker, fragment in fragments.items():
+        line = next((line for line in doc.splitlines() if line.strip() == marker), None)
+        if line is None:  # pragma: no cover
+            raise ValueError(f"{func.__name__}'s docstring has no {marker} line")
+        indent = line[:len(line) - len(line.lstrip())]
+        doc = doc.replace(line, textwrap.indent(fragment, indent).rstrip("\n"), 1)
+    func.__doc__ = doc
+    return func
 
 
-def check_selection(selection, beta, cluster_pool, est, strategy):
+def _check_beta(beta):
+    if (isinstance(beta, (bool, np.bool_)) or not isinstance(beta, numbers.Real)
+            or not math.isfinite(beta) or beta <= 0):
+        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
+    return float(beta)
+
+
+def _check_stochastic(selection, what):
+    if selection not in _STOCHASTIC:
+        raise ValueError(
+            f"{what} needs a stochastic selection, one of {_STOCHASTIC}; selection="
+            f"{selection!r} does not draw its batch with known probabilities, so it has no "
+            "proposal")
+
+
+def check_selection(selection, beta, cluster_pool, est, strategy, *, return_proposal=False):
     """Validate the batch-selection options and what they need from the estimator.
 
     Parameters
@@ -126,6 +183,9 @@ def check_selection(selection, beta, cluster_pool, est, strategy):
         ``"cluster"`` needs ``embed``.
     strategy : str
         Name of the calling strategy, for error messages.
+    return_proposal : bool, default=False
+        Whether the :class:`Proposal` of the draw is asked for: only a
+        stochastic selection (:data:`STOCHASTIC_SELECTIONS`) has one.
 
     Returns
     -------
@@ -137,17 +197,21 @@ def check_selection(selection, beta, cluster_pool, est, strategy):
     ------
     ValueError
         For an unknown ``selection``, a ``beta`` that is not a finite number
-        > 0, or a ``cluster_pool`` that is not a positive integer.
+        > 0, a ``cluster_pool`` that is not a positive integer, or
+        ``return_proposal=True`` with a selection that is not stochastic.
     TypeError
-        If ``"balanced"`` or ``"cluster"`` is asked of an estimator without
-        ``predict_proba`` or ``embed``.
+        If ``return_proposal`` is not a bool, or if ``"balanced"`` or
+        ``"cluster"`` is asked of an estimator without ``predict_proba`` or
+        ``embed``.
     """
     if not isinstance(selection, str) or selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
-    if (isinstance(beta, (bool, np.bool_)) or not isinstance(beta, numbers.Real)
-            or not math.isfinite(beta) or beta <= 0):
-        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
+    beta = _check_beta(beta)
     cluster_pool = _check_positive_int(cluster_pool, "cluster_pool")
+    if not isinstance(return_proposal, (bool, np.bool_)):
+        raise TypeError(f"return_proposal must be True or False, got {return_proposal!r}")
+    if return_proposal:
+        _check_stochastic(selection, f"{strategy}(..., return_proposal=True)")
     if selection == "balanced":
         require_method(est, "predict_proba", strategy,
                        "a fitted classifier for selection='balanced'")
@@ -155,7 +219,58 @@ def check_selection(selection, beta, cluster_pool, est, strategy):
         require_method(est, "embed", strategy,
                        "an estimator with embeddings for selection='cluster', e.g. a "
                        "ResNetClassifier")
-    return selection, float(beta), cluster_pool
+    return selection, beta, cluster_pool
+
+
+def log_weights(scores, selection, beta=1.0, *, largest=True):
+    r"""The log-weights of a stochastic selection's draw, one per candidate.
+
+    A stochastic selection draws candidate :math:`i` with a probability
+    proportional to :math:`w_i = e^{\beta \ell_i}` among those not yet
+    drawn, with :math:`s_i` the score oriented so that larger is better and
+
+    .. math::
+
+        \ell_i = \log s_i \;(\texttt{"power"}; s_i - \min_j s_j
+        \text{ if a score is negative}), \qquad
+        \ell_i = s_i \;(\texttt{"softmax"}), \qquad
+        \ell_i = -\log r_i \;(\texttt{"rank"}),
+
+    :math:`r_i` the rank of :math:`s_i` (1 for the best, ties by position).
+    :func:`choose` draws the batch by adding Gumbel noise to these very
+    values (Gumbel-top-:math:`k`), and its :class:`Proposal` is computed
+    from them.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n,)
+        One score per candidate.
+    selection : {"power", "softmax", "rank"}
+        A stochastic selection (:data:`STOCHASTIC_SELECTIONS`).
+    beta : float, default=1.0
+        Coldness (finite, > 0).
+    largest : bool, default=True
+        Whether larger scores are better; the scores are negated otherwise.
+
+    Returns
+    -------
+    log_weight : ndarray of shape (n,)
+        :math:`\beta \ell_i`; ``-inf`` for a candidate of weight 0, which
+        is drawn only after every candidate of positive weight (a NaN score;
+        for ``"power"`` a score of 0 after the shift).
+
+    Raises
+    ------
+    ValueError
+        For a selection that is not stochastic, or a ``beta`` that is not a
+        finite number > 0.
+    """
+    if not isinstance(selection, str) or selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    _check_stochastic(selection, "log_weights")
+    beta = _check_beta(beta)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    return _log_weights(scores if largest else -scores, selection, beta)
 
 
 def _ranking(oriented):
@@ -163,10 +278,9 @@ def _ranking(oriented):
     return np.argsort(-oriented, kind="stable")
 
 
-def _stochastic(oriented, selection, beta, rng):
-    """Gumbel-top-k order for the power, softmax and rank selections."""
+def _log_weights(oriented, selection, beta):
+    """``beta`` times the log-weights of the stochastic selections; ``-inf``: weight 0."""
     n = len(oriented)
-    nan = np.isnan(oriented)
     if selection == "softmax":
         log_weight = oriented.copy()
     elif selection == "power":
@@ -180,11 +294,123 @@ def _stochastic(oriented, selection, beta, rng):
         rank = np.empty(n)
         rank[_ranking(oriented)] = np.arange(1, n + 1)
         log_weight = -np.log(rank)
-    keys = beta * log_weight + rng.gumbel(size=n)
-    keys[nan] = -np.inf
+    log_weight = beta * log_weight
+    log_weight[np.isnan(oriented)] = -np.inf
+    return log_weight
+
+
+def _stochastic(oriented, log_weight, rng):
+    """Gumbel-top-k order of the power, softmax and rank selections."""
+    n = len(oriented)
+    keys = log_weight + rng.gumbel(size=n)
     # keys first (largest), then the score (largest; NaN last), then the position
-    by_score = np.where(nan, -np.inf, oriented)
+    by_score = np.where(np.isnan(oriented), -np.inf, oriented)
     return np.lexsort((np.arange(n), -by_score, -keys))
+
+
+def _logsumexp(x):
+    top = x.max() if x.size else -np.inf
+    if not np.isfinite(top):
+        return top
+    return top + math.log(np.exp(x - top).sum())
+
+
+def _draw_probabilities(log_weight, order):
+    r"""First-draw probabilities over all positions, per-draw probabilities of ``order``.
+
+    Draw :math:`m` takes ``order[m]`` with probability :math:`w_{i_m} /
+    \sum_{i \notin \{i_1..i_{m-1}\}} w_i`, computed in log space: the
+    remaining mass is accumulated from the undrawn candidates and the later
+    draws (no ``1 - cumsum`` cancellation). A draw among weights 0 only (the
+    positive ones exhausted) is deterministic: probability 1.
+    """
+    drawn = log_weight[order]
+    rest = np.ones(len(log_weight), dtype=bool)
+    rest[order] = False
+    # log of the mass left before each draw: the undrawn ones plus draws m, m+1, ...
+    left = np.logaddexp.accumulate(np.r_[_logsumexp(log_weight[rest]), drawn[::-1]])[1:][::-1]
+    with np.errstate(invalid="ignore"):
+        q = np.where(np.isneginf(drawn), 1.0, np.minimum(np.exp(drawn - left), 1.0))
+    total = _logsumexp(log_weight)
+    if np.isneginf(total):  # every weight 0: the first draw is deterministic
+        p = np.zeros(len(log_weight))
+        p[order[0]] = 1.0
+    else:
+        p = np.exp(log_weight - total)
+    return p, q
+
+
+@dataclass(frozen=True, eq=False)
+class Proposal:
+    r"""The probabilities with which a stochastic selection drew its batch.
+
+    The batch is drawn from the :math:`C` candidates one at a time without
+    replacement, candidate :math:`i` with a probability proportional to its
+    weight :math:`w_i = e^{\beta \ell_i}` (:func:`log_weights`) among those
+    not yet drawn. Gumbel-top-:math:`k` draws exactly this sequence in one
+    go: the keys :math:`\beta \ell_i + G_i`, :math:`G_i \sim
+    \operatorname{Gumbel}(0, 1)`, sorted in decreasing order, are the draws
+    in order (Kool et al., ICML 2019). Draw :math:`m` takes :math:`i_m` with
+
+    .. math::
+
+        q_m = \frac{w_{i_m}}{\sum_{i \notin \{i_1, \dots, i_{m-1}\}} w_i}
+            = \frac{p_{i_m}}{1 - \sum_{j < m} p_{i_j}},
+        \qquad p_i = \frac{w_i}{\sum_{j=1}^{C} w_j}.
+
+    Returned by :func:`choose` and by every scoring strategy with
+    ``return_proposal=True``; ``q`` is what the ``"importance"`` estimate
+    of :func:`~sklearn_crtcl.estimation.estimate_accuracy` needs, with the
+    candidates as its ``X``.
+
+    Attributes
+    ----------
+    q : ndarray of shape (n_instances,)
+        The per-draw probabilities :math:`q_m` of the picked candidates, in
+        draw order (the order of the returned indices). A candidate of
+        weight 0, drawn only once every candidate of positive weight is
+        drawn, is a deterministic pick: :math:`q_m = 1`.
+    p : ndarray of shape (n_candidates,)
+        The first draw's probabilities :math:`p_i` over the candidates (sum
+        1), in the order of ``candidates``.
+    candidates : ndarray of int of shape (n_candidates,)
+        The rows of ``X_pool`` the batch was drawn from: the whole pool
+        (``0..n-1``), the rows ``pool_indices``, or the random
+        ``subset_size`` subset. The probabilities are over these candidates
+        only, conditional on them: with a random subset, the importance
+        estimate from them is unbiased for the accuracy on the candidates,
+        and so, averaged over the subset's draw, for the pool.
+    positions : ndarray of int of shape (n_instances,)
+        The positions of the picked candidates in ``candidates``, in draw
+        order (``candidates[positions]`` are the returned indices).
+    selection : str
+        The stochastic selection that drew the batch.
+    beta : float
+        Its coldness.
+    """
+
+    q: np.ndarray
+    p: np.ndarray
+    candidates: np.ndarray
+    positions: np.ndarray
+    selection: str
+    beta: float
+
+    @property
+    def indices(self):
+        """ndarray of int: The picked rows of ``X_pool``, in draw order."""
+        return self.candidates[self.positions]
+
+    @property
+    def full_support(self):
+        """bool: Whether every candidate could be drawn (:math:`p_i > 0` for all).
+
+        The importance estimate is unbiased only then: a candidate of weight
+        0 (a NaN score; for ``"power"`` the lowest score when one is
+        negative, or a score of 0) is never drawn at random, so its error is
+        never counted.
+        """
+        return bool(np.all(self.p > 0))
 
 
 def _balanced(ranking, labels, n_instances):
@@ -220,7 +446,7 @@ def _clusters(top, embeddings, n_instances, rng):
 
 
 def choose(scores, n_instances, *, largest, selection="topk", beta=1.0, cluster_pool=10,
-           rng=None, proba=None, embed=None):
+           rng=None, proba=None, embed=None, return_proposal=False):
     """Take ``n_instances`` positions from the scores with the given selection.
 
     Parameters
@@ -246,18 +472,40 @@ def choose(scores, n_instances, *, largest, selection="topk", beta=1.0, cluster_
     embed : callable, optional
         ``embed(positions) -> ndarray (len(positions), n_features)``, for
         ``"cluster"``.
+    return_proposal : bool, default=False
+        Also return the :class:`Proposal` of the draw, computed from the
+        log-weights the draw used (:func:`log_weights`); a stochastic
+        selection only (``ValueError`` otherwise). The positions are the
+        same as without it.
 
     Returns
     -------
     positions : ndarray of int of shape (n_instances,)
-        Distinct positions into ``scores``, most preferred first.
+        Distinct positions into ``scores``, most preferred first (for a
+        stochastic selection, in draw order).
+    proposal : Proposal
+        Only with ``return_proposal=True``: its ``candidates`` are the
+        positions ``0..n-1`` of ``scores``.
+
+    Raises
+    ------
+    ValueError
+        If ``return_proposal=True`` with a selection that is not stochastic.
     """
+    if return_proposal:
+        _check_stochastic(selection, "choose(..., return_proposal=True)")
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     oriented = scores if largest else -scores
     if selection == "topk":
         return top_k(scores, n_instances, largest)
     if selection in _STOCHASTIC:
-        return _stochastic(oriented, selection, beta, rng)[:n_instances]
+        log_weight = _log_weights(oriented, selection, beta)
+        positions = _stochastic(oriented, log_weight, rng)[:n_instances]
+        if not return_proposal:
+            return positions
+        p, q = _draw_probabilities(log_weight, positions)
+        return positions, Proposal(q=q, p=p, candidates=np.arange(len(scores), dtype=np.intp),
+                                   positions=positions, selection=selection, beta=float(beta))
     ranking = _ranking(oriented)
     nan = np.isnan(oriented[ranking])
     finite_ranking, nan_ranking = ranking[~nan], ranking[nan]
