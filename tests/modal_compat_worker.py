@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from sklearn.neighbors import KNeighborsClassifier
 
+import sklearn_crtcl.query.entropy as entropy_module
 import sklearn_crtcl.query.random as random_module
 from sklearn_crtcl import DatasetArray
 from sklearn_crtcl import _modal_compat as compat
-from sklearn_crtcl.query import random_sampling
+from sklearn_crtcl.query import Proposal, entropy_sampling, random_sampling
 
 from modAL.models import ActiveLearner, Committee  # noqa: E402  (after the patch)
 from modAL.models import base as modal_base  # noqa: E402
@@ -217,6 +218,53 @@ def check_package_strategies_run_once():
                     raise AssertionError("return_metrics reached no strategy")
     finally:
         random_module.select = select
+
+
+def check_package_strategy_proposal_is_opt_in():
+    """The default query: one call, ``(indices, rows)``, the indices of a direct call;
+    ``return_proposal=True`` (to query or bound by a partial): still one call, the same
+    indices, ``(indices, rows, proposal)``."""
+    calls = []
+    select = entropy_module.select
+
+    def counting_select(*args, **kwargs):
+        calls.append(kwargs.get("return_proposal"))
+        return select(*args, **kwargs)
+
+    entropy_module.select = counting_select
+    try:
+        for n in (1, 2, 3):
+            learner = make_learner(entropy_sampling)
+            calls.clear()
+            result = learner.query(X_POOL, n_instances=n, random_state=4)
+            assert calls == [False] and len(result) == 2, (n, calls, len(result))
+            direct = entropy_sampling(learner, X_POOL, n_instances=n, random_state=4)
+            np.testing.assert_array_equal(result[0], direct)
+            calls.clear()
+            idx, rows, proposal = learner.query(X_POOL, n_instances=n, random_state=4,
+                                                return_proposal=True)
+            assert calls == [True], (n, calls)
+            np.testing.assert_array_equal(idx, direct)
+            np.testing.assert_array_equal(rows, X_POOL[idx])
+            assert isinstance(proposal, Proposal) and proposal.q.shape == (n,)
+            np.testing.assert_array_equal(proposal.indices, idx)
+        bound = functools.partial(entropy_sampling, selection="power", return_proposal=True)
+        learner = make_learner(bound)
+        calls.clear()
+        idx, rows, proposal = learner.query(X_POOL, n_instances=2, random_state=4)
+        assert calls == [True] and proposal.selection == "power"
+        np.testing.assert_array_equal(idx, entropy_sampling(learner, X_POOL, n_instances=2,
+                                                            random_state=4, selection="power"))
+        if TAKES_METRICS:  # modAL 0.4.2.x: metrics None, then the proposal
+            calls.clear()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                idx, rows, metrics, proposal = learner.query(X_POOL, n_instances=2,
+                                                             random_state=4,
+                                                             return_metrics=True)
+            assert metrics is None and isinstance(proposal, Proposal) and calls == [True]
+    finally:
+        entropy_module.select = select
 
 
 def check_dataset_pool_rows():

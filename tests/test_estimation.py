@@ -255,3 +255,65 @@ def test_modal_learner_is_unwrapped():
     b = estimate_accuracy(learner.estimator, X[100:], "atc", X_labeled=X[20:100],
                           y_labeled=y[20:100])
     assert a == b
+
+
+def _calibrated_pool(n, k=3, seed=0):
+    """A calibrated 'classifier' on ``n`` rows: labels drawn from its probabilities."""
+    rng = np.random.RandomState(seed)
+    logits = rng.normal(size=(n, k)) * rng.gamma(1, 2, size=(n, 1))
+    proba = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = (proba.cumsum(1) > rng.uniform(size=(n, 1))).argmax(1)
+    return Fixed(proba), y, proba.argmax(1) == y
+
+
+def _query_estimates(clf, X, y, n_draws, **query):
+    """Importance estimates from ``n_draws`` real queries of entropy sampling, with the
+    query's own proposal; also the estimate that wrongly uses the first draw's
+    probabilities for every draw (as if with replacement)."""
+    from sklearn_crtcl.query import entropy_sampling
+
+    right, wrong = [], []
+    for seed in range(n_draws):
+        idx, prop = entropy_sampling(clf, X, random_state=seed, return_proposal=True, **query)
+        assert prop.full_support
+        candidates = X[prop.candidates]
+        batch = dict(X_labeled=X[idx], y_labeled=y[idx])
+        est = estimate_accuracy(clf, candidates, "importance", q=prop.q, **batch)
+        right.append(est.estimate)
+        wrong.append(estimate_accuracy(clf, candidates, "importance",
+                                       q=prop.p[prop.positions], **batch).estimate)
+        if seed == 0:  # the proposal over the candidates with positions: the same estimate
+            again = estimate_accuracy(clf, candidates, "importance", q=prop.p,
+                                      indices=prop.positions, y_labeled=y[idx])
+            assert again.estimate == pytest.approx(est.estimate, abs=1e-9)
+    return np.asarray(right), np.asarray(wrong)
+
+
+@pytest.mark.parametrize("query", [
+    dict(n_instances=30),  # the default selection, "rank", on the whole pool
+    dict(n_instances=30, selection="power", subset_size=150, beta=2.0),
+    dict(n_instances=20, selection="softmax", subset_size=100),
+], ids=["rank", "power-subset", "softmax-subset"])
+def test_importance_from_a_strategys_own_query_is_unbiased(query):
+    clf, y, correct = _calibrated_pool(300)
+    X, truth = _rows(300), float(correct.mean())
+    right, wrong = _query_estimates(clf, X, y, 600, **query)
+    se = right.std(ddof=1) / np.sqrt(len(right))
+    assert abs(right.mean() - truth) < 3.5 * se, (right.mean(), truth, se)
+    assert se < 0.006  # a sharp check: a bias of 0.02 would show
+    # the per-draw probabilities matter: the first draw's, for every draw, are biased
+    assert abs(wrong.mean() - truth) > 6 * se, (wrong.mean(), truth, se)
+
+
+def test_importance_from_a_query_with_pool_indices_is_unbiased_for_the_pool():
+    # the pool is a part of a larger array (pool_indices, as the runner queries), and the
+    # strategy scores a random subset of it: the estimate is over the candidates, and
+    # over the subset's draws unbiased for the accuracy on the pool
+    clf, y, correct = _calibrated_pool(400, seed=1)
+    pool = np.random.RandomState(2).permutation(400)[:250]
+    truth = float(correct[pool].mean())
+    right, _ = _query_estimates(clf, _rows(400), y, 600, n_instances=25, subset_size=120,
+                                pool_indices=pool)
+    se = right.std(ddof=1) / np.sqrt(len(right))
+    assert abs(right.mean() - truth) < 3.5 * se, (right.mean(), truth, se)
+    assert se < 0.006

@@ -29,7 +29,8 @@ from sklearn_crtcl.query import (
     predicted_loss,
     random_sampling,
 )
-from sklearn_crtcl.query.selection import DEFAULT_SELECTION
+from sklearn_crtcl.estimation import draw_probabilities
+from sklearn_crtcl.query.selection import DEFAULT_SELECTION, Proposal, choose, log_weights
 
 STOCHASTIC = ("power", "softmax", "rank")
 
@@ -293,6 +294,171 @@ def test_nan_scores_are_picked_only_when_needed_and_last(selection):
         assert full[4:].tolist() == [0, 3]  # NaN last, by index
 
 
+# ------------------------------------------------------------------- the proposal of a draw
+# pool of the fixed-output test: 40 scores, two NaN, recorded with the code before
+# return_proposal existed (commit 4364b7e)
+FIXED_SCORES = np.array([
+    2.304, 1.275, 7.186, np.nan, 0.747, 1.014, 0.552, 1.416, 0.309, 0.916, 0.378, 2.645,
+    0.775, 1.179, 3.312, 2.766, 1.671, np.nan, 2.914, 0.977, 1.659, 1.54, 1.935, 4.052,
+    1.302, 1.123, 2.04, 3.953, 1.269, 1.54, 0.483, 0.926, 1.532, 1.165, 3.263, 2.513,
+    1.683, 3.721, 1.573, 4.547])
+FIXED_QUERIES = {  # selection: (whole pool, subset_size=25, pool_indices + subset, beta=2)
+    "power": ([16, 1, 6, 11, 28, 14], [30, 4, 26, 21, 9, 39], [19, 21, 25, 1]),
+    "softmax": ([2, 16, 1, 14, 23, 6], [30, 4, 9, 21, 26, 6], [19, 21, 25, 31]),
+    "rank": ([16, 6, 1, 2, 14, 11], [30, 4, 9, 21, 26, 39], [19, 31, 25, 21]),
+}
+
+
+def _fixed_queries(selection, **extra):
+    X = make_pool(FIXED_SCORES)
+    return (loss_prediction_sampling(Fake(), X, n_instances=6, random_state=11,
+                                     selection=selection, **extra),
+            critic_sampling(Fake(), X, n_instances=6, random_state=11, selection=selection,
+                            subset_size=25, **extra),
+            critic_sampling(Fake(), X, n_instances=4, random_state=12, selection=selection,
+                            beta=2.0, subset_size=10, pool_indices=np.arange(39, 0, -2),
+                            **extra))
+
+
+@pytest.mark.parametrize("selection", STOCHASTIC)
+def test_return_proposal_leaves_the_query_unchanged(selection):
+    default = _fixed_queries(selection)
+    for got, expected in zip(default, FIXED_QUERIES[selection]):
+        assert got.dtype == np.intp and got.tolist() == expected
+    explicit_off = _fixed_queries(selection, return_proposal=False)
+    with_proposal = _fixed_queries(selection, return_proposal=True)
+    for off, plain, (idx, proposal) in zip(explicit_off, default, with_proposal):
+        np.testing.assert_array_equal(off, plain)
+        np.testing.assert_array_equal(idx, plain)
+        assert isinstance(proposal, Proposal) and idx.dtype == np.intp
+        np.testing.assert_array_equal(proposal.indices, idx)
+    # the default selection is "rank": the same without naming it
+    X = make_pool(FIXED_SCORES)
+    assert loss_prediction_sampling(Fake(), X, n_instances=6,
+                                    random_state=11).tolist() == FIXED_QUERIES["rank"][0]
+
+
+@pytest.mark.parametrize("selection", STOCHASTIC)
+def test_proposal_is_over_the_candidates_of_the_query(selection):
+    X = make_pool(FIXED_SCORES)
+    # whole pool: the candidates are its rows; weight 0 for the NaN scores
+    idx, prop = loss_prediction_sampling(Fake(), X, n_instances=6, random_state=11,
+                                         selection=selection, return_proposal=True)
+    np.testing.assert_array_equal(prop.candidates, np.arange(40))
+    np.testing.assert_array_equal(prop.positions, idx)
+    assert prop.selection == selection and prop.beta == 1.0
+    lw = log_weights(FIXED_SCORES, selection)
+    np.testing.assert_allclose(prop.p, np.exp(lw) / np.exp(lw).sum(), rtol=1e-12)
+    assert prop.p[[3, 17]].tolist() == [0.0, 0.0] and not prop.full_support
+    np.testing.assert_allclose(prop.q, draw_probabilities(prop.p, idx), rtol=1e-12)
+    # a random subset of the rows pool_indices: the candidates, rows of X_pool, as the
+    # query's stream drew them (the order of pool_indices)
+    pool = np.arange(39, 0, -2)
+    idx, prop = critic_sampling(Fake(), X, n_instances=4, random_state=12, selection=selection,
+                                beta=2.0, subset_size=10, pool_indices=pool,
+                                return_proposal=True)
+    stream = np.random.RandomState(12)
+    cand = pool[np.sort(stream.choice(20, size=10, replace=False))]
+    np.testing.assert_array_equal(prop.candidates, cand)
+    np.testing.assert_array_equal(prop.candidates[prop.positions], idx)
+    lw = log_weights(FIXED_SCORES[cand], selection, beta=2.0, largest=False)
+    # the Gumbel noise of the query is the next draw of the stream: the same order
+    order = gumbel_order(lw, 1.0, stream.gumbel(size=10))[:4]
+    np.testing.assert_array_equal(prop.positions, order)
+    np.testing.assert_allclose(prop.p, np.exp(lw) / np.exp(lw).sum(), rtol=1e-12)
+    assert abs(prop.p.sum() - 1) < 1e-12 and prop.beta == 2.0
+    np.testing.assert_allclose(prop.q, draw_probabilities(prop.p, prop.positions), rtol=1e-12)
+    assert np.all((prop.q > 0) & (prop.q <= 1))
+
+
+@pytest.mark.parametrize("selection", STOCHASTIC)
+def test_reported_draw_probabilities_are_the_empirical_frequencies(selection):
+    """P(first = i) and P(first = i, second = j) over seeds against the reported p, q."""
+    X = make_pool([4.0, 3.0, 2.0, 1.0, 0.5])
+    n_draws = 3000
+    first = np.zeros(5)
+    pairs = np.zeros((5, 5))
+    reported_first, reported_pairs = {}, {}
+    for seed in range(n_draws):
+        idx, prop = loss_prediction_sampling(Fake(), X, n_instances=2, random_state=seed,
+                                             selection=selection, return_proposal=True)
+        i, j = idx
+        first[i] += 1
+        pairs[i, j] += 1
+        assert prop.q[0] == pytest.approx(prop.p[i], rel=1e-12)
+        # the same pair always has the same reported probabilities
+        np.testing.assert_allclose(reported_first.setdefault(i, prop.p), prop.p, rtol=1e-12)
+        reported_pairs.setdefault((i, j), prop.q[0] * prop.q[1])
+        assert reported_pairs[i, j] == pytest.approx(prop.q[0] * prop.q[1], rel=1e-12)
+    p = next(iter(reported_first.values()))
+    expected_pairs = np.zeros((5, 5))
+    for (i, j), value in reported_pairs.items():
+        expected_pairs[i, j] = value
+    # 4 standard errors of a binomial frequency (and the unseen pairs: nearly impossible)
+    for freq, prob in ((first / n_draws, p), (pairs / n_draws, expected_pairs)):
+        bound = 4 * np.sqrt(prob * (1 - prob) / n_draws) + 1e-3
+        assert np.all(np.abs(freq - prob) <= bound), (freq, prob)
+    assert abs(expected_pairs.sum() - 1) < 0.01  # (almost) every pair was seen
+
+
+def test_proposal_is_refused_without_a_stochastic_selection_before_any_scoring():
+    X = make_pool(np.arange(10.0))
+    for strategy in (critic_sampling, loss_prediction_sampling, entropy_sampling,
+                     random_sampling):
+        for selection in ("topk", "balanced", "cluster"):
+            est = FakeWithEmbedding()
+            with pytest.raises(ValueError, match=rf"{strategy.__name__}\(\.\.\., "
+                                                 rf"return_proposal=True\) needs a stochastic "
+                                                 rf"selection.*selection='{selection}'"):
+                strategy(est, X, n_instances=2, selection=selection, return_proposal=True)
+            assert est.rows == {"score": 0, "proba": 0, "embed": 0}
+        for bad in (1, "yes", None, [True]):
+            with pytest.raises(TypeError, match="return_proposal must be True or False"):
+                strategy(Fake(), X, n_instances=2, selection="rank", return_proposal=bad)
+    # random_sampling's default is "topk": the proposal needs a stochastic selection
+    with pytest.raises(ValueError, match="selection='topk'"):
+        random_sampling(None, X, n_instances=2, return_proposal=True)
+    with pytest.raises(ValueError, match=r"choose\(\.\.\., return_proposal=True\).*'topk'"):
+        choose(np.arange(5.0), 2, largest=True, return_proposal=True)
+    with pytest.raises(ValueError, match="log_weights needs a stochastic selection.*'cluster'"):
+        log_weights(np.arange(5.0), "cluster")
+    with pytest.raises(ValueError, match="selection must be one of"):
+        log_weights(np.arange(5.0), "Rank")
+    with pytest.raises(ValueError, match="beta must be a finite number > 0"):
+        log_weights(np.arange(5.0), "rank", beta=0)
+    # numpy booleans are fine
+    idx, prop = loss_prediction_sampling(Fake(), X, n_instances=2, random_state=0,
+                                         return_proposal=np.bool_(True))
+    np.testing.assert_array_equal(idx, loss_prediction_sampling(Fake(), X, n_instances=2,
+                                                                random_state=0))
+
+
+def test_proposal_is_exact_for_a_cold_draw_and_for_weights_zero():
+    # beta = 200: the first draws take nearly all the mass; 1 - cumsum(p) would be 0
+    scores = np.linspace(0.0, 1.0, 30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        positions, prop = choose(scores, 30, largest=True, selection="softmax", beta=200.0,
+                                 rng=np.random.RandomState(0), return_proposal=True)
+    assert np.all(np.isfinite(prop.q)) and np.all((prop.q > 0) & (prop.q <= 1))
+    lw = 200.0 * scores
+    for m, i in enumerate(positions):  # w_i / (the weights not drawn yet), in log space
+        left = np.delete(lw, positions[:m])
+        expected = np.exp(lw[i] - left.max()) / np.exp(left - left.max()).sum()
+        assert prop.q[m] == pytest.approx(expected, rel=1e-9)
+    assert prop.q[-1] == 1.0  # the last candidate left
+    # power: the lowest score has weight 0 (shift by the minimum), drawn last, surely
+    positions, prop = choose(np.array([-1.0, 2.0, 0.5]), 3, largest=True, selection="power",
+                             rng=np.random.RandomState(1), return_proposal=True)
+    assert positions[-1] == 0 and prop.p[0] == 0 and prop.q[-1] == 1.0
+    assert not prop.full_support
+    # every weight 0 (all NaN): a deterministic draw
+    positions, prop = choose(np.full(3, np.nan), 2, largest=True, selection="rank",
+                             rng=np.random.RandomState(1), return_proposal=True)
+    assert positions.tolist() == [0, 1] and prop.q.tolist() == [1.0, 1.0]
+    assert prop.p.tolist() == [1.0, 0.0, 0.0]
+
+
 # --------------------------------------------------------------------------- balanced
 def naive_round_robin(scores, classes, n, largest=True):
     order = sorted(range(len(scores)), key=lambda i: (-scores[i] if largest else scores[i], i))
@@ -460,6 +626,13 @@ def test_every_strategy_with_every_selection(name, selection, nets, digits):
     np.testing.assert_array_equal(idx, strategy(est, pool, **kwargs))
     np.testing.assert_array_equal(
         idx, strategy(est, pool, **dict(kwargs, random_state=np.random.RandomState(5))))
+    if selection in STOCHASTIC:  # the same query, with its proposal over the candidates
+        same, proposal = strategy(est, pool, return_proposal=True, **kwargs)
+        np.testing.assert_array_equal(same, idx)
+        np.testing.assert_array_equal(proposal.candidates, cand)
+        np.testing.assert_array_equal(proposal.indices, idx)
+        assert proposal.p.shape == (100,) and abs(proposal.p.sum() - 1) < 1e-9
+        assert proposal.q.shape == (12,) and np.all((proposal.q > 0) & (proposal.q <= 1))
     # the whole candidate set when n_instances equals it
     everything = strategy(est, pool, n_instances=100, subset_size=100, random_state=5,
                           selection=selection)

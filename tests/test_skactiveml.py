@@ -234,6 +234,8 @@ def test_the_generic_adapter_takes_names_and_functions(data, nets):
     (dict(strategy="entropy", strategy_params={"norm": "max"}), ValueError,
      "entropy_sampling has no option 'norm'"),
     (dict(strategy="entropy", strategy_params=[1]), TypeError, "strategy_params must be a dict"),
+    (dict(strategy="critic", strategy_params={"return_proposal": True}), ValueError,
+     r"'return_proposal' is not supported.*critic_sampling\(\.\.\., return_proposal=True\)"),
 ])
 def test_bad_settings_are_refused_before_any_work(kwargs, error, match, data):
     X, _, y = data
