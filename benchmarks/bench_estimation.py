@@ -2,12 +2,15 @@
 
 A standalone active-learning loop per data set (digits, Fashion-MNIST): a
 :class:`~sklearn_crtcl.ResNetClassifier` in a modAL ``ActiveLearner`` queries
-a batch per cycle with entropy sampling (``selection="power"``, ``beta=1``),
-whose first-draw probabilities are the normalised entropies of the pool. Each
-cycle, before the model learns its new batch, every estimator of
+a batch per cycle with entropy sampling and a stochastic selection (the
+strategies' default, ``"rank"``, unless ``--selection`` says otherwise), and
+the same query returns the per-draw probabilities of its batch
+(``return_proposal=True``). Each cycle, before the model learns its new
+batch, every estimator of
 :func:`~sklearn_crtcl.estimation.estimate_accuracy` estimates the model's
 accuracy on the pool (ATC and DoC fit on the new batch, the importance
-estimates weight its labels), and every criterion of
+estimates weight its labels by the query's probabilities), and every
+criterion of
 :mod:`sklearn_crtcl.stopping` gives its verdict
 (:func:`~sklearn_crtcl.experiments.estimates.estimation_record`).
 
@@ -29,6 +32,7 @@ Usage::
 
     python benchmarks/bench_estimation.py --out bench_estimation [--resume]
         [--datasets digits fashion_mnist] [--trials 3] [--cycles 8]
+        [--selection rank] [--beta 1.0]
 """
 
 import argparse
@@ -51,7 +55,8 @@ from sklearn_crtcl.datasets import load_digits_images, load_fashion_mnist  # noq
 from sklearn_crtcl.estimation import estimate_accuracy  # noqa: E402
 from sklearn_crtcl.experiments.estimates import estimation_record  # noqa: E402
 from sklearn_crtcl.experiments.report import _atomic_write_bytes, write_results_csv  # noqa
-from sklearn_crtcl.query import classifier_entropy, entropy_sampling  # noqa: E402
+from sklearn_crtcl.query import (DEFAULT_SELECTION, STOCHASTIC_SELECTIONS,  # noqa: E402
+                                 entropy_sampling)
 from sklearn_crtcl.stopping import (AccuracyGain, ClassificationChange,  # noqa: E402
                                     MaxUncertainty, OverallUncertainty,
                                     StabilizingPredictions, stopping_summary)
@@ -98,19 +103,18 @@ def run_trial(dataset, data, trial, args, emit):
     for cycle in range(args.cycles):
         X_pool = X_train[pool]
         n_query = min(args.query, len(pool))
-        idx, _ = learner.query(X_pool, n_instances=n_query, selection="power", beta=1.0,
-                               random_state=1000 * trial + cycle)
-        entropy = classifier_entropy(learner, X_pool)
-        proposal = entropy / entropy.sum()
+        # the whole pool is scored (no subset_size): the proposal is over X_pool
+        idx, _, proposal = learner.query(X_pool, n_instances=n_query, selection=args.selection,
+                                         beta=args.beta, random_state=1000 * trial + cycle,
+                                         return_proposal=True)
         batch = dict(X_labeled=X_pool[idx], y_labeled=y_train[pool[idx]])
         record = estimation_record(learner, X_pool, X_test, y_test, methods=METHODS,
-                                   criteria=criteria, q=proposal, indices=idx,
-                                   y_pool=y_train[pool], **batch)
+                                   criteria=criteria, q=proposal.q, y_pool=y_train[pool],
+                                   **batch)
         extra = {"atc_entropy": estimate_accuracy(learner, X_pool, "atc",
                                                   score="negative_entropy", **batch),
                  "importance_lure": estimate_accuracy(learner, X_pool, "importance",
-                                                      q=proposal, indices=idx,
-                                                      estimator="lure", **batch)}
+                                                      q=proposal.q, estimator="lure", **batch)}
         for name, e in extra.items():
             record.update({f"est_{name}": e.estimate, f"est_{name}_low": e.low,
                            f"est_{name}_high": e.high})
@@ -205,7 +209,14 @@ def main(argv=None):
     parser.add_argument("--stop-set", type=int, default=300)
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--selection", default=DEFAULT_SELECTION, choices=STOCHASTIC_SELECTIONS,
+                        help="stochastic batch selection of entropy sampling (its per-draw "
+                             "probabilities weight the importance estimates)")
+    parser.add_argument("--beta", type=float, default=1.0,
+                        help="coldness of the selection")
     args = parser.parse_args(argv)
+    if not (math.isfinite(args.beta) and args.beta > 0):
+        parser.error(f"--beta must be a finite number > 0, got {args.beta}")
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,12 +5,14 @@ When to stop labeling: accuracy without a test set
 An active-learning loop has no labeled test set, yet after every round someone
 must decide whether another round of labels is worth paying for. This example
 runs a modAL ``ActiveLearner`` with a :class:`~sklearn_crtcl.ResNetClassifier`
-and entropy sampling (a stochastic ``"power"`` batch), and after each round
+and entropy sampling (a stochastic batch, the strategies' default ``"rank"``
+selection), and after each round
 
 * estimates the model's accuracy on the unlabeled pool with
   :func:`~sklearn_crtcl.estimation.estimate_accuracy`: average confidence,
   ATC and DoC (thresholds from the new batch) and the importance-weighted
-  estimate from the new batch's labels, with its 95 % interval;
+  estimate from the new batch's labels, weighted by the probabilities the
+  query drew them with (``return_proposal=True``), with its 95 % interval;
 * asks the stopping criteria of :mod:`sklearn_crtcl.stopping` for their
   verdicts, and stops itself when the importance estimate has stopped rising
   (less than two points over two rounds) or the predictions have
@@ -34,7 +36,7 @@ from modAL.models import ActiveLearner
 from sklearn_crtcl import ResNetClassifier
 from sklearn_crtcl.datasets import load_digits_images, load_fashion_mnist
 from sklearn_crtcl.experiments.estimates import estimation_record
-from sklearn_crtcl.query import classifier_entropy, entropy_sampling
+from sklearn_crtcl.query import entropy_sampling
 from sklearn_crtcl.stopping import (AccuracyGain, ClassificationChange, MaxUncertainty,
                                     OverallUncertainty, StabilizingPredictions,
                                     plot_estimates, stopping_summary)
@@ -59,8 +61,11 @@ print(f"data {data}: pool {len(pool)} images, test {len(X_test)} images, "
 
 # %%
 # The loop. Each round the model queries a batch, drawn without replacement
-# with probabilities proportional to the entropy (``selection="power"``,
-# ``beta=1``): its per-draw probabilities are what the importance estimate
+# with probabilities that fall with the rank of the entropy (the default
+# ``selection="rank"``, :math:`p_i \propto 1/r_i`). With
+# ``return_proposal=True`` the same query also returns its
+# :class:`~sklearn_crtcl.query.Proposal`: ``proposal.q`` holds the probability
+# with which each image of the batch was drawn, what the importance estimate
 # weights the batch's labels by. The batch is labeled, the estimates and
 # verdicts are computed (the model has not been trained on the batch yet), and
 # then the model learns it.
@@ -73,14 +78,13 @@ criteria = [StabilizingPredictions(stop_set), ClassificationChange(stop_set, thr
 records = []
 for cycle in range(max_rounds):
     X_pool = X_train[pool]
-    idx, _ = learner.query(X_pool, n_instances=n_query, selection="power", beta=1.0,
-                           random_state=cycle)
-    entropy = classifier_entropy(learner, X_pool)
-    proposal = entropy / entropy.sum()  # the "power" selection's first-draw probabilities
+    idx, _, proposal = learner.query(X_pool, n_instances=n_query, random_state=cycle,
+                                     return_proposal=True)
+    # the whole pool was scored (no subset_size): the draw was over X_pool
     record = estimation_record(learner, X_pool, X_test, y_test,
                                methods=("confidence", "atc", "doc", "importance"),
                                criteria=criteria, X_labeled=X_pool[idx],
-                               y_labeled=y_train[pool[idx]], q=proposal, indices=idx,
+                               y_labeled=y_train[pool[idx]], q=proposal.q,
                                y_pool=y_train[pool])
     record.update(cycle=cycle, n_labeled=len(labeled))
     records.append(record)
