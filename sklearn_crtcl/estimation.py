@@ -21,8 +21,9 @@ what each needs in :doc:`/estimation`):
   probabilities);
 * ``"importance"``: an unbiased estimate from the labels of a batch drawn at
   random with known per-draw probabilities (the stochastic selections of
-  :mod:`sklearn_crtcl.query`), with a confidence interval (Active Testing,
-  Kossen et al., ICML 2021; LURE, Farquhar et al., ICLR 2021; Des Raj 1956).
+  :mod:`sklearn_crtcl.query` return them with ``return_proposal=True``), with
+  a confidence interval (Active Testing, Kossen et al., ICML 2021; LURE,
+  Farquhar et al., ICLR 2021; Des Raj 1956).
 
 In active learning the batch just labeled, *before* the model is trained on
 it, is labeled data the model was not trained on: it serves ``"atc"``,
@@ -353,9 +354,12 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
             ``"critic"``: the critic, if not ``classifier``.
         q : array-like
             ``"importance"``: the per-draw probabilities :math:`q_m` of the
-            labeled rows, shape ``(M,)``; or, with ``indices``, the proposal
-            over ``X`` (shape ``(N,)``, sum 1) of a draw proportional to it
-            without replacement, converted by :func:`draw_probabilities`.
+            labeled rows, shape ``(M,)`` (``proposal.q`` of a query with
+            ``return_proposal=True``, ``X`` then being
+            ``X_pool[proposal.candidates]``); or, with ``indices``, the
+            proposal over ``X`` (shape ``(N,)``, sum 1) of a draw
+            proportional to it without replacement, converted by
+            :func:`draw_probabilities`.
         indices : array-like of int, optional
             ``"importance"``: positions of the labeled rows in ``X``, in draw
             order.
