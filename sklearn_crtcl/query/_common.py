@@ -27,6 +27,7 @@ pool index comes first (stable sort).
 """
 
 import numbers
+from dataclasses import replace
 
 import numpy as np
 from sklearn.pipeline import Pipeline
@@ -585,8 +586,6 @@ def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random
     proposal : Proposal
         Only with ``return_proposal=True``.
     """
-    from dataclasses import replace
-
     from .selection import check_selection, choose  # (selection.py imports this module)
 
     selection, beta, cluster_pool = check_selection(selection, beta, cluster_pool, est,

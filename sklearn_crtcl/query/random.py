@@ -122,6 +122,13 @@ def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
     baselines of the diversity selections: a class-balanced random sample
     and one random sample per k-means cluster of the embeddings of
     ``cluster_pool * n_instances`` random candidates.
+
+    With a stochastic selection, ``return_proposal=True`` gives the
+    probabilities of the draw given the query's uniform scores (the
+    selection's weights of those scores), valid for the importance estimate
+    as any proposal; since the draw is uniform overall, the per-draw
+    probabilities :math:`1 / (C - m + 1)` of :math:`C` candidates are valid
+    too (with ``estimator="lure"`` they give the plain mean of the batch).
     """
     est = None
     if classifier is not None:  # (a Pipeline's steps: for "balanced" and "cluster")
