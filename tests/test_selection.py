@@ -346,6 +346,7 @@ def test_proposal_is_over_the_candidates_of_the_query(selection):
                                          selection=selection, return_proposal=True)
     np.testing.assert_array_equal(prop.candidates, np.arange(40))
     np.testing.assert_array_equal(prop.positions, idx)
+    assert not np.shares_memory(prop.positions, idx)  # the caller may write into idx
     assert prop.selection == selection and prop.beta == 1.0
     lw = log_weights(FIXED_SCORES, selection)
     np.testing.assert_allclose(prop.p, np.exp(lw) / np.exp(lw).sum(), rtol=1e-12)

@@ -505,7 +505,8 @@ def choose(scores, n_instances, *, largest, selection="topk", beta=1.0, cluster_
             return positions
         p, q = _draw_probabilities(log_weight, positions)
         return positions, Proposal(q=q, p=p, candidates=np.arange(len(scores), dtype=np.intp),
-                                   positions=positions, selection=selection, beta=float(beta))
+                                   positions=positions.copy(), selection=selection,
+                                   beta=float(beta))
     ranking = _ranking(oriented)
     nan = np.isnan(oriented[ranking])
     finite_ranking, nan_ranking = ranking[~nan], ranking[nan]
