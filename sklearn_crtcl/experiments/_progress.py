@@ -147,6 +147,16 @@ class CycleProgress:
               f"ece={record['ece']:.4f} nll={record['nll']:.4f} "
               f"({record['wall_time']:.1f} s)", flush=True)
 
+    def cycle_replayed(self, cycle):
+        """Report a committed cycle recomputed (its record is already stored)."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+            return
+        print(f"[{self.desc}] cycle {cycle}/{self.total - 1}: recomputed (its committed "
+              "record is kept)", flush=True)
+
     def close(self):
         """Close the bar, if any."""
         if self.bar is not None:

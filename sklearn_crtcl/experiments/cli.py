@@ -26,7 +26,8 @@ _FIELDS = {
     "device": "device", "warm_start": "warm_start", "output_dir": "output_dir",
     "resume": "resume", "overwrite": "overwrite", "batch_size": "batch_size",
     "data_home": "data_home", "threads": "num_threads", "n_train": "n_train",
-    "n_test": "n_test", "augment": "augment",
+    "n_test": "n_test", "augment": "augment", "storage": "storage", "worker": "worker",
+    "heartbeat_timeout": "heartbeat_timeout", "recover": "recover",
 }
 
 # ExperimentConfig field -> how error messages name it on the command line
@@ -122,11 +123,32 @@ def build_parser():
                              "(not for digits; default: all)")
     parser.add_argument("--n-test", type=int, metavar="N",
                         help="use a stratified random subset of N test images (not for digits)")
+    parser.add_argument("--storage", metavar="URL",
+                        help="database of the run, as an SQLAlchemy URL (default: the SQLite "
+                             "file runs.sqlite3 in --output-dir); e.g. "
+                             "postgresql://user@host/database for workers on several machines "
+                             "(they must share --output-dir, where the checkpoints are)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", default=None,
-                       help="continue the run saved in --output-dir (same options required)")
+                       help="continue the run in the store (same options required; refused "
+                            "while workers run it)")
     group.add_argument("--overwrite", action="store_true", default=None,
-                       help="replace a run saved in --output-dir")
+                       help="replace the run in the store (refused while workers run it)")
+    group.add_argument("--worker", action="store_true", default=None,
+                       help="join the run in the store, new, unfinished or live, as one more "
+                            "worker: start the same command N times (one per GPU with "
+                            "--device cuda:K, or on several machines with a shared --storage) "
+                            "and each claims the next unfinished (method, trial)")
+    group.add_argument("--export", action="store_true",
+                       help="only rebuild results.csv, summary.md and the plots in "
+                            "--output-dir from the store, and exit")
+    parser.add_argument("--heartbeat-timeout", type=float, metavar="SECONDS",
+                        help="a worker silent this long counts as dead and its unit is taken "
+                             "over from its last committed cycle (default: 120)")
+    parser.add_argument("--recover", action="store_true", default=None,
+                        help="with --resume or --worker: recompute from their seeds the units "
+                             "whose stored records contradict each other (otherwise such a "
+                             "store is refused); the other units' records are kept")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars or per-cycle lines (bars are shown when stderr "
                              "is a terminal and tqdm is installed; otherwise one line per "
@@ -173,6 +195,17 @@ def main(argv=None):
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.export:
+        from .runner import export_results
+        out = args.output_dir or "results"
+        try:
+            records = export_results(out, storage=args.storage)
+        except ValueError as exc:
+            print(f"{parser.prog}: error: {_error_message(exc)}", file=sys.stderr)
+            return 2
+        print(f"Exported {len(records)} records to {Path(out) / 'results.csv'} and "
+              f"{Path(out) / 'summary.md'}")
+        return 0
     try:
         config = config_from_args(args)
     except ValueError as exc:
@@ -195,9 +228,15 @@ def main(argv=None):
     from .runner import _title
     if world()[0] != 0:  # process 0 of a distributed job reports
         return 0
+    out = Path(config.output_dir)
+    expected = config.n_trials * len(config.methods) * (config.n_cycles + 1)
+    if len(records) < expected:  # other workers still run units of the run
+        print(f"This worker is done; other workers are finishing the run "
+              f"({len(records)} of {expected} cycles committed so far, in "
+              f"{out / 'results.csv'}). The last one writes summary.md and the plots.")
+        return 0
     print()
     print(summary_table(records, title=_title(config)))
-    out = Path(config.output_dir)
     print(f"Results (one row per method, trial, cycle): {out / 'results.csv'}")
     print(f"Summary table:                              {out / 'summary.md'}")
     plots = [out / "accuracy.png", out / "ece.png"]

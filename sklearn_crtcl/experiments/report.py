@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,10 @@ RESULT_COLUMNS = ("method", "trial", "cycle", "n_labeled", "accuracy", "ece", "n
 #: The timing columns (seconds): they differ between otherwise identical runs.
 TIME_COLUMNS = ("wall_time", "query_time", "train_time")
 
+# mkstemp creates files readable by their owner only: give exports the usual mode
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 _TYPES = {"method": str, "trial": int, "cycle": int, "n_labeled": int}
 
 
@@ -25,12 +30,15 @@ def _atomic_write_bytes(path, data):
     """Write ``data`` to ``path`` through a temporary file beside it, moved in
     place: a reader never sees a half-written file."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    # a name of its own: several workers may export the same file at once
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp)
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:  # an error or Ctrl-C: leave no temporary file behind
         tmp.unlink(missing_ok=True)

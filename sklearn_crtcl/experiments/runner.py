@@ -12,12 +12,14 @@ with the same results as an uninterrupted one.
 
 import contextlib
 import dataclasses
-import json
 import numbers
 import os
-import pickle
 import re
+import socket
+import threading
 import time
+import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +30,10 @@ from ._progress import CycleProgress
 from .methods import ALL_METHODS, METHODS, get_strategy, make_estimator, method_spec
 from .report import (RESULT_COLUMNS, _atomic_write_bytes, _atomic_write_json, save_plots,
                      summary_table, write_results_csv)
+from .storage import LostClaimError
 
-__all__ = ["ExperimentConfig", "PROTOCOLS", "QUICK_PRESET", "run_experiment", "load_state"]
+__all__ = ["ExperimentConfig", "PROTOCOLS", "QUICK_PRESET", "run_experiment", "load_state",
+           "export_results"]
 
 #: Defaults of the protocol per data set, used for the options left ``None``.
 #: CIFAR-10, CIFAR-100 and SVHN follow Section IV of the CrtCl paper
@@ -59,9 +63,9 @@ QUICK_PRESET = dict(dataset="digits", initial_size=100, query_size=50, n_cycles=
                     num_threads=1)
 
 # fields that do not change results: they may differ when resuming
-_RUN_ONLY_FIELDS = ("output_dir", "resume", "overwrite", "progress", "data_home")
+_RUN_ONLY_FIELDS = ("output_dir", "resume", "overwrite", "progress", "data_home", "storage",
+                    "worker", "heartbeat_timeout", "recover")
 
-_STATE_FORMAT = 2
 _MAX_SEED = 2 ** 32 - 1  # numpy.random.RandomState(seed + trial)
 _FIT, _QUERY = 0, 1
 
@@ -213,7 +217,29 @@ class ExperimentConfig:
     resume : bool, default=False
         Continue the run saved in ``output_dir``.
     overwrite : bool, default=False
-        Replace a run already saved in ``output_dir``.
+        Replace a run already saved in the store (refused while workers of
+        it are alive).
+    storage : str, optional
+        SQLAlchemy URL of the database that holds the run (see
+        :doc:`/experiments`): ``None`` means the SQLite file
+        ``runs.sqlite3`` in ``output_dir``; a PostgreSQL URL such as
+        ``postgresql://user@host/database`` lets workers of several
+        machines share one run. Checkpoints always go to
+        ``output_dir/checkpoints``, which workers of one run must share.
+    worker : bool, default=False
+        Join the run in the store as one more worker, whether it is new,
+        unfinished or being run by other workers: each worker claims the next
+        (method, trial) unit nobody holds, so any number of them share the
+        work, and their records equal a single process's. Excludes
+        ``resume`` and ``overwrite``.
+    heartbeat_timeout : float, default=120.0
+        Seconds after a worker's last heartbeat (sent every quarter of
+        this) at which its unit counts as abandoned: another worker, or a
+        ``resume``, takes it over from its last committed cycle.
+    recover : bool, default=False
+        With ``resume`` or ``worker``: recompute from their seeds the units
+        whose stored records contradict each other (otherwise such a store
+        is refused); every other unit's records are kept.
     batch_size : int, optional
         Mini-batch size for training (128 in the paper).
     progress : bool, default=True
@@ -261,6 +287,10 @@ class ExperimentConfig:
     num_threads: int = None
     n_train: int = None
     n_test: int = None
+    storage: str = None
+    worker: bool = False
+    heartbeat_timeout: float = 120.0
+    recover: bool = False
 
     def __post_init__(self):
         names = _dataset_names()
@@ -314,7 +344,7 @@ class ExperimentConfig:
             raise _SettingError(f"{{subset_size}} ({self.subset_size}) must be at least "
                                 f"{{query_size}} ({self.query_size}): each query picks "
                                 "{query_size} samples from the candidate subset")
-        for key in ("warm_start", "resume", "overwrite", "progress"):
+        for key in ("warm_start", "resume", "overwrite", "progress", "worker", "recover"):
             if not isinstance(getattr(self, key), (bool, np.bool_)):
                 raise _SettingError(f"{{{key}}} must be True or False, "
                                     f"got {getattr(self, key)!r}")
@@ -322,6 +352,24 @@ class ExperimentConfig:
         if self.resume and self.overwrite:
             raise _SettingError("{resume} and {overwrite} exclude each other: {resume} "
                                 "continues the run in {output_dir}, {overwrite} replaces it")
+        if self.worker and (self.resume or self.overwrite):
+            raise _SettingError("{worker=True} joins the run as it is in the store; it "
+                                "excludes {resume} and {overwrite}")
+        if self.recover and not (self.resume or self.worker):
+            raise _SettingError("{recover=True} repairs a stored run while continuing it: "
+                                "pass it with {resume=True} or {worker=True}")
+        timeout = self.heartbeat_timeout
+        if isinstance(timeout, (bool, np.bool_)) or not isinstance(timeout, numbers.Real):
+            raise _SettingError(f"{{heartbeat_timeout}} must be a number of seconds, "
+                                f"got {timeout!r}")
+        self.heartbeat_timeout = float(timeout)
+        if not (np.isfinite(self.heartbeat_timeout) and self.heartbeat_timeout > 0):
+            raise _SettingError(f"{{heartbeat_timeout}} must be a positive number of seconds, "
+                                f"got {timeout!r}")
+        if self.storage is not None and (not isinstance(self.storage, str)
+                                         or not self.storage):
+            raise _SettingError(f"{{storage}} must be a database URL or None, "
+                                f"got {self.storage!r}")
         self.device = _check_device(self.device)
         if self.num_threads is None and self.device.startswith("cpu"):
             self.num_threads = 1
@@ -367,51 +415,102 @@ def _initial_indices(config, trial, n_pool):
 
 
 # ---------------------------------------------------------------------------
-# Output directory: atomic writes, state, resume
+# Output directory and store: checks, consistency, creation
 # ---------------------------------------------------------------------------
 
 
-def load_state(output_dir):
-    """Read the saved state of a run.
+def load_state(output_dir, storage=None):
+    """Read what the store of a run holds.
 
     Parameters
     ----------
     output_dir : str or path
         A run's output directory.
+    storage : str, optional
+        The run's store URL (default: the SQLite file in ``output_dir``).
 
     Returns
     -------
     state : dict or None
-        ``{"format", "config", "records", "runs"}``, where ``runs`` maps
-        ``"method/trial"`` to ``{"cycle", "labeled", "done", "checkpoint"}``;
-        ``None`` if the directory holds no run.
+        ``{"config", "records", "runs"}``, where ``records`` are the
+        committed records in the order of the run and ``runs`` maps
+        ``"method/trial"`` to ``{"cycle", "labeled", "done", "checkpoint",
+        "checkpoint_sha256", "worker", "heartbeat"}``; ``None`` if the store
+        holds no run.
+
+    Raises
+    ------
+    ValueError
+        If the store is damaged, foreign or from a newer release (the
+        message names it).
     """
-    path = Path(output_dir) / "state.json"
-    if not path.exists():
-        return None
-    with open(path) as f:
-        state = json.load(f)
-    if state.get("format") != _STATE_FORMAT:
-        raise ValueError(f"{path} was written by an incompatible version of the runner "
-                         f"(format {state.get('format')!r}, expected {_STATE_FORMAT})")
-    return state
+    store = _open_store(storage, output_dir)
+    try:
+        status = store.status()
+        if status is None:
+            return None
+        config = status["config"]
+        runs = {f"{u['method']}/{u['trial']}": {k: u[k] for k in (
+            "cycle", "labeled", "done", "checkpoint", "checkpoint_sha256", "worker",
+            "heartbeat")} for u in store.units_list()}
+        order = {m: i for i, m in enumerate(config.get("methods", []))}
+        records = [r["record"] for r in sorted(store.records(), key=lambda r: (
+            order.get(r["method"], len(order)), r["trial"], r["cycle"]))]
+        return {"config": config, "records": records, "runs": runs}
+    finally:
+        store.dispose()
 
 
 def _comparable(config_dict):
     return {k: v for k, v in config_dict.items() if k not in _RUN_ONLY_FIELDS}
 
 
-_OUTPUT_FILES = ("state.json", "config.json", "results.csv", "summary.md", "accuracy.png",
-                 "ece.png")
+# the exports of the store, rebuilt from it at any time
+_EXPORTS = ("config.json", "results.csv", "summary.md", "accuracy.png", "ece.png")
+# what the runner of earlier releases kept instead of a store
+_LEGACY = "state.json"
+_STORE_FILE = "runs.sqlite3"
+_CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9_.-]+\.safetensors")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _check_output(config):
-    """Check ``output_dir`` without changing anything in it.
+class _StoreError(_NamedSettingsMixin, ValueError):
+    """A store the runner cannot use as it is (a ``ValueError``: exit 2)."""
+
+    def __init__(self, template):
+        super().__init__(self._render(template))
+
+
+def _open_store(storage, output_dir):
+    from .storage import RunStore, StoreError, default_url
+    try:
+        return RunStore(storage if storage is not None else default_url(output_dir))
+    except StoreError as exc:
+        raise _StoreError(str(exc).replace("{", "(").replace("}", ")")) from None
+
+
+def _store_call(fn, *args):
+    """Call a store method; its damaged-store error as a runner error."""
+    from .storage import StoreError
+    try:
+        return fn(*args)
+    except StoreError as exc:
+        raise _StoreError(str(exc).replace("{", "(").replace("}", ")")) from None
+
+
+def _live_message(live):
+    return "; ".join(f"{w['method']}/{w['trial']} by {w['worker']} (heartbeat "
+                     f"{w['age']:.0f} s ago)" for w in live)
+
+
+def _check_output(config, store):
+    """Check ``output_dir`` and the store without changing anything.
 
     Returns
     -------
-    state : dict or None
-        The saved state of the run to resume; ``None`` for a new run.
+    plan : {"new", "overwrite", "continue", "join"}
+        ``"join"``: a worker finding no run (it creates it, or joins the one
+        another worker creates first).
     """
     out = Path(config.output_dir)
     # the output directory, or its nearest existing parent, must be a writable directory
@@ -424,28 +523,129 @@ def _check_output(config):
     if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
         raise _SettingError(f"{{output_dir}} {out} cannot be written: no write permission "
                             f"in {existing}")
-    # a new run (overwrite or not) never reads the old state: it may be unreadable
-    state = load_state(out) if config.resume and out.is_dir() else None
-    if state is not None:
-        saved, given = _comparable(state["config"]), _comparable(config.to_dict())
-        diffs = [f"{{{k}}}: saved {saved.get(k)!r}, given {given.get(k)!r}"
-                 for k in sorted(set(saved) | set(given)) if saved.get(k) != given.get(k)]
-        if diffs:
-            raise _SettingError(f"cannot resume the run in {out}: its configuration differs ("
-                                + "; ".join(diffs) + "). Use the same options, or another "
-                                "{output_dir} (or {overwrite=True} to start over)")
-        for key, run in state["runs"].items():
-            if not run["done"] and not (out / run["checkpoint"]).exists():
-                raise _SettingError(f"cannot resume the run in {out}: the checkpoint "
-                                    f"{run['checkpoint']} of the unfinished run {key!r} is "
-                                    "missing; use {overwrite=True} to start over")
-        return state
-    existing = [name for name in _OUTPUT_FILES if (out / name).exists()]
-    if existing and not config.overwrite:
-        raise _SettingError(f"{out} already holds a run ({', '.join(existing)}); pass "
-                            "{resume=True} to continue it, {overwrite=True} to replace it, "
-                            "or choose another {output_dir}")
-    return None
+    status = _store_call(store.status)
+    where = store.describe()
+    if status is None:
+        if (out / _LEGACY).exists() and not config.overwrite:
+            raise _StoreError(
+                f"{out} holds a run of an earlier release of the runner (state.json and "
+                "pickled checkpoints), which this release neither resumes nor loads (a "
+                "pickle can run code); its results.csv stays readable with load_results. "
+                "Start the run again in another {output_dir}, or pass {overwrite=True} to "
+                "replace it there")
+        exports = [name for name in _EXPORTS if (out / name).exists()]
+        if exports and not (config.overwrite or config.resume or config.worker):
+            raise _SettingError(f"{out} already holds results ({', '.join(exports)}) but "
+                                f"the store {where} holds no run; pass {{overwrite=True}} to "
+                                "replace them, or choose another {output_dir}")
+        if config.worker:
+            return "join"
+        if config.resume and config.progress and _writes():
+            print(f"Nothing to resume in {where}: starting a new run.", flush=True)
+        return "new"
+    live = _store_call(store.live_workers, config.heartbeat_timeout)
+    if config.overwrite:
+        if live:
+            raise _SettingError(f"cannot replace the run in {where}: workers are running it "
+                                f"({_live_message(live)}); stop them first, or wait "
+                                "{heartbeat_timeout} seconds after they died")
+        return "overwrite"
+    if not (config.resume or config.worker):
+        raise _SettingError(f"{where} already holds a run; pass {{resume=True}} to continue "
+                            "it, {worker=True} to join its workers, {overwrite=True} to "
+                            "replace it, or choose another {output_dir}")
+    saved, given = _comparable(status["config"]), _comparable(config.to_dict())
+    diffs = [f"{{{k}}}: saved {saved.get(k)!r}, given {given.get(k)!r}"
+             for k in sorted(set(saved) | set(given)) if saved.get(k) != given.get(k)]
+    if diffs:
+        raise _SettingError(f"cannot {'join' if config.worker else 'resume'} the run in "
+                            f"{where}: its configuration differs (" + "; ".join(diffs)
+                            + "). Use the same options, or another {output_dir} (or "
+                            "{overwrite=True} to start over)")
+    if config.resume and live:
+        raise _SettingError(f"cannot resume the run in {where}: workers are running it "
+                            f"({_live_message(live)}); join them with {{worker=True}}, or "
+                            "resume once they have stopped (a worker silent for "
+                            "{heartbeat_timeout} seconds counts as dead)")
+    return "continue" if config.resume else "join"
+
+
+def _unit_problems(config, unit, records, n_pool):
+    """What in a stored unit contradicts the settings or its records (empty if nothing)."""
+    problems = []
+    cycle, labeled = unit["cycle"], unit["labeled"]
+    if not isinstance(cycle, int) or not -1 <= cycle <= config.n_cycles:
+        return [f"its cycle {cycle!r} is not in -1..{config.n_cycles}"]
+    if bool(unit["done"]) != (cycle == config.n_cycles):
+        problems.append(f"it is marked {'done' if unit['done'] else 'unfinished'} at cycle "
+                        f"{cycle} of {config.n_cycles}")
+    expected = 0 if cycle < 0 else config.initial_size + cycle * config.query_size
+    if (not isinstance(labeled, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in labeled)):
+        problems.append("its labeled indices are not a list of integers")
+    else:
+        if len(labeled) != expected:
+            problems.append(f"it has {len(labeled)} labeled indices, {expected} at cycle "
+                            f"{cycle}")
+        if len(set(labeled)) != len(labeled):
+            problems.append("its labeled indices repeat")
+        if labeled and not (0 <= min(labeled) and max(labeled) < n_pool):
+            problems.append(f"its labeled indices leave the pool of {n_pool}")
+        initial = _initial_indices(config, unit["trial"], n_pool).tolist()
+        if cycle >= 0 and labeled[:config.initial_size] != initial:
+            problems.append("its initial labeled set is not the trial's")
+    cycles = sorted(r["cycle"] for r in records)
+    if cycles != list(range(cycle + 1)):
+        problems.append(f"it has records of cycles {cycles}, committed up to {cycle}")
+    for r in records:
+        rec = r["record"]
+        if (not isinstance(rec, dict) or rec.get("method") != unit["method"]
+                or rec.get("trial") != unit["trial"] or rec.get("cycle") != r["cycle"]
+                or rec.get("n_labeled") != config.initial_size + r["cycle"] * config.query_size
+                or set(rec) != set(RESULT_COLUMNS)):
+            problems.append(f"its record of cycle {r['cycle']} is damaged")
+    name, sha = unit["checkpoint"], unit["checkpoint_sha256"]
+    if unit["done"] or cycle < 0:
+        if name is not None:
+            problems.append(f"it names a checkpoint {name!r} but needs none")
+    elif not (isinstance(name, str) and _CHECKPOINT_NAME.fullmatch(name)):
+        problems.append(f"its checkpoint {name!r} is not a file name in checkpoints/ (the "
+                        "runner never reads or removes files elsewhere)")
+    elif not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
+        problems.append(f"its checkpoint's SHA-256 {sha!r} is not a digest")
+    return problems
+
+
+def _verify_store(config, store, n_pool):
+    """The units whose stored state contradicts itself: an error without
+    ``recover``, the keys to recompute with it."""
+    units = _store_call(store.units_list)
+    keys = [(u["method"], u["trial"]) for u in units]
+    if keys != _unit_keys(config):
+        raise _StoreError(f"the store {store.describe()} lists the units {keys}, not those "
+                          f"of its settings: it is damaged; nothing was changed. Start over "
+                          "with {overwrite=True} or in another {output_dir}")
+    by_unit = {}
+    for r in _store_call(store.records):
+        by_unit.setdefault((r["method"], r["trial"]), []).append(r)
+    bad = {}
+    for u in units:
+        problems = _unit_problems(config, u, by_unit.get((u["method"], u["trial"]), []),
+                                  n_pool)
+        if problems:
+            bad[(u["method"], u["trial"])] = problems
+    if bad and not config.recover:
+        report = "; ".join(f"{m}/{t}: " + ", ".join(p) for (m, t), p in bad.items())
+        raise _StoreError(
+            f"the store {store.describe()} contradicts itself ({report}). Nothing was "
+            "changed. Continue with {recover=True} to recompute those units from their "
+            "seeds (every other unit's records are kept), or restore the database from a "
+            "backup")
+    return list(bad)
+
+
+def _unit_keys(config):
+    return [(method, trial) for trial in range(config.n_trials) for method in config.methods]
 
 
 def _writes():
@@ -454,60 +654,63 @@ def _writes():
     return world()[0] == 0
 
 
-def _new_state(config):
-    return {"format": _STATE_FORMAT, "config": config.to_dict(), "records": [], "runs": {}}
-
-
-def _prepare_output(config, state):
-    """Set up ``output_dir`` for the run checked by :func:`_check_output`."""
+def _prepare_output(config, store, plan, recover):
+    """Create or join the run in the store (process 0 of a distributed job)."""
     out = Path(config.output_dir)
-    if not _writes():  # process 0 of a distributed job prepares the directory
-        return out, _new_state(config) if state is None else state
-    ckpt = out / "checkpoints"
-    if state is not None:
-        # checkpoints written by a cycle that was killed before its commit
-        referenced = {run["checkpoint"] for run in state["runs"].values() if not run["done"]}
-        for p in ckpt.glob("*.pkl*") if ckpt.exists() else ():
-            if f"checkpoints/{p.name}" not in referenced:
-                p.unlink()
-        return out, state
-    if config.resume and config.progress:
-        print(f"Nothing to resume in {out}: starting a new run.", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    for p in ckpt.glob("*.pkl*") if ckpt.exists() else ():
-        p.unlink()
-    for name in _OUTPUT_FILES:
-        if (out / name).exists():
-            (out / name).unlink()
-    state = _new_state(config)
-    _atomic_write_json(out / "config.json", config.to_dict())
-    _atomic_write_json(out / "state.json", state)
-    return out, state
-
-
-def _commit(out, state, key, run, estimator):
-    """Save one finished cycle: checkpoint, results, then state (the commit point).
-    Only the state in memory in the processes of a distributed job but process 0."""
-    ckpt_dir = out / "checkpoints"
-    previous = state["runs"].get(key, {}).get("checkpoint")
-    if run["done"]:
-        run["checkpoint"] = None
-    else:
-        name = f"{run['method']}-trial{run['trial']}-cycle{run['cycle']}.pkl"
-        if _writes():
-            ckpt_dir.mkdir(exist_ok=True)
-            _atomic_write_bytes(ckpt_dir / name, pickle.dumps(estimator, protocol=4))
-        run["checkpoint"] = f"checkpoints/{name}"
-    state["runs"][key] = run
     if not _writes():
-        return
-    write_results_csv(state["records"], out / "results.csv")
-    _atomic_write_json(out / "state.json", state)
-    if previous and previous != run["checkpoint"]:
-        try:
-            (out / previous).unlink()
-        except FileNotFoundError:
-            pass
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    if plan in ("new", "overwrite"):
+        ckpt = out / "checkpoints"
+        for p in ckpt.glob("*.safetensors*") if ckpt.exists() else ():
+            p.unlink()
+        for name in _EXPORTS + (_LEGACY,):
+            (out / name).unlink(missing_ok=True)
+        for p in ckpt.glob("*.pkl*") if ckpt.exists() else ():  # an earlier release's
+            p.unlink()
+    saved = _store_call(store.create, config.to_dict(), _unit_keys(config),
+                        plan in ("new", "overwrite"))
+    if plan == "join" and _comparable(saved) != _comparable(config.to_dict()):
+        raise _SettingError(f"cannot join the run in {store.describe()}: another worker "
+                            "created it with other settings; use the same options")
+    if recover:
+        _store_call(store.reset_units, recover)
+    if not (out / "config.json").exists():
+        _atomic_write_json(out / "config.json", config.to_dict())
+    return out
+
+
+def _checkpoint_name(method, trial, cycle):
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", method)
+    return f"{safe}-trial{trial}-cycle{cycle}-{uuid.uuid4().hex[:12]}.safetensors"
+
+
+class _Heartbeat:
+    """Renews a worker's claim on a unit in a background thread."""
+
+    def __init__(self, store, worker, method, trial, interval):
+        self.store, self.worker, self.key, self.interval = store, worker, (method, trial), interval
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"heartbeat {method}/{trial}")
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.store.beat(self.worker, *self.key):
+                    self.lost = True
+                    return
+            except Exception:  # a busy or unreachable database: try again next time
+                continue
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
 
 
 # ---------------------------------------------------------------------------
@@ -646,23 +849,45 @@ def _check_query(idx, pool, n_instances, method):
     return idx.astype(np.int64)
 
 
-def _run_one(config, method, trial, data, classes, out, state):
-    """All cycles of one (method, trial), continuing from the saved state if any."""
+def _run_one(config, unit, data, classes, out, store, worker, beat):
+    """All cycles of one claimed (method, trial) unit, from its last committed cycle."""
     from modAL.models import ActiveLearner
 
     from .. import _modal_compat  # noqa: F401  (modAL on recent scikit-learn)
+    from .checkpoint import CheckpointError, load_net, save_net
 
     X_train, X_test, y_train, y_test = data
+    method, trial = unit["method"], unit["trial"]
     spec = method_spec(method)
     strategy = get_strategy(method)
-    key = f"{method}/{trial}"
-    saved = state["runs"].get(key)
     n_pool = len(X_train)
+    committed = unit["cycle"]
     desc = f"{method} trial {trial + 1}/{config.n_trials}"
     show = config.progress and _writes()  # one progress display per job
+    ckpt_dir = out / "checkpoints"
+
+    def new_net():
+        return make_estimator(method, classes=classes, width=config.width,
+                              max_epochs=config.max_epochs, batch_size=config.batch_size,
+                              device=config.device, warm_start=config.warm_start,
+                              random_state=_derived_seed(config, trial, 0, _FIT),
+                              augment=None if config.augment == "none" else config.augment,
+                              progress=show)
+
+    # continue from the unit's checkpoint; recompute from the seeds (cycle 0) when it is
+    # missing or fails its SHA-256: the committed cycles are replayed, not committed again
+    net = None
+    if committed >= 0:
+        try:
+            net = load_net(new_net(), ckpt_dir / unit["checkpoint"], unit["checkpoint_sha256"])
+        except CheckpointError as exc:
+            if _writes():
+                warnings.warn(f"{exc}. It is not used: {method}/{trial} is recomputed from "
+                              f"its seeds up to its committed cycle {committed}, whose "
+                              "records are kept", RuntimeWarning, stacklevel=2)
+    replay = committed if net is None else -1
     progress = CycleProgress(desc, config.n_cycles + 1,
-                             initial=0 if saved is None else saved["cycle"] + 1,
-                             enabled=show)
+                             initial=0 if net is None else committed + 1, enabled=show)
 
     def fit_kwargs(labeled):
         if not spec.semi_supervised:
@@ -671,12 +896,22 @@ def _run_one(config, method, trial, data, classes, out, state):
         return {"X_unlabeled": X_train,
                 "unlabeled_indices": np.setdiff1d(np.arange(n_pool), labeled)}
 
+    checkpoint = {"name": unit["checkpoint"] if net is not None else None}
+
     def finish_cycle(cycle, labeled, learner, t_start, t_query):
         if getattr(learner.estimator, "fit_interrupted_", False):
             # Ctrl-C during training: skorch's fit caught it and returned the net
             # half-trained; stop here, before anything of this cycle is evaluated
             # or committed (the command line then says how to resume)
             raise KeyboardInterrupt
+        if cycle <= replay:  # recomputing a committed cycle: its record is in the store
+            if cycle == replay and list(labeled) != unit["labeled"]:
+                warnings.warn(f"{method}/{trial}: the recomputed labeled set of cycle {cycle} "
+                              "differs from the stored one (a nondeterministic device); the "
+                              "run goes on from the recomputed one", RuntimeWarning,
+                              stacklevel=2)
+            progress.cycle_replayed(cycle)
+            return
         record = {"method": method, "trial": trial, "cycle": cycle,
                   "n_labeled": len(labeled)}
         record.update(_evaluate(learner, X_test, y_test))
@@ -686,35 +921,42 @@ def _run_one(config, method, trial, data, classes, out, state):
         record.update(wall_time=now - t_start, query_time=t_query,
                       train_time=now - t_start - t_query)  # training + evaluation
         record = {k: record[k] for k in RESULT_COLUMNS}
-        state["records"].append(record)
-        run = {"method": method, "trial": trial, "cycle": cycle,
-               "labeled": [int(i) for i in labeled], "done": cycle == config.n_cycles}
-        _commit(out, state, key, run, learner.estimator)
+        done = cycle == config.n_cycles
+        if _writes():
+            if beat is not None and beat.lost:
+                raise LostClaimError(f"{method}/{trial}: the claim was taken over")
+            name = sha = None
+            if not done:
+                ckpt_dir.mkdir(parents=True, exist_ok=True)
+                name = _checkpoint_name(method, trial, cycle)
+                sha = save_net(learner.estimator, ckpt_dir / name)
+            try:
+                _store_call(store.commit_cycle, worker, method, trial, cycle,
+                            [int(i) for i in labeled], name, sha, done, record)
+            except BaseException:
+                if name is not None:
+                    (ckpt_dir / name).unlink(missing_ok=True)
+                raise
+            previous, checkpoint["name"] = checkpoint["name"], name
+            if previous is not None and _CHECKPOINT_NAME.fullmatch(previous):
+                (ckpt_dir / previous).unlink(missing_ok=True)
+            _export_csv(config, store, out)
         progress.cycle_done(record)
 
     try:
-        if saved is None:
+        if net is None:
             t_start = time.perf_counter()
             labeled = _initial_indices(config, trial, n_pool)
-            net = make_estimator(method, classes=classes, width=config.width,
-                                 max_epochs=config.max_epochs, batch_size=config.batch_size,
-                                 device=config.device, warm_start=config.warm_start,
-                                 random_state=_derived_seed(config, trial, 0, _FIT),
-                                 augment=None if config.augment == "none" else config.augment,
-                                 progress=show)
-            learner = ActiveLearner(estimator=net, query_strategy=strategy,
+            learner = ActiveLearner(estimator=new_net(), query_strategy=strategy,
                                     X_training=X_train[labeled], y_training=y_train[labeled],
                                     **fit_kwargs(labeled))
             finish_cycle(0, labeled, learner, t_start, 0.0)
             first = 1
         else:
-            labeled = np.asarray(saved["labeled"], dtype=np.int64)
-            with open(out / saved["checkpoint"], "rb") as f:
-                net = pickle.load(f)
-            net.set_params(callbacks__epoch_progress__enabled=show)
+            labeled = np.asarray(unit["labeled"], dtype=np.int64)
             learner = ActiveLearner(estimator=net, query_strategy=strategy)
             learner.X_training, learner.y_training = X_train[labeled], y_train[labeled]
-            first = saved["cycle"] + 1
+            first = committed + 1
 
         for cycle in range(first, config.n_cycles + 1):
             t_start = time.perf_counter()
@@ -734,9 +976,60 @@ def _run_one(config, method, trial, data, classes, out, state):
         progress.close()
 
 
-def _sorted_records(records, config):
+def _store_records(config, store):
+    """The committed records, sorted as the run orders them."""
     method_order = {m: i for i, m in enumerate(config.methods)}
-    return sorted(records, key=lambda r: (method_order[r["method"]], r["trial"], r["cycle"]))
+    rows = sorted(_store_call(store.records),
+                  key=lambda r: (method_order.get(r["method"], len(method_order)),
+                                 r["trial"], r["cycle"]))
+    return [r["record"] for r in rows]
+
+
+def _export_csv(config, store, out):
+    write_results_csv(_store_records(config, store), out / "results.csv")
+
+
+def export_results(output_dir, storage=None):
+    """Rebuild ``results.csv``, ``summary.md`` and the plots of a run from its store.
+
+    Parameters
+    ----------
+    output_dir : str or path
+        Where the exports go (the run's output directory).
+    storage : str, optional
+        The run's store URL (default: the SQLite file in ``output_dir``).
+
+    Returns
+    -------
+    records : list of dict
+        The committed records, in the order of the run.
+
+    Raises
+    ------
+    ValueError
+        If the store holds no run or cannot be read.
+    """
+    store = _open_store(storage, output_dir)
+    try:
+        status = _store_call(store.status)
+        if status is None:
+            raise _StoreError(f"the store {store.describe()} holds no run to export")
+        config = ExperimentConfig(**{k: v for k, v in status["config"].items()
+                                     if k not in ("device", "output_dir")},
+                                  device="cpu", output_dir=str(output_dir))
+        return _write_exports(config, store, Path(output_dir))
+    finally:
+        store.dispose()
+
+
+def _write_exports(config, store, out):
+    records = _store_records(config, store)
+    out.mkdir(parents=True, exist_ok=True)
+    write_results_csv(records, out / "results.csv")
+    _atomic_write_bytes(out / "summary.md",
+                        summary_table(records, title=_title(config)).encode())
+    save_plots(records, out, title=_title(config))
+    return records
 
 
 def run_experiment(config=None, **kwargs):
@@ -749,12 +1042,14 @@ def run_experiment(config=None, **kwargs):
     (cycle 0); then each of the ``n_cycles`` cycles queries ``query_size``
     pool samples with the method's strategy, labels them from the known
     labels and retrains (``teach`` on the whole labeled set). After every
-    cycle the results, the labeled indices and the estimator are saved
-    atomically in ``output_dir``; with ``resume=True`` a killed run
-    continues where it stopped and ends with the same results as an
-    uninterrupted one (wall times aside). At the end, ``summary.md`` and the
-    plots ``accuracy.png`` and ``ece.png`` (when matplotlib is installed)
-    are written.
+    cycle its record, the labeled indices and the reference to the
+    estimator's checkpoint (a safetensors file with its SHA-256) are
+    committed to the run's store in one transaction; with ``resume=True`` a
+    killed run continues where it stopped and ends with the same results as
+    an uninterrupted one (wall times aside), and with ``worker=True`` any
+    number of processes share the (method, trial) units of one run. At the
+    end, ``results.csv``, ``summary.md`` and the plots ``accuracy.png`` and
+    ``ece.png`` (when matplotlib is installed) are exported from the store.
 
     Parameters
     ----------
@@ -766,10 +1061,11 @@ def run_experiment(config=None, **kwargs):
     Returns
     -------
     records : list of dict
-        One per (method, trial, cycle), sorted in that order, with the keys
-        ``method, trial, cycle, n_labeled, accuracy, ece, nll, train_loss, wall_time,
-        query_time, train_time`` (times in seconds; ``wall_time`` covers the
-        query, training and evaluation of the cycle).
+        One per (method, trial, cycle) committed in the store, sorted in that
+        order, with the keys ``method, trial, cycle, n_labeled, accuracy,
+        ece, nll, train_loss, wall_time, query_time, train_time`` (times in
+        seconds; ``wall_time`` covers the query, training and evaluation of
+        the cycle). All of the run's records once it is finished.
 
     Raises
     ------
@@ -777,8 +1073,11 @@ def run_experiment(config=None, **kwargs):
         For invalid settings, a labeled-set size larger than the pool (or
         leaving fewer than 2 unlabeled samples for the semi-supervised
         methods), an ``output_dir`` that is not a writable directory, a
-        non-empty ``output_dir`` without ``resume`` or ``overwrite``, or a
-        ``resume`` whose settings differ from the saved run.
+        store that already holds a run without ``resume``, ``worker`` or
+        ``overwrite``, a ``resume`` whose settings differ from the saved
+        run, a ``resume`` or ``overwrite`` while workers run it, or a store
+        that is damaged, foreign, from a newer release or contradicts
+        itself (see ``recover``).
     FileNotFoundError
         When the data set's files are missing; the message says which files
         were looked for where, and how to get them.
@@ -786,9 +1085,9 @@ def run_experiment(config=None, **kwargs):
     Notes
     -----
     All these errors are raised before any training and before anything is
-    written or removed in ``output_dir``. The process's torch thread count
-    is restored when the function returns or raises (see ``num_threads`` of
-    :class:`ExperimentConfig`).
+    written or removed in ``output_dir`` or the store. The process's torch
+    thread count is restored when the function returns or raises (see
+    ``num_threads`` of :class:`ExperimentConfig`).
     """
     if config is None:
         config = ExperimentConfig(**kwargs)
@@ -797,24 +1096,32 @@ def run_experiment(config=None, **kwargs):
     elif not isinstance(config, ExperimentConfig):
         raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
     # every check before any work: the settings (checked by ExperimentConfig), the data
-    # files, the output directory, then the sizes against the loaded data
+    # files, the output directory and the store, then the sizes against the loaded data
     _check_data_files(config)
-    state = _check_output(config)
-    data = _load_data(config)
-    if world()[1] > 1:  # every process has read the saved state before process 0 writes
-        import torch
-        torch.distributed.barrier()
-    out, state = _prepare_output(config, state)
-    with _torch_threads(config.num_threads):
-        _run_all(config, data, out, state)
-    records = _sorted_records(state["records"], config)
-    if not _writes():
+    store = _open_store(config.storage, config.output_dir)
+    try:
+        plan = _check_output(config, store)
+        data = _load_data(config)
+        recover = (_verify_store(config, store, len(data[0]))
+                   if plan in ("continue", "join") and _store_call(store.status) else [])
+        if world()[1] > 1:  # every process has read the store before process 0 writes
+            import torch
+            torch.distributed.barrier()
+        out = _prepare_output(config, store, plan, recover)
+        with _torch_threads(config.num_threads):
+            _run_all(config, data, out, store)
+        if not _writes():
+            from ..distributed import broadcast_object
+            return broadcast_object(None)
+        units = _store_call(store.units_list)
+        records = (_write_exports(config, store, out) if all(u["done"] for u in units)
+                   else _store_records(config, store))
+        if world()[1] > 1:
+            from ..distributed import broadcast_object
+            broadcast_object(records)
         return records
-    write_results_csv(records, out / "results.csv")
-    _atomic_write_bytes(out / "summary.md",
-                        summary_table(records, title=_title(config)).encode())
-    save_plots(records, out, title=_title(config))
-    return records
+    finally:
+        store.dispose()
 
 
 @contextlib.contextmanager
@@ -831,19 +1138,51 @@ def _torch_threads(n):
         torch.set_num_threads(before)
 
 
-def _run_all(config, data, out, state):
+def _worker_id():
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _claim(config, store, worker):
+    """The next unit for this worker (process 0 claims for a distributed job):
+    ``None`` when all are done; waits while others hold the unfinished ones."""
+    interval = config.heartbeat_timeout / 4
+    while True:
+        unit = None
+        if _writes():
+            unit = _store_call(store.claim, worker, config.heartbeat_timeout)
+            if unit is None and not all(u["done"] for u in _store_call(store.units_list)):
+                time.sleep(min(interval, 5.0))  # held by live workers: wait for them
+                unit = "wait"
+        if world()[1] > 1:
+            from ..distributed import broadcast_object
+            unit = broadcast_object(unit)
+        if unit != "wait":
+            return unit
+
+
+def _run_all(config, data, out, store):
     classes = np.unique(data[2])
-    for trial in range(config.n_trials):
-        for method in config.methods:
-            saved = state["runs"].get(f"{method}/{trial}")
-            if saved is not None and saved["done"]:
-                continue
-            if saved is not None:
-                # drop rows of cycles after the committed one (none if state is consistent)
-                state["records"] = [r for r in state["records"]
-                                    if not (r["method"] == method and r["trial"] == trial
-                                            and r["cycle"] > saved["cycle"])]
-            _run_one(config, method, trial, data, classes, out, state)
+    worker = _worker_id()
+    while True:
+        unit = _claim(config, store, worker)
+        if unit is None:
+            return
+        key = (unit["method"], unit["trial"])
+        beat = (_Heartbeat(store, worker, *key, interval=config.heartbeat_timeout / 4)
+                if _writes() else None)
+        try:
+            with beat if beat is not None else contextlib.nullcontext():
+                _run_one(config, unit, data, classes, out, store, worker, beat)
+        except LostClaimError as exc:
+            warnings.warn(f"{exc}: another worker goes on with it; this one takes the next "
+                          "unit", RuntimeWarning, stacklevel=2)
+        except BaseException:
+            if _writes():  # Ctrl-C or an error: another worker may take the unit at once
+                try:
+                    store.release(worker, *key)
+                except Exception:
+                    pass
+            raise
 
 
 def _title(config):
