@@ -4,7 +4,7 @@ For every (method, trial) of a run written by ``sklearn_crtcl.experiments``,
 prints the share of the largest true class in each cycle's query batch (a
 random batch of 10 balanced classes gives about 0.15 at 100 queries), and the
 mean over cycles and trials per method. Reads ``config.json`` and
-``state.json`` and reloads the data set exactly as the runner did.
+store and reloads the data set exactly as the runner did.
 
 Usage::
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sklearn_crtcl.experiments.runner import ExperimentConfig, _load_data
+from sklearn_crtcl.experiments.runner import ExperimentConfig, _load_data, load_state
 
 
 def run_config(run_dir):
@@ -46,7 +46,7 @@ def class_shares(run_dir):
     run_dir = Path(run_dir)
     config = run_config(run_dir)
     _, _, y_train, _ = _load_data(config)
-    state = json.loads((run_dir / "state.json").read_text())
+    state = load_state(run_dir)
     shares = {}
     for run in state["runs"].values():
         queried = np.asarray(run["labeled"][config.initial_size:])

@@ -63,13 +63,21 @@ def _fit(digits, n=128, n_unlabeled=128, max_epochs=2, **params):
                                     {"critic_loss": "wasserstein", "critic_split": "auto"},
                                     {"critic_split": 0.0}])
 def test_default_critic_is_the_papers_bit_for_bit(digits, params):
+    # bit for bit: every spelling of the paper's critic trains exactly as the default
+    # does in this process; against the numbers recorded before the probabilistic
+    # critics existed (on an Intel CPU), to float32 rounding: torch gives the last bits
+    # differently on other CPUs (an AMD EPYC differs by up to 3e-7)
     _, X_test, _, _ = digits
-    net = _fit(digits, **params)
-    np.testing.assert_array_equal(net.predict_proba(X_test[:3]).ravel(),
-                                  np.array(MAIN_PROBA, dtype=np.float32))
-    np.testing.assert_array_equal(net.predict_correctness(X_test[:3]),
-                                  np.array(MAIN_SCORES, dtype=np.float32))
-    assert list(net.history[:, "critic_loss"]) == MAIN_CRITIC_LOSS
+    net, default = _fit(digits, **params), _fit(digits)
+    for fn in ("predict_proba", "predict_correctness"):
+        np.testing.assert_array_equal(getattr(net, fn)(X_test[:3]),
+                                      getattr(default, fn)(X_test[:3]))
+    assert list(net.history[:, "critic_loss"]) == list(default.history[:, "critic_loss"])
+    np.testing.assert_allclose(net.predict_proba(X_test[:3]).ravel(), MAIN_PROBA,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.predict_correctness(X_test[:3]), MAIN_SCORES,
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(net.history[:, "critic_loss"], MAIN_CRITIC_LOSS, rtol=1e-5)
     assert net.critic_split_indices_.size == 0
 
 
@@ -327,6 +335,7 @@ def test_runner_runs_the_probabilistic_critic_methods(tmp_path):
                            output_dir=str(tmp_path))
     records = run_experiment(cfg)
     assert sorted({r["method"] for r in records}) == sorted(EXTENSIONS)
-    state = json.loads((tmp_path / "state.json").read_text())
+    from sklearn_crtcl.experiments.runner import load_state
+    state = load_state(tmp_path)
     for m in EXTENSIONS:
         assert len(set(state["runs"][f"{m}/0"]["labeled"])) == 30

@@ -208,12 +208,13 @@ def test_runner_in_two_processes(two_processes, tmp_path):
     out = rank0["run_dir"]
     csv = (out / "results.csv").read_text().strip().splitlines()
     assert len(csv) == 1 + len(rank0["run"])
-    state = json.loads((out / "state.json").read_text())
+    from sklearn_crtcl.experiments.runner import load_state
+    state = load_state(out)
     # random queries do not depend on the models: the labeled sets of one process
     single = worker.run(tmp_path / "single")
     assert [(r["method"], r["cycle"], r["n_labeled"]) for r in single] == \
         [(r["method"], r["cycle"], r["n_labeled"]) for r in rank0["run"]]
-    single_state = json.loads((tmp_path / "single" / "state.json").read_text())
+    single_state = load_state(tmp_path / "single")
     assert state["runs"]["random/0"]["labeled"] == single_state["runs"]["random/0"]["labeled"]
 
 

@@ -23,6 +23,7 @@ from sklearn_crtcl.experiments import (
     summary_table,
 )
 from sklearn_crtcl.experiments.cli import main
+from sklearn_crtcl.experiments.runner import load_state
 from sklearn_crtcl.query import entropy_sampling
 from sklearn_crtcl.experiments.report import TIME_COLUMNS
 
@@ -113,7 +114,7 @@ def test_config_rejects_cuda_devices_this_machine_lacks(monkeypatch):
 
 
 def test_bad_device_fails_before_anything_is_written(tmp_path, capsys):
-    # the device used to pass the checks, write config.json and state.json, then crash
+    # the device used to pass the checks, write config.json and the store, then crash
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exc:
         main(["--device", "nosuchdevice", "--output-dir", str(out)])
@@ -129,7 +130,7 @@ def test_bad_device_fails_before_anything_is_written(tmp_path, capsys):
 
 def test_pool_too_small_for_semi_supervised_methods_fails_before_output(tmp_path):
     # crtcl and tod train on the rest of the pool, which needs 2 samples (batch norm); this
-    # used to fail inside the first fit, after config.json and state.json were written
+    # used to fail inside the first fit, after config.json and the store were written
     out = tmp_path / "run"
     with pytest.raises(ValueError, match=r"initial_size \+ n_cycles \* query_size = 1346 \+ 0 \* "
                                          r"10 = 1346 leaves 1 unlabeled sample\(s\) after the last "
@@ -310,7 +311,7 @@ def test_records_of_all_methods(all_methods_run):
 
 def test_state_labeled_sets(all_methods_run):
     out, _ = all_methods_run
-    state = json.loads((out / "state.json").read_text())
+    state = load_state(out)
     initial = None
     for method in METHODS:
         run = state["runs"][f"{method}/0"]
@@ -323,7 +324,7 @@ def test_state_labeled_sets(all_methods_run):
     # query strategies pick different samples
     queried = {tuple(state["runs"][f"{m}/0"]["labeled"][20:]) for m in METHODS}
     assert len(queried) >= 4
-    assert not list((out / "checkpoints").glob("*.pkl"))  # finished runs keep no checkpoint
+    assert not list((out / "checkpoints").glob("*"))  # finished runs keep no checkpoint
     assert json.loads((out / "config.json").read_text())["methods"] == list(METHODS)
 
 
@@ -345,8 +346,7 @@ def test_summary_and_plots_written(all_methods_run):
 def test_existing_run_is_not_overwritten_silently(all_methods_run):
     out, records = all_methods_run
     before = (out / "results.csv").read_bytes()
-    with pytest.raises(ValueError, match=r"already holds a run \(state.json, config.json, "
-                                         r"results.csv, summary.md.*\); pass resume=True"):
+    with pytest.raises(ValueError, match=r"runs.sqlite3 already holds a run; pass resume=True"):
         run_experiment(**SMALL, output_dir=str(out))
     assert (out / "results.csv").read_bytes() == before
     # resuming a finished run trains nothing and gives back the same records
@@ -396,8 +396,9 @@ def _cli_args(cfg, out):
 
 def _n_records(out):
     try:
-        return len(json.loads((out / "state.json").read_text())["records"])
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        state = load_state(out)
+        return 0 if state is None else len(state["records"])
+    except ValueError:  # the store is being created
         return 0
 
 
@@ -425,12 +426,12 @@ def test_resume_after_kill_gives_uninterrupted_results(tmp_path, methods, warm_s
             proc.kill()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
-    state = json.loads((out / "state.json").read_text())
+    state = load_state(out)
     n_before = len(state["records"])
     assert 1 <= n_before < total, "the run was not interrupted mid-way"
     partial = [run for run in state["runs"].values() if not run["done"]]
     assert partial, "no (method, trial) was stopped mid-way"
-    assert (out / partial[0]["checkpoint"]).exists()
+    assert (out / "checkpoints" / partial[0]["checkpoint"]).exists()
     kept = state["records"]
 
     # start it again with --resume (the same command line)
@@ -440,7 +441,7 @@ def test_resume_after_kill_gives_uninterrupted_results(tmp_path, methods, warm_s
     # cycles committed before the kill are kept, not recomputed (same wall times)
     for r in kept:
         assert r in resumed
-    assert not list((out / "checkpoints").glob("*.pkl"))  # removed once a run is done
+    assert not list((out / "checkpoints").glob("*"))  # removed once a run is done
     reference = run_experiment(**cfg, output_dir=str(tmp_path / "uninterrupted"))
     assert _without_times(resumed) == _without_times(reference)
 
@@ -510,10 +511,10 @@ def test_ctrl_c_stops_at_once_and_resume_finishes_the_run(tmp_path, phase, metho
     assert (f"Interrupted. Continue with the same options and --resume (results so far are "
             f"in {out}).") in stderr
     # resumable: cycle 0 committed with its checkpoint, nothing of cycle 1, no temporary file
-    state = json.loads((out / "state.json").read_text())
+    state = load_state(out)
     assert [(r["method"], r["cycle"]) for r in state["records"]] == [(method, 0)]
     run = state["runs"][f"{method}/0"]
-    assert run["cycle"] == 0 and not run["done"] and (out / run["checkpoint"]).exists()
+    assert run["cycle"] == 0 and not run["done"] and (out / "checkpoints" / run["checkpoint"]).exists()
     assert load_results(out) == state["records"]
     assert not list(out.rglob("*.tmp"))
     assert main(_cli_args(cfg, out) + ["--resume"]) == 0
@@ -534,7 +535,8 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys):
     assert "(or --overwrite to start over)" in err
     # a run already there: the flags to pass are named as flags
     assert main(_cli_args(cfg, out)) == 2
-    assert "pass --resume to continue it, --overwrite to replace it" in capsys.readouterr().err
+    assert ("pass --resume to continue it, --worker to join its workers, --overwrite to replace "
+            "it") in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------
@@ -745,7 +747,7 @@ def test_peers_and_selection_variants_run_resume_and_differ_from_topk(tmp_path):
     cfg = dict(SMALL, methods=methods)
     records = run_experiment(ExperimentConfig(**cfg, output_dir=str(tmp_path / "a")))
     assert sorted({r["method"] for r in records}) == sorted(methods)
-    state = json.loads((tmp_path / "a" / "state.json").read_text())
+    state = load_state(tmp_path / "a")
     queried = {m: state["runs"][f"{m}/0"]["labeled"][20:] for m in methods}
     # the same first model (cycle 0) for the entropy variants, different batches
     assert len({tuple(q) for q in queried.values()}) == len(methods)

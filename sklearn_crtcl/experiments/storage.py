@@ -23,10 +23,13 @@ On SQLite every transaction takes the database's write lock at its start
 """
 
 import json
+import os
+import socket
 import time
 from pathlib import Path
 
-__all__ = ["SCHEMA_VERSION", "RunStore", "StoreError", "LostClaimError", "default_url"]
+__all__ = ["SCHEMA_VERSION", "RunStore", "StoreError", "LostClaimError", "default_url",
+           "worker_alive"]
 
 #: Version of the tables' layout; a store written by a newer release is refused.
 SCHEMA_VERSION = 1
@@ -83,9 +86,44 @@ def _tables():
     return metadata, meta, units, records
 
 
+def worker_alive(worker):
+    """Whether a worker (``host:pid:token``) may be alive.
+
+    A worker of this host whose process no longer exists is dead at once
+    (killed, crashed); of other hosts only the heartbeat tells.
+
+    Parameters
+    ----------
+    worker : str
+
+    Returns
+    -------
+    bool
+    """
+    parts = str(worker).rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname():
+        return True
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, OverflowError):
+        return True
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def _json_dumps(obj):
     # records may hold NaN (no critic step, no estimate): keep them as JSON's NaN token
     return json.dumps(obj, separators=(",", ":"))
+
+
+def _held(unit, timeout, now):
+    """Whether a live worker holds ``unit``: a recent heartbeat, from a worker that
+    is not known dead."""
+    return (unit["worker"] is not None and unit["heartbeat"] is not None
+            and now - unit["heartbeat"] < timeout and worker_alive(unit["worker"]))
 
 
 class RunStore:
@@ -290,9 +328,7 @@ class RunStore:
         now = time.time() if now is None else now
         return [{"method": u["method"], "trial": u["trial"], "worker": u["worker"],
                  "age": now - u["heartbeat"]}
-                for u in self.units_list()
-                if u["worker"] is not None and u["heartbeat"] is not None
-                and now - u["heartbeat"] < timeout]
+                for u in self.units_list() if _held(u, timeout, now)]
 
     # ------------------------------------------------------------------ writing
     def _transaction(self, fn, what="written"):
@@ -375,17 +411,18 @@ class RunStore:
             if unit["done"] or key in skip:
                 continue
             now = time.time()
-            if (unit["worker"] is not None and unit["heartbeat"] is not None
-                    and now - unit["heartbeat"] < timeout):
+            if _held(unit, timeout, now):
                 continue
+            free = [u.c.worker.is_(None), u.c.heartbeat.is_(None),
+                    u.c.heartbeat < now - timeout]
+            if unit["worker"] is not None:  # a dead worker of this host: its claim only
+                free.append(u.c.worker == unit["worker"])
 
-            def take(conn, unit=unit, now=now):
+            def take(conn, unit=unit, now=now, free=free):
                 return conn.execute(
                     update(u).where(and_(
                         u.c.method == unit["method"], u.c.trial == unit["trial"],
-                        u.c.done.is_(False),
-                        or_(u.c.worker.is_(None), u.c.heartbeat.is_(None),
-                            u.c.heartbeat < now - timeout)))
+                        u.c.done.is_(False), or_(*free)))
                     .values(worker=worker, heartbeat=now)).rowcount
             if self._transaction(take) == 1:
                 return next(x for x in self.units_list()
