@@ -26,6 +26,9 @@ setup(
         "torch>=2.0",
         "skorch>=1.1",
         "modAL-python>=0.4.1",
+        # the runner's store and its checkpoints (which cannot run code)
+        "SQLAlchemy>=2.1",
+        "safetensors>=0.4",
     ],
     extras_require={
         "plot": ["matplotlib>=3.5"],
@@ -33,10 +36,12 @@ setup(
         "images": ["pillow>=9"],
         "progress": ["tqdm"],
         "skactiveml": ["scikit-activeml>=1.0,<1.1"],
+        # a PostgreSQL store for workers on several machines (SQLAlchemy's postgresql://)
+        "postgresql": ["psycopg[binary]>=3.1"],
         # the test suite builds the docs, example gallery included
         "test": ["pytest>=7", "matplotlib>=3.5", "sphinx>=7", "numpydoc>=1.6",
                  "sphinx-gallery>=0.17", "myst-parser>=3", "torchmetrics>=1.0",
-                 "safetensors>=0.4", "scikit-activeml>=1.0,<1.1"],
+                 "scikit-activeml>=1.0,<1.1", "psycopg[binary]>=3.1"],
         "docs": ["sphinx>=7", "numpydoc>=1.6", "sphinx-gallery>=0.17", "myst-parser>=3",
                  "matplotlib>=3.5", "scikit-activeml>=1.0,<1.1"],
     },

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sklearn_crtcl.experiments import run_experiment
 from sklearn_crtcl.experiments.checkpoint import CheckpointError, load_net, save_net
@@ -57,7 +58,7 @@ def storage(request, tmp_path):
     if not admin_url:
         pytest.skip(f"no PostgreSQL server: set {PG_ENV} (.ci/postgres.sh starts one)")
     sqlalchemy = pytest.importorskip("sqlalchemy")
-    pytest.importorskip("psycopg2", reason="the PostgreSQL driver (psycopg2) is missing")
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver (psycopg) is missing")
     from sqlalchemy.engine import make_url
     name = "crtcl_" + uuid.uuid4().hex[:12]
     admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -213,7 +214,7 @@ def test_resume_loads_no_pickle(storage, tmp_path, reference, monkeypatch):
         raise AssertionError("pickle.load called while resuming")
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
-    monkeypatch.setattr(pickle.Unpickler, "load", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
     assert _strip(run_experiment(**CFG, output_dir=str(out), storage=storage,
                                  resume=True)) == reference
 
@@ -402,3 +403,27 @@ def test_checkpoint_refuses_other_bytes_and_other_nets(tmp_path):
         load_net(make_estimator("crtcl", **kwargs), path, sha)
     with pytest.raises(CheckpointError, match="is missing"):
         load_net(make_estimator("random", **kwargs), tmp_path / "absent", sha)
+
+
+def test_writers_killed_at_random_moments_resume_to_the_same_records(tmp_path, reference):
+    # SIGKILL at random moments (during training, a query, a checkpoint write or a
+    # commit), resumed each time; the run ends with the uninterrupted records
+    out = tmp_path / "run"
+    rng = np.random.default_rng(0)
+    counts = []
+    for _ in range(4):
+        proc = _worker(out, timeout=60.0)
+        _committed(out, None, len(_records(out)) + 1, [proc])  # it is under way
+        time.sleep(float(rng.uniform(0.0, 1.0)))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        counts.append(len(_records(out)))
+    # each process was killed mid-run, and the run went on between kills
+    assert counts[-1] < N_RECORDS and counts[0] < counts[-1], counts
+    assert main(_args(out) + ["--resume"]) == 0
+    records = load_state(out)["records"]
+    keys = [(r["method"], r["trial"], r["cycle"]) for r in records]
+    assert len(keys) == len(set(keys)) == N_RECORDS
+    assert _strip(records) == reference
+    assert not list((out / "checkpoints").glob("*"))
+    assert not list(out.rglob("*.tmp"))

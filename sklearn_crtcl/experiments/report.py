@@ -283,8 +283,8 @@ def save_plots(records, output_dir, title=None):
         if title:
             ax.title.set_fontsize(9)
         path = Path(output_dir) / f"{metric}.png"
-        tmp = path.with_name("tmp-" + path.name)
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=120)
+        _atomic_write_bytes(path, buf.getvalue())  # several workers may export at once
         paths.append(path)
     return paths

@@ -167,7 +167,7 @@ class RunStore:
         try:
             self.engine = create_engine(self.url, **kwargs)
         except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
-            hint = (" (pip install sklearn-crtcl[postgresql] installs the PostgreSQL driver)"
+            hint = (" (pip install sklearn-crtcl[postgresql] installs the PostgreSQL driver, psycopg)"
                     if self.url.get_backend_name() == "postgresql" else "")
             raise StoreError(f"cannot open the store {self.describe()}: {exc}{hint}") from None
         if self.sqlite:
