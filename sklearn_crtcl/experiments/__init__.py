@@ -9,7 +9,8 @@ command line: ``python -m sklearn_crtcl.experiments`` (or the
 
 from .methods import ABLATIONS, ALL_METHODS, EXTENSIONS, METHODS, PEERS, method_spec
 from .report import RESULT_COLUMNS, area_under_curve, load_results, summary_table
-from .runner import PROTOCOLS, QUICK_PRESET, ExperimentConfig, run_experiment
+from .runner import (PROTOCOLS, QUICK_PRESET, ExperimentConfig, export_results, load_state,
+                     run_experiment)
 
 __all__ = [
     "ABLATIONS",
@@ -24,6 +25,8 @@ __all__ = [
     "RESULT_COLUMNS",
     "ExperimentConfig",
     "area_under_curve",
+    "export_results",
+    "load_state",
     "load_results",
     "method_spec",
     "run_calibration",
