@@ -327,6 +327,10 @@ def _channels_last_trains_close_to_the_default(digits, name):
 
 
 def test_channels_last_can_be_switched_off_again(digits):
+    _in_child(lambda: _channels_last_switched_off(digits))
+
+
+def _channels_last_switched_off(digits):
     net = _fit(_net("crtcl", channels_last=True, warm_start=True), "crtcl", digits)
     assert not all(p.is_contiguous() for p in net.module_.parameters())
     net.set_params(channels_last=False)
