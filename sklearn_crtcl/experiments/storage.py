@@ -331,11 +331,11 @@ class RunStore:
                 for u in self.units_list() if _held(u, timeout, now)]
 
     # ------------------------------------------------------------------ writing
-    def _transaction(self, fn, what="written"):
+    def _transaction(self, fn, what="written", lock=False):
         from sqlalchemy.exc import SQLAlchemyError
         try:
             with self.engine.begin() as conn:
-                if self.url.get_backend_name() == "postgresql":
+                if lock and self.url.get_backend_name() == "postgresql":
                     # concurrent creators wait for each other (CREATE TABLE IF NOT
                     # EXISTS alone races on PostgreSQL's catalog)
                     conn.exec_driver_sql("SELECT pg_advisory_xact_lock(724031)")
@@ -384,7 +384,7 @@ class RunStore:
             return config
         if self.sqlite:
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-        return self._transaction(create)
+        return self._transaction(create, lock=True)
 
     def claim(self, worker, timeout, skip=()):
         """Claim the first unfinished unit that no live worker holds.
@@ -443,12 +443,16 @@ class RunStore:
         bool
             Whether the worker still holds the unit.
         """
+        return self._update_held(worker, method, trial, heartbeat=time.time()) == 1
+
+    def _update_held(self, worker, method, trial, **values):
+        """Set ``values`` on a unit if ``worker`` holds it; the number of rows changed."""
         from sqlalchemy import and_, update
         u = self.units
         return self._transaction(lambda conn: conn.execute(
             update(u).where(and_(u.c.method == method, u.c.trial == trial,
                                  u.c.worker == worker))
-            .values(heartbeat=time.time())).rowcount) == 1
+            .values(**values)).rowcount)
 
     def release(self, worker, method, trial):
         """Give a unit up (another worker may take it at once).
@@ -459,12 +463,7 @@ class RunStore:
         method : str
         trial : int
         """
-        from sqlalchemy import and_, update
-        u = self.units
-        self._transaction(lambda conn: conn.execute(
-            update(u).where(and_(u.c.method == method, u.c.trial == trial,
-                                 u.c.worker == worker))
-            .values(worker=None, heartbeat=None)))
+        self._update_held(worker, method, trial, worker=None, heartbeat=None)
 
     def commit_cycle(self, worker, method, trial, cycle, labeled, checkpoint, sha256, done,
                      record):
