@@ -136,6 +136,38 @@ class StoppingCriterion:
         self.history_ = []
         return self
 
+    def restore(self, history, learner=None):
+        """Continue a run that was interrupted: take the statistics of its past rounds.
+
+        After ``restore(h, learner)``, :meth:`update` decides as if the
+        rounds of ``h`` had been updated in this object (the runner resumes a
+        run's criteria from its stored records this way).
+
+        Parameters
+        ----------
+        history : sequence of float
+            The statistic of each past round, in order (``value`` of each
+            round's :class:`StopDecision`; for :class:`AccuracyGain`, each
+            round's estimate).
+        learner : modAL learner or estimator, optional
+            The model of the last past round: the criteria that compare
+            consecutive models take its predictions on the stop set as the
+            previous round's (required by them when ``history`` is not
+            empty).
+
+        Returns
+        -------
+        self : StoppingCriterion
+        """
+        values = []
+        for v in history:
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise ValueError(f"history must hold numbers, got {v!r}")
+            values.append(float(v))
+        self.reset()
+        self.history_ = values
+        return self
+
     def update(self, learner, X_pool, **kwargs):
         """Take this round's model and pool into account; decide whether to stop.
 
@@ -184,6 +216,30 @@ class _ConsecutivePredictions(StoppingCriterion):
         """
         self._previous = None
         return super().reset()
+
+    def restore(self, history, learner=None):
+        """Continue a run that was interrupted (see :meth:`StoppingCriterion.restore`).
+
+        Parameters
+        ----------
+        history : sequence of float
+            The statistic of each past round.
+        learner : modAL learner or estimator, optional
+            The last past round's model, whose predictions on the stop set
+            the next round compares with (required when ``history`` is not
+            empty).
+
+        Returns
+        -------
+        self : StoppingCriterion
+        """
+        super().restore(history)
+        if self.history_:
+            if learner is None:
+                raise ValueError(f"{type(self).__name__}.restore needs the last round's "
+                                 "learner to compare the next round's predictions with")
+            self._previous = _predict(learner, self.X_stop, type(self).__name__)
+        return self
 
     def _consecutive(self, learner):
         """The previous round's predictions on the stop set (None at first) and this one's."""
@@ -424,6 +480,25 @@ class AccuracyGain(StoppingCriterion):
         """
         self.estimates_ = []
         return super().reset()
+
+    def restore(self, history, learner=None):
+        """Continue a run that was interrupted from its past estimates.
+
+        Parameters
+        ----------
+        history : sequence of float
+            The estimated accuracy of each past round (``estimates_`` then
+            holds these numbers).
+        learner : ignored
+            For the interface of :meth:`StoppingCriterion.restore`.
+
+        Returns
+        -------
+        self : AccuracyGain
+        """
+        super().restore(history)
+        self.estimates_ = list(self.history_)
+        return self
 
     def update(self, learner, X_pool, estimate=None, **kwargs):
         """Estimate the accuracy on the pool (or take ``estimate``) and decide.

@@ -427,3 +427,25 @@ def test_writers_killed_at_random_moments_resume_to_the_same_records(tmp_path, r
     assert _strip(records) == reference
     assert not list((out / "checkpoints").glob("*"))
     assert not list(out.rglob("*.tmp"))
+
+
+def test_an_interrupted_unit_is_released_at_once(tmp_path, monkeypatch):
+    """Ctrl-C (or an error) in a unit gives it up in the store: no worker holds it,
+    so a resume from the same, still running, process is not refused as live."""
+    from sklearn_crtcl.experiments import storage
+
+    real = storage.RunStore.commit_cycle
+
+    def interrupted(self, *args, **kwargs):
+        if args[3] == 1:  # cycle 1 of the first unit
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(storage.RunStore, "commit_cycle", interrupted)
+    cfg = dict(CFG, methods=["random"], n_trials=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(**cfg, output_dir=str(tmp_path))
+    unit = load_state(tmp_path)["runs"]["random/0"]
+    assert unit["cycle"] == 0 and unit["worker"] is None and unit["heartbeat"] is None
+    monkeypatch.setattr(storage.RunStore, "commit_cycle", real)
+    assert len(run_experiment(**cfg, output_dir=str(tmp_path), resume=True)) == 3

@@ -13,11 +13,94 @@ import math
 import numpy as np
 
 from ..estimation import estimate_accuracy
-from ..stopping import AccuracyGain
+from ..stopping import (AccuracyGain, ClassificationChange, MaxUncertainty, OverallUncertainty,
+                        StabilizingPredictions)
 
-__all__ = ["estimation_record"]
+__all__ = ["estimation_record", "estimation_summary", "plot_run_estimates", "run_criteria",
+           "RUN_ESTIMATES", "RUN_CRITERIA",
+           "ESTIMATE_COLUMNS", "STOP_SET_SIZE", "STOP_PRICES"]
+
+#: The estimators the runner records every cycle (``est_<method>``, with
+#: ``_low`` and ``_high``): NaN where a method cannot run (``"importance"``
+#: needs a stochastic selection's proposal or random sampling, ``"critic"`` a
+#: probabilistic critic, the label-based ones a next batch).
+RUN_ESTIMATES = ("confidence", "atc", "doc", "importance", "critic")
+
+#: Size of the unlabeled stop set of the criteria that compare consecutive
+#: models (drawn once per trial from the initial pool).
+STOP_SET_SIZE = 300
+
+#: Prices of one test error, in labels, of the runner's stopping summary
+#: (Pullar-Strecker et al. 2022's cost measure).
+STOP_PRICES = (0.1, 1.0, 10.0)
+
+
+def run_criteria(X_stop):
+    """The stopping criteria that the runner and the estimation benchmark record.
+
+    Parameters
+    ----------
+    X_stop : array-like
+        The fixed unlabeled stop set of the criteria that compare
+        consecutive models.
+
+    Returns
+    -------
+    list of StoppingCriterion
+        Fresh criteria: :class:`~sklearn_crtcl.stopping.StabilizingPredictions`
+        (kappa 0.99 over 3 rounds),
+        :class:`~sklearn_crtcl.stopping.ClassificationChange` (below 1% of
+        the stop set), :class:`~sklearn_crtcl.stopping.OverallUncertainty`
+        (0.05), :class:`~sklearn_crtcl.stopping.MaxUncertainty` (0.2) and
+        :class:`~sklearn_crtcl.stopping.AccuracyGain` on the ATC and the
+        importance estimates (half a point over 2 rounds).
+    """
+    return [StabilizingPredictions(X_stop), ClassificationChange(X_stop, threshold=0.01),
+            OverallUncertainty(0.05), MaxUncertainty(0.2), AccuracyGain("atc"),
+            AccuracyGain("importance")]
+
+
+#: Names of :func:`run_criteria` (``stop_<name>``, ``stat_<name>``).
+RUN_CRITERIA = ("stabilizing_predictions", "classification_change", "overall_uncertainty",
+                "max_uncertainty", "accuracy_gain_atc", "accuracy_gain_importance")
+
+#: The columns the runner adds to each cycle's record (``estimation=True``).
+ESTIMATE_COLUMNS = (("n_test", "pool_accuracy")
+                    + tuple(f"est_{m}{s}" for m in RUN_ESTIMATES for s in ("", "_low", "_high"))
+                    + tuple(f"{p}_{c}" for c in RUN_CRITERIA for p in ("stat", "stop"))
+                    + ("estimation_time",))
 
 _NEED_LABELS = ("atc", "doc", "importance")
+
+
+class _PoolProba:
+    """A fitted estimator whose ``predict_proba`` (and ``predict``) of the arrays
+    it was asked about is computed once: the estimators and criteria of one
+    cycle share one pass of the net over the pool. Everything else is the
+    estimator's."""
+
+    def __init__(self, estimator):
+        self._estimator = estimator
+        self._seen = []  # (array, proba): the array is kept, so its id is not reused
+
+    def __getattr__(self, name):
+        return getattr(self._estimator, name)
+
+    def predict_proba(self, X):
+        for array, proba in self._seen:
+            if array is X:
+                return proba
+        proba = self._estimator.predict_proba(X)
+        self._seen.append((X, proba))
+        return proba
+
+    def predict(self, X):
+        if not any(array is X for array, _ in self._seen):
+            return self._estimator.predict(X)
+        proba = np.asarray(self.predict_proba(X))
+        classes = getattr(self._estimator, "classes_", None)
+        pred = np.argmax(proba, axis=1)
+        return pred if classes is None else np.asarray(classes)[pred]
 
 
 def estimation_record(net, X_pool, X_test, y_test, *, methods=("confidence",), criteria=(),
@@ -33,9 +116,10 @@ def estimation_record(net, X_pool, X_test, y_test, *, methods=("confidence",), c
     X_pool : array-like
         The unlabeled pool the cycle's batch was drawn from (batch
         included): the images whose accuracy is estimated.
-    X_test, y_test : array-like
+    X_test, y_test : array-like or None
         The test split: its true accuracy and size go into the record
-        (``accuracy``, ``n_test``) for :func:`~sklearn_crtcl.stopping.stopping_summary`.
+        (``accuracy``, ``n_test``) for :func:`~sklearn_crtcl.stopping.stopping_summary`;
+        None leaves both out (the caller has them, as the runner does).
     methods : sequence of str, default=("confidence",)
         Methods of :func:`~sklearn_crtcl.estimation.estimate_accuracy`. A
         method that needs labels gets NaN when ``X_labeled`` is None (the last
@@ -62,15 +146,27 @@ def estimation_record(net, X_pool, X_test, y_test, *, methods=("confidence",), c
     Returns
     -------
     record : dict
-        ``accuracy``, ``n_test``, ``pool_accuracy`` (NaN without ``y_pool``),
+        ``accuracy`` and ``n_test`` (unless ``X_test`` is None),
+        ``pool_accuracy`` (NaN without ``y_pool``),
         for each method ``est_<method>``, ``est_<method>_low`` and
         ``est_<method>_high``, and for each criterion ``stop_<name>`` (bool)
         and ``stat_<name>`` (its statistic).
+
+    Notes
+    -----
+    The net runs once over ``X_pool``: the estimators, the criteria and the
+    pool accuracy share its ``predict_proba``.
     """
     est = net.estimator if hasattr(net, "query_strategy") and hasattr(net, "estimator") else net
-    y_test = np.asarray(y_test)
-    record = {"accuracy": float(np.mean(np.asarray(est.predict(X_test)) == y_test)),
-              "n_test": int(len(y_test)), "pool_accuracy": math.nan}
+    if critic is None and "critic" in methods:
+        critic = est
+    net = est = _PoolProba(est)
+    record = {}
+    if X_test is not None:
+        y_test = np.asarray(y_test)
+        record.update(accuracy=float(np.mean(np.asarray(est.predict(X_test)) == y_test)),
+                      n_test=int(len(y_test)))
+    record["pool_accuracy"] = math.nan
     if y_pool is not None:
         record["pool_accuracy"] = float(np.mean(np.asarray(est.predict(X_pool))
                                                 == np.asarray(y_pool)))
@@ -84,7 +180,7 @@ def estimation_record(net, X_pool, X_test, y_test, *, methods=("confidence",), c
                 kwargs = {"X_labeled": X_labeled, "y_labeled": y_labeled}
                 if method == "importance":
                     kwargs.update(q=q, indices=indices)
-        elif method == "critic" and critic is not None:
+        elif method == "critic":
             kwargs = {"critic": critic}
         if method not in estimates:
             estimates[method] = estimate_accuracy(net, X_pool, method, **kwargs)
@@ -102,3 +198,144 @@ def estimation_record(net, X_pool, X_test, y_test, *, methods=("confidence",), c
         record[f"stop_{criterion.name}"] = False if decision is None else decision.stop
         record[f"stat_{criterion.name}"] = math.nan if decision is None else decision.value
     return record
+
+
+def _fmt(x, digits=3):
+    return "-" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _runs(records):
+    """The records of each (method, trial), in cycle order; methods in order of appearance."""
+    runs = {}
+    for r in records:
+        runs.setdefault((r["method"], r["trial"]), []).append(r)
+    return {k: sorted(v, key=lambda r: r["cycle"]) for k, v in runs.items()}
+
+
+def estimation_summary(records, prices=STOP_PRICES):
+    """Markdown tables of a run's accuracy estimates and stopping verdicts.
+
+    Two tables. Estimators: per method and estimator, the mean absolute
+    error of the estimate against the true accuracy on the pool it
+    estimates (``pool_accuracy``) over all cycles and trials that have one,
+    and the share of cycles whose interval covers it (the estimators with
+    an interval). Stopping: per criterion and price, for each method, the
+    mean stop cycle and the mean regret, the cost at that cycle minus the
+    least cost of the run in hindsight
+    (:func:`~sklearn_crtcl.stopping.stopping_summary`), with the share of
+    trials in which the criterion stopped within one cycle of the cheapest.
+
+    Parameters
+    ----------
+    records : list of dict
+        The runner's records with the columns of :data:`ESTIMATE_COLUMNS`.
+    prices : sequence of float, default=STOP_PRICES
+        Prices of one test error, in labels.
+
+    Returns
+    -------
+    str
+    """
+    from ..stopping import stopping_summary
+    from .report import _markdown
+
+    runs = _runs(records)
+    methods = list(dict.fromkeys(m for m, _ in runs))
+    rows = []
+    for m in methods:
+        recs = [r for (mm, _), rr in runs.items() if mm == m for r in rr]
+        truth = np.array([r["pool_accuracy"] for r in recs], dtype=np.float64)
+        row = [m]
+        for e in RUN_ESTIMATES:
+            est = np.array([r[f"est_{e}"] for r in recs], dtype=np.float64)
+            ok = np.isfinite(est) & np.isfinite(truth)
+            cell = _fmt(np.mean(np.abs(est[ok] - truth[ok]))) if ok.any() else "-"
+            low = np.array([r[f"est_{e}_low"] for r in recs], dtype=np.float64)
+            high = np.array([r[f"est_{e}_high"] for r in recs], dtype=np.float64)
+            has = ok & np.isfinite(low) & np.isfinite(high)
+            if has.any():
+                cover = np.mean((low[has] <= truth[has]) & (truth[has] <= high[has]))
+                cell += f" ({cover:.0%})"
+            row.append(cell)
+        rows.append(row)
+    parts = ["## Accuracy estimates", "",
+             "Mean absolute error of each estimate of the accuracy on the unlabeled pool "
+             "(all cycles and trials with an estimate; in brackets, the share of them whose "
+             "interval covers the true pool accuracy). `-`: the method cannot give this "
+             "estimate (importance: a top-k query has no proposal; critic: no probabilistic "
+             "critic).", "",
+             _markdown(["method"] + list(RUN_ESTIMATES), rows, ["l"] + ["r"] * len(RUN_ESTIMATES)),
+             ""]
+    summaries = {k: stopping_summary(v, criteria=RUN_CRITERIA, prices=prices)
+                 for k, v in runs.items()}
+    rows = []
+    for name in RUN_CRITERIA:
+        for price in prices:
+            row = [name, f"{price:g}"]
+            for m in methods:
+                got = [s for (mm, _), ss in summaries.items() if mm == m for s in ss
+                       if s["criterion"] == name and s["price"] == price]
+                stop = np.mean([s["stop_cycle"] for s in got])
+                regret = np.mean([s["regret"] for s in got])
+                near = np.mean([abs(s["stop_cycle"] - s["best_cycle"]) <= 1 for s in got])
+                row.append(f"{stop:.1f} / {regret:.0f} / {near:.0%}")
+            rows.append(row)
+    parts += ["## Stopping", "",
+              "Per criterion and price of a test error (in labels), for each method: mean "
+              "stop cycle / mean regret (cost at the stop minus the least cost in "
+              "hindsight; cost = labels + price x test errors, Pullar-Strecker et al. 2022) "
+              "/ share of trials stopped within one cycle of the cheapest. A criterion that "
+              "never fires stops at the last cycle.", "",
+              _markdown(["criterion", "price"] + methods, rows,
+                        ["l", "r"] + ["r"] * len(methods)), ""]
+    return "\n".join(parts)
+
+
+def plot_run_estimates(records, title=None):
+    """A figure of estimated against true pool accuracy per cycle, one panel per method.
+
+    Each panel is :func:`~sklearn_crtcl.stopping.plot_estimates` of the
+    method's records averaged over trials (the estimators that the method
+    gives), against the true accuracy on the pool.
+
+    Parameters
+    ----------
+    records : list of dict
+        The runner's records with the columns of :data:`ESTIMATE_COLUMNS`.
+    title : str, optional
+        The figure's title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    from ..stopping import plot_estimates
+
+    runs = _runs(records)
+    methods = list(dict.fromkeys(m for m, _ in runs))
+    ncols = min(3, len(methods))
+    nrows = -(-len(methods) // ncols)
+    fig = Figure(figsize=(4.2 * ncols, 3.4 * nrows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    keys = ["pool_accuracy"] + [f"est_{e}{s}" for e in RUN_ESTIMATES
+                                for s in ("", "_low", "_high")]
+    for ax, m in zip(axes, methods):
+        by_cycle = {}
+        for (mm, _), rr in runs.items():
+            if mm == m:
+                for r in rr:
+                    by_cycle.setdefault(r["cycle"], []).append(r)
+        mean = [{"cycle": c, **{k: float(np.mean([r[k] for r in rr])) for k in keys}}
+                for c, rr in sorted(by_cycle.items())]
+        shown = [e for e in RUN_ESTIMATES
+                 if np.isfinite([r[f"est_{e}"] for r in mean]).any()]
+        plot_estimates(mean, methods=shown, ax=ax, truth="pool_accuracy", title=m)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(methods):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig

@@ -3,27 +3,59 @@
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RESULT_COLUMNS", "TIME_COLUMNS", "write_results_csv", "load_results",
-           "area_under_curve", "summary_table", "save_plots"]
+__all__ = ["RESULT_COLUMNS", "TIME_COLUMNS", "record_columns", "write_results_csv",
+           "load_results", "area_under_curve", "summary_table", "save_plots"]
 
 #: Columns of ``results.csv``, in order.
 RESULT_COLUMNS = ("method", "trial", "cycle", "n_labeled", "accuracy", "ece", "nll",
                   "train_loss", "wall_time", "query_time", "train_time")
 
 #: The timing columns (seconds): they differ between otherwise identical runs.
-TIME_COLUMNS = ("wall_time", "query_time", "train_time")
+TIME_COLUMNS = ("wall_time", "query_time", "train_time", "estimation_time")
+
+
+def record_columns(estimation=True):
+    """The columns of the runner's records and ``results.csv``, in order.
+
+    Parameters
+    ----------
+    estimation : bool, default=True
+        Whether the run records accuracy estimates and stopping verdicts
+        (``estimation`` of :class:`~sklearn_crtcl.experiments.ExperimentConfig`).
+
+    Returns
+    -------
+    tuple of str
+        :data:`RESULT_COLUMNS`, followed with ``estimation`` by
+        :data:`~sklearn_crtcl.experiments.estimates.ESTIMATE_COLUMNS`.
+    """
+    if not estimation:
+        return RESULT_COLUMNS
+    from .estimates import ESTIMATE_COLUMNS
+    return RESULT_COLUMNS + ESTIMATE_COLUMNS
 
 # mkstemp creates files readable by their owner only: give exports the usual mode
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
-_TYPES = {"method": str, "trial": int, "cycle": int, "n_labeled": int}
+_TYPES = {"method": str, "trial": int, "cycle": int, "n_labeled": int, "n_test": int}
+
+
+def _parse(key, value):
+    if key.startswith("stop_"):  # a criterion's verdict
+        if value not in ("True", "False"):
+            raise ValueError(f"column {key!r} holds {value!r}, not True or False")
+        return value == "True"
+    value = _TYPES.get(key, float)(value)
+    # NaN as the one object math.nan, as the store gives it: records compare equal
+    return math.nan if isinstance(value, float) and value != value else value
 
 
 def _atomic_write_bytes(path, data):
@@ -84,15 +116,16 @@ def load_results(path):
     Returns
     -------
     records : list of dict
-        One dict per row; ``method`` is a string, ``trial``, ``cycle`` and
-        ``n_labeled`` integers, the other columns floats.
+        One dict per row; ``method`` is a string, ``trial``, ``cycle``,
+        ``n_labeled`` and ``n_test`` integers, the criteria's verdicts
+        ``stop_<name>`` booleans, the other columns floats.
     """
     path = Path(path)
     if path.is_dir():
         path = path / "results.csv"
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return [{k: _TYPES.get(k, float)(v) for k, v in row.items()} for row in rows]
+    return [{k: _parse(k, v) for k, v in row.items()} for row in rows]
 
 
 def _group(records, key_fn):
@@ -240,6 +273,9 @@ def summary_table(records, title=None):
                          f"ECE (cycle {last})", f"train loss (cycle {last})",
                          "time per cycle (s)"], rows,
                         ["l", "r", "r", "r", "r", "r"]), ""]
+    if "pool_accuracy" in records[0]:  # a run with estimation
+        from .estimates import estimation_summary
+        parts += [estimation_summary(records)]
     return "\n".join(parts)
 
 
@@ -248,8 +284,10 @@ def save_plots(records, output_dir, title=None):
 
     One line per method against the labeled-set size, as in Fig. 2 of the
     CrtCl paper, drawn with
-    :func:`sklearn_crtcl.plotting.plot_learning_curves`. Uses matplotlib's
-    object-oriented API (no pyplot state, any backend).
+    :func:`sklearn_crtcl.plotting.plot_learning_curves`. Records with
+    estimates (``estimation=True``) also give ``estimates.png``
+    (:func:`~sklearn_crtcl.experiments.estimates.plot_run_estimates`). Uses
+    matplotlib's object-oriented API (no pyplot state, any backend).
 
     Parameters
     ----------
@@ -286,5 +324,13 @@ def save_plots(records, output_dir, title=None):
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=120)
         _atomic_write_bytes(path, buf.getvalue())  # several workers may export at once
+        paths.append(path)
+    if records and "pool_accuracy" in records[0]:
+        from .estimates import plot_run_estimates
+        fig = plot_run_estimates(records, title=title)
+        path = Path(output_dir) / "estimates.png"
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        _atomic_write_bytes(path, buf.getvalue())
         paths.append(path)
     return paths

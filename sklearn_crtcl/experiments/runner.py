@@ -28,8 +28,8 @@ import numpy as np
 from ..distributed import world
 from ._progress import CycleProgress
 from .methods import ALL_METHODS, METHODS, get_strategy, make_estimator, method_spec
-from .report import (RESULT_COLUMNS, _atomic_write_bytes, _atomic_write_json, save_plots,
-                     summary_table, write_results_csv)
+from .report import (RESULT_COLUMNS, _atomic_write_bytes, _atomic_write_json, record_columns,
+                     save_plots, summary_table, write_results_csv)
 from .storage import LostClaimError
 
 __all__ = ["ExperimentConfig", "PROTOCOLS", "QUICK_PRESET", "run_experiment", "load_state",
@@ -67,7 +67,7 @@ _RUN_ONLY_FIELDS = ("output_dir", "resume", "overwrite", "progress", "data_home"
                     "worker", "heartbeat_timeout", "recover")
 
 _MAX_SEED = 2 ** 32 - 1  # numpy.random.RandomState(seed + trial)
-_FIT, _QUERY = 0, 1
+_FIT, _QUERY, _STOP = 0, 1, 2
 
 
 def _default_device():
@@ -240,6 +240,18 @@ class ExperimentConfig:
         With ``resume`` or ``worker``: recompute from their seeds the units
         whose stored records contradict each other (otherwise such a store
         is refused); every other unit's records are kept.
+    estimation : bool, default=True
+        Record, every cycle, the label-free accuracy estimates of the
+        cycle's model on the unlabeled pool, the estimates from the batch it
+        queries (labeled, but not yet trained on), the true pool accuracy
+        and each stopping criterion's statistic and verdict (the columns
+        :data:`~sklearn_crtcl.experiments.estimates.ESTIMATE_COLUMNS`, see
+        :doc:`/estimation`); the summary then reports each estimator's error
+        and where each criterion would have stopped, at what cost. The
+        query of cycle ``c + 1`` is made before cycle ``c`` is committed
+        (the same query, with the same seed, as without estimation: the
+        other records do not change). ``False`` records the paper's
+        columns only.
     batch_size : int, optional
         Mini-batch size for training (128 in the paper).
     progress : bool, default=True
@@ -291,6 +303,7 @@ class ExperimentConfig:
     worker: bool = False
     heartbeat_timeout: float = 120.0
     recover: bool = False
+    estimation: bool = True
 
     def __post_init__(self):
         names = _dataset_names()
@@ -344,7 +357,8 @@ class ExperimentConfig:
             raise _SettingError(f"{{subset_size}} ({self.subset_size}) must be at least "
                                 f"{{query_size}} ({self.query_size}): each query picks "
                                 "{query_size} samples from the candidate subset")
-        for key in ("warm_start", "resume", "overwrite", "progress", "worker", "recover"):
+        for key in ("warm_start", "resume", "overwrite", "progress", "worker", "recover",
+                    "estimation"):
             if not isinstance(getattr(self, key), (bool, np.bool_)):
                 raise _SettingError(f"{{{key}}} must be True or False, "
                                     f"got {getattr(self, key)!r}")
@@ -466,7 +480,8 @@ def _comparable(config_dict):
 
 
 # the exports of the store, rebuilt from it at any time
-_EXPORTS = ("config.json", "results.csv", "summary.md", "accuracy.png", "ece.png")
+_EXPORTS = ("config.json", "results.csv", "summary.md", "accuracy.png", "ece.png",
+            "estimates.png")
 # what the runner of earlier releases kept instead of a store
 _LEGACY = "state.json"
 _STORE_FILE = "runs.sqlite3"
@@ -602,7 +617,7 @@ def _unit_problems(config, unit, records, n_pool):
         if (not isinstance(rec, dict) or rec.get("method") != unit["method"]
                 or rec.get("trial") != unit["trial"] or rec.get("cycle") != r["cycle"]
                 or rec.get("n_labeled") != config.initial_size + r["cycle"] * config.query_size
-                or set(rec) != set(RESULT_COLUMNS)):
+                or set(rec) != set(record_columns(config.estimation))):
             problems.append(f"its record of cycle {r['cycle']} is damaged")
     name, sha = unit["checkpoint"], unit["checkpoint_sha256"]
     if unit["done"] or cycle < 0:
@@ -897,6 +912,41 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
                 "unlabeled_indices": np.setdiff1d(np.arange(n_pool), labeled)}
 
     checkpoint = {"name": unit["checkpoint"] if net is not None else None}
+    # the stopping criteria carry state from cycle to cycle; a continued unit restores
+    # it from its stored records and the model of its last committed cycle
+    criteria = _trial_criteria(config, trial, X_train, n_pool) if config.estimation else []
+    pending = {}  # the query of the next cycle, made before this cycle is committed
+
+    def restore_criteria(learner):
+        rows = sorted((r["record"] for r in _store_call(store.records)
+                       if (r["method"], r["trial"]) == (method, trial)),
+                      key=lambda r: r["cycle"])
+        _restore_criteria(criteria, rows, learner)
+
+    def query(cycle, learner, labeled):
+        """Query the batch of ``cycle`` with the current model: (new rows, draw, time),
+        ``draw`` the candidates and the per-draw probabilities of the batch (None
+        when the query has none)."""
+        t0 = time.perf_counter()
+        pool = np.setdiff1d(np.arange(n_pool), labeled)
+        # the pool as row indices of the training set: no copy of the pool per
+        # cycle; the same query as on X_train[pool] (the strategies' pool_indices)
+        kwargs = dict(n_instances=config.query_size, subset_size=config.subset_size,
+                      random_state=_derived_seed(config, trial, cycle, _QUERY),
+                      pool_indices=pool)
+        draw = None
+        kind = _proposal_kind(spec) if config.estimation else None
+        if kind == "proposal":
+            idx, _, proposal = learner.query(X_train, return_proposal=True, **kwargs)
+            draw = (np.asarray(proposal.candidates), np.asarray(proposal.q))
+        else:
+            idx, _ = learner.query(X_train, **kwargs)
+        new = _check_query(idx, pool, config.query_size, method)
+        if kind == "uniform":
+            # a uniform draw without replacement from the pool (a random subset too):
+            # draw m takes any remaining row with probability 1 / (N - m)
+            draw = (pool, 1.0 / (len(pool) - np.arange(len(new), dtype=np.float64)))
+        return new, draw, time.perf_counter() - t0
 
     def finish_cycle(cycle, labeled, learner, t_start, t_query):
         if getattr(learner.estimator, "fit_interrupted_", False):
@@ -905,11 +955,14 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
             # or committed (the command line then says how to resume)
             raise KeyboardInterrupt
         if cycle <= replay:  # recomputing a committed cycle: its record is in the store
-            if cycle == replay and list(labeled) != unit["labeled"]:
-                warnings.warn(f"{method}/{trial}: the recomputed labeled set of cycle {cycle} "
-                              "differs from the stored one (a nondeterministic device); the "
-                              "run goes on from the recomputed one", RuntimeWarning,
-                              stacklevel=2)
+            if cycle == replay:
+                if list(labeled) != unit["labeled"]:
+                    warnings.warn(f"{method}/{trial}: the recomputed labeled set of cycle "
+                                  f"{cycle} differs from the stored one (a nondeterministic "
+                                  "device); the run goes on from the recomputed one",
+                                  RuntimeWarning, stacklevel=2)
+                if criteria:
+                    restore_criteria(learner)
             progress.cycle_replayed(cycle)
             return
         record = {"method": method, "trial": trial, "cycle": cycle,
@@ -920,23 +973,34 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
         now = time.perf_counter()
         record.update(wall_time=now - t_start, query_time=t_query,
                       train_time=now - t_start - t_query)  # training + evaluation
-        record = {k: record[k] for k in RESULT_COLUMNS}
         done = cycle == config.n_cycles
         if _writes():
             if beat is not None and beat.lost:
                 raise LostClaimError(f"{method}/{trial}: the claim was taken over")
-            name = sha = None
-            if not done:
+        name = sha = None
+        try:
+            if _writes() and not done:
+                # before the next query: a continued unit queries from this state
                 ckpt_dir.mkdir(parents=True, exist_ok=True)
                 name = _checkpoint_name(method, trial, cycle)
                 sha = save_net(learner.estimator, ckpt_dir / name)
-            try:
+            if config.estimation:
+                t0 = time.perf_counter()
+                if not done:  # the next batch, labeled but not yet trained on
+                    pending[cycle + 1] = query(cycle + 1, learner, labeled)
+                record.update(_cycle_estimates(config, trial, cycle, learner, data, labeled,
+                                               pending.get(cycle + 1), criteria))
+                record["estimation_time"] = (time.perf_counter() - t0
+                                             - (0.0 if done else pending[cycle + 1][2]))
+            record = {k: record[k] for k in record_columns(config.estimation)}
+            if _writes():
                 _store_call(store.commit_cycle, worker, method, trial, cycle,
                             [int(i) for i in labeled], name, sha, done, record)
-            except BaseException:
-                if name is not None:
-                    (ckpt_dir / name).unlink(missing_ok=True)
-                raise
+        except BaseException:
+            if name is not None:
+                (ckpt_dir / name).unlink(missing_ok=True)
+            raise
+        if _writes():
             previous, checkpoint["name"] = checkpoint["name"], name
             if previous is not None and _CHECKPOINT_NAME.fullmatch(previous):
                 (ckpt_dir / previous).unlink(missing_ok=True)
@@ -957,23 +1021,95 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
             learner = ActiveLearner(estimator=net, query_strategy=strategy)
             learner.X_training, learner.y_training = X_train[labeled], y_train[labeled]
             first = committed + 1
+            if criteria:
+                restore_criteria(learner)
 
         for cycle in range(first, config.n_cycles + 1):
             t_start = time.perf_counter()
-            pool = np.setdiff1d(np.arange(n_pool), labeled)
-            # the pool as row indices of the training set: no copy of the pool per
-            # cycle; the same query as on X_train[pool] (the strategies' pool_indices)
-            idx, _ = learner.query(X_train, n_instances=config.query_size,
-                                   random_state=_derived_seed(config, trial, cycle, _QUERY),
-                                   subset_size=config.subset_size, pool_indices=pool)
-            new = _check_query(idx, pool, config.query_size, method)
-            t_query = time.perf_counter() - t_start
+            if cycle in pending:  # queried before the previous cycle was committed
+                new, _, t_query = pending.pop(cycle)
+                t_start -= t_query  # the cycle's wall time covers its query
+            else:
+                new, _, t_query = query(cycle, learner, labeled)
             labeled = np.concatenate([labeled, new])
             learner.estimator.set_params(random_state=_derived_seed(config, trial, cycle, _FIT))
             learner.teach(X_train[new], y_train[new], only_new=False, **fit_kwargs(labeled))
             finish_cycle(cycle, labeled, learner, t_start, t_query)
     finally:
         progress.close()
+
+
+def _proposal_kind(spec):
+    """How the method's query draws its batch with known probabilities:
+    ``"proposal"`` (a stochastic selection), ``"uniform"`` (random sampling's
+    top-k of uniform scores) or None (a deterministic selection)."""
+    from ..query.selection import STOCHASTIC_SELECTIONS
+    selection = spec.query_params.get("selection")
+    if selection in STOCHASTIC_SELECTIONS:
+        return "proposal"
+    if spec.strategy.endswith(":random_sampling") and selection in (None, "topk"):
+        return "uniform"
+    return None
+
+
+def _trial_criteria(config, trial, X_train, n_pool):
+    """Fresh stopping criteria of a trial, on its stop set: rows of the initial pool."""
+    from .estimates import STOP_SET_SIZE, run_criteria
+    pool = np.setdiff1d(np.arange(n_pool), _initial_indices(config, trial, n_pool))
+    rng = np.random.RandomState(_derived_seed(config, trial, 0, _STOP))
+    rows = np.sort(rng.choice(pool, size=min(STOP_SET_SIZE, len(pool)), replace=False))
+    return run_criteria(X_train[rows])
+
+
+def _restore_criteria(criteria, records, learner):
+    """Give the criteria the statistics of the committed ``records`` (in cycle order)."""
+    from ..stopping import AccuracyGain
+    for criterion in criteria:
+        if isinstance(criterion, AccuracyGain):
+            # rounds without an estimate (no batch, no proposal) were not rounds
+            values = [r[f"est_{criterion.method}"] for r in records]
+            criterion.restore([v for v in values if not np.isnan(v)])
+        else:
+            criterion.restore([r[f"stat_{criterion.name}"] for r in records], learner)
+
+
+def _cycle_estimates(config, trial, cycle, learner, data, labeled, next_query, criteria):
+    """The estimate and stopping columns of a cycle's record (``estimation=True``).
+
+    ``next_query`` is the next cycle's ``(rows, proposal, time)``, or None for the
+    last cycle. The estimates are of the accuracy on the unlabeled pool; with a
+    proposal on its candidates (the ``subset_size`` subset, or the pool), without
+    one on the pool or a random ``subset_size`` subset of it.
+    """
+    from ..estimation import _check_critic
+    from .estimates import ESTIMATE_COLUMNS, RUN_ESTIMATES, estimation_record
+
+    X_train, X_test, y_train, y_test = data
+    est = learner.estimator
+    methods = list(RUN_ESTIMATES)
+    try:
+        _check_critic(est)
+    except (TypeError, ValueError):  # no probabilistic critic in this method
+        methods.remove("critic")
+    kwargs = {}
+    draw = None if next_query is None else next_query[1]
+    if draw is not None:
+        rows, kwargs["q"] = draw
+    else:
+        methods.remove("importance")
+        rows = np.setdiff1d(np.arange(len(X_train)), labeled)
+        if config.subset_size is not None and config.subset_size < len(rows):
+            rng = np.random.RandomState(_derived_seed(config, trial, cycle, _STOP))
+            rows = np.sort(rng.choice(rows, size=config.subset_size, replace=False))
+    if next_query is not None:
+        new = next_query[0]
+        kwargs.update(X_labeled=X_train[new], y_labeled=y_train[new])
+    record = estimation_record(learner, X_train[rows], None, None, methods=methods,
+                               criteria=criteria, y_pool=y_train[rows], **kwargs)
+    record["n_test"] = int(len(y_test))
+    for key in ESTIMATE_COLUMNS:
+        record.setdefault(key, np.nan)
+    return record
 
 
 def _store_records(config, store):
@@ -986,7 +1122,8 @@ def _store_records(config, store):
 
 
 def _export_csv(config, store, out):
-    write_results_csv(_store_records(config, store), out / "results.csv")
+    write_results_csv(_store_records(config, store), out / "results.csv",
+                      columns=record_columns(config.estimation))
 
 
 def export_results(output_dir, storage=None):
@@ -1025,7 +1162,7 @@ def export_results(output_dir, storage=None):
 def _write_exports(config, store, out):
     records = _store_records(config, store)
     out.mkdir(parents=True, exist_ok=True)
-    write_results_csv(records, out / "results.csv")
+    write_results_csv(records, out / "results.csv", columns=record_columns(config.estimation))
     _atomic_write_bytes(out / "summary.md",
                         summary_table(records, title=_title(config)).encode())
     save_plots(records, out, title=_title(config))

@@ -23,6 +23,7 @@ On SQLite every transaction takes the database's write lock at its start
 """
 
 import json
+import math
 import os
 import socket
 import time
@@ -112,6 +113,13 @@ def worker_alive(worker):
     except PermissionError:  # another user's live process
         return True
     return True
+
+
+def _json_constant(name):
+    # every NaN of the records is the one object math.nan: records holding NaN (an
+    # estimate a method cannot give) compare equal, as Python's containers compare
+    # identical objects, here and in load_results
+    return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[name]
 
 
 def _json_dumps(obj):
@@ -304,7 +312,7 @@ class RunStore:
         out = []
         for method, trial, cycle, data in self._read(read):
             try:
-                record = json.loads(data)
+                record = json.loads(data, parse_constant=_json_constant)
             except (TypeError, ValueError):
                 record = None
             out.append({"method": method, "trial": trial, "cycle": cycle, "record": record})
@@ -445,13 +453,14 @@ class RunStore:
         """
         return self._update_held(worker, method, trial, heartbeat=time.time()) == 1
 
-    def _update_held(self, worker, method, trial, **values):
-        """Set ``values`` on a unit if ``worker`` holds it; the number of rows changed."""
+    def _update_held(self, holder, method, trial, **values):
+        """Set ``values`` (columns, ``worker`` among them) on a unit if ``holder``
+        holds it; the number of rows changed."""
         from sqlalchemy import and_, update
         u = self.units
         return self._transaction(lambda conn: conn.execute(
             update(u).where(and_(u.c.method == method, u.c.trial == trial,
-                                 u.c.worker == worker))
+                                 u.c.worker == holder))
             .values(**values)).rowcount)
 
     def release(self, worker, method, trial):

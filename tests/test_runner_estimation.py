@@ -1,0 +1,236 @@
+"""The runner's per-cycle accuracy estimates and stopping verdicts (``estimation=True``)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from sklearn_crtcl.estimation import estimate_accuracy
+from sklearn_crtcl.experiments import run_experiment
+from sklearn_crtcl.experiments.estimates import (ESTIMATE_COLUMNS, RUN_CRITERIA,
+                                                 estimation_summary)
+from sklearn_crtcl.experiments.report import (RESULT_COLUMNS, TIME_COLUMNS, load_results,
+                                              record_columns)
+from sklearn_crtcl.experiments.runner import load_state
+from sklearn_crtcl.stopping import (AccuracyGain, ClassificationChange, StabilizingPredictions,
+                                    stopping_summary)
+
+# random (a uniform draw: importance estimate), entropy (top-k: none), entropy:rank (a
+# stochastic selection's proposal); 3 cycles so that the criteria have a history
+CFG = dict(dataset="digits", methods=["random", "entropy", "entropy:rank"], initial_size=30,
+           query_size=20, n_cycles=3, n_trials=1, max_epochs=2, width=2, subset_size=200,
+           device="cpu", num_threads=1, progress=False, seed=1)
+
+
+def _strip(records, columns=None):
+    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS
+             and (columns is None or k in columns)} for r in records]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("estimation") / "run"
+    records = run_experiment(**CFG, output_dir=str(out))
+    _LABELED["random"] = load_state(out)["runs"]["random/0"]["labeled"]
+    return out, records
+
+
+_LABELED = {}
+
+
+def load_state_of(records):
+    """The final labeled rows of the run's random unit, in the order they were labeled."""
+    return np.asarray(_LABELED["random"])
+
+
+def test_records_hold_the_estimates_and_verdicts(run):
+    out, records = run
+    assert len(records) == 3 * 4
+    for r in records:
+        assert tuple(r) == RESULT_COLUMNS + ESTIMATE_COLUMNS
+        assert r["n_test"] > 0 and 0 <= r["pool_accuracy"] <= 1
+        assert 0 <= r["est_confidence"] <= 1
+        last = r["cycle"] == CFG["n_cycles"]
+        # the label-based estimates need the next batch: none after the last cycle
+        for m in ("atc", "doc"):
+            assert math.isnan(r[f"est_{m}"]) == last
+        # a top-k query has no proposal, random sampling and "rank" have one
+        has_draw = r["method"] != "entropy" and not last
+        assert math.isfinite(r["est_importance"]) == has_draw
+        assert math.isfinite(r["est_importance_low"]) == has_draw
+        assert math.isnan(r["est_critic"])  # no probabilistic critic among these methods
+        for c in RUN_CRITERIA:
+            assert isinstance(r[f"stop_{c}"], bool)
+        assert r["estimation_time"] >= 0
+    # NaN round-trips as one object: the CSV's records equal the store's
+    assert load_results(out) == records
+
+
+def test_estimation_leaves_the_papers_records_unchanged(run, tmp_path):
+    out, records = run
+    plain = run_experiment(**CFG, output_dir=str(tmp_path / "plain"), estimation=False)
+    assert all(tuple(r) == RESULT_COLUMNS for r in plain)
+    assert _strip(plain) == _strip(records, RESULT_COLUMNS)
+    assert tuple(load_results(tmp_path / "plain")[0]) == record_columns(False)
+
+
+def test_resume_restores_the_criteria(run, tmp_path, monkeypatch):
+    """A run stopped after cycle 1 and resumed gives the uninterrupted records,
+    the criteria's statistics and verdicts included (they carry state)."""
+    out, records = run
+    from sklearn_crtcl.experiments import storage
+
+    real = storage.RunStore.commit_cycle
+    calls = {"n": 0}
+
+    def stop_after_two(self, *args, **kwargs):
+        if calls["n"] == 2:  # cycles 0 and 1 of the first unit are committed
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(storage.RunStore, "commit_cycle", stop_after_two)
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(**CFG, output_dir=str(cut))
+    monkeypatch.setattr(storage.RunStore, "commit_cycle", real)
+    state = load_state(cut)
+    assert len(state["records"]) == 2
+    _check_by_hand(cut, state, records)
+    resumed = run_experiment(**CFG, output_dir=str(cut), resume=True)
+    assert _strip(resumed) == _strip(records)
+
+
+def _check_by_hand(out, state, records):
+    """Random's estimates of its committed cycle, recomputed from its checkpoint
+    (the model of that cycle) and the batch it queried (the next 20 labeled rows of
+    the uninterrupted run)."""
+    from sklearn_crtcl.experiments.checkpoint import load_net
+    from sklearn_crtcl.experiments.runner import (_FIT, ExperimentConfig, _derived_seed,
+                                                  _load_data, _proposal_kind)
+    from sklearn_crtcl.experiments.methods import make_estimator, method_spec
+
+    config = ExperimentConfig(**CFG, output_dir=str(out))
+    X_train, _, y_train, _ = _load_data(config)
+    unit = state["runs"]["random/0"]
+    c = unit["cycle"]
+    assert c == 1 and _proposal_kind(method_spec("random")) == "uniform"
+    net = make_estimator("random", classes=np.unique(y_train), width=config.width,
+                         max_epochs=config.max_epochs, batch_size=config.batch_size,
+                         device="cpu", warm_start=True,
+                         random_state=_derived_seed(config, 0, 0, _FIT))
+    net = load_net(net, out / "checkpoints" / unit["checkpoint"], unit["checkpoint_sha256"])
+    final = next(r for r in records if r["method"] == "random" and r["cycle"] == c)
+    full = load_state_of(records)
+    pool = np.setdiff1d(np.arange(len(X_train)), unit["labeled"])
+    n = len(unit["labeled"])
+    assert list(full[:n]) == unit["labeled"]
+    batch = full[n:n + 20]
+    X_pool = X_train[pool]
+    assert final["pool_accuracy"] == np.mean(net.predict(X_pool) == y_train[pool])
+    assert final["est_confidence"] == pytest.approx(
+        estimate_accuracy(net, X_pool).estimate, abs=1e-12)
+    kw = dict(X_labeled=X_train[batch], y_labeled=y_train[batch])
+    assert final["est_atc"] == pytest.approx(
+        estimate_accuracy(net, X_pool, "atc", **kw).estimate, abs=1e-12)
+    q = 1.0 / (len(pool) - np.arange(20, dtype=np.float64))
+    imp = estimate_accuracy(net, X_pool, "importance", q=q, **kw)
+    assert (final["est_importance"], final["est_importance_low"]) == pytest.approx(
+        (imp.estimate, imp.low), abs=1e-12)
+
+
+def test_a_recomputed_unit_restores_the_criteria(run, tmp_path, monkeypatch):
+    """The same when the checkpoint is lost: the unit is replayed from its seeds."""
+    out, records = run
+    from sklearn_crtcl.experiments import storage
+
+    real = storage.RunStore.commit_cycle
+    calls = {"n": 0}
+
+    def stop_after_three(self, *args, **kwargs):
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(storage.RunStore, "commit_cycle", stop_after_three)
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(**CFG, output_dir=str(cut))
+    monkeypatch.setattr(storage.RunStore, "commit_cycle", real)
+    for f in (cut / "checkpoints").glob("*"):
+        f.unlink()
+    with pytest.warns(RuntimeWarning, match="recomputed from its seeds"):
+        resumed = run_experiment(**CFG, output_dir=str(cut), resume=True)
+    assert _strip(resumed) == _strip(records)
+
+
+def test_summary_and_plot_report_estimates_and_stops(run):
+    out, records = run
+    summary = (out / "summary.md").read_text()
+    assert "## Accuracy estimates" in summary and "## Stopping" in summary
+    assert (out / "estimates.png").stat().st_size > 10_000
+    # the stopping table's numbers are stopping_summary's
+    rows = stopping_summary([r for r in records if r["method"] == "random"],
+                            criteria=RUN_CRITERIA, prices=[1.0])
+    row = next(r for r in rows if r["criterion"] == "overall_uncertainty")
+    line = next(ln for ln in summary.splitlines()
+                if ln.startswith("| overall_uncertainty ") and "|     1 |" in ln)
+    assert f"{float(row['stop_cycle']):.1f} / {row['regret']:.0f} /" in line.split("|")[3]
+    # the estimators' errors: the mean absolute error over cycles with an estimate
+    rand = [r for r in records if r["method"] == "random"]
+    mae = np.mean([abs(r["est_confidence"] - r["pool_accuracy"]) for r in rand])
+    section = summary.split("## Accuracy estimates")[1].split("## Stopping")[0]
+    assert section.strip() in estimation_summary(records)
+    table = next(ln for ln in section.splitlines() if ln.startswith("| random "))
+    assert table.split("|")[2].strip() == f"{mae:.3f}"
+    # entropy (top-k) has no importance estimate: a dash
+    table = next(ln for ln in section.splitlines() if ln.startswith("| entropy "))
+    assert table.split("|")[5].strip() == "-"
+
+
+def test_uniform_draw_importance_estimate_is_the_batch_mean_with_lure():
+    """The runner's per-draw probabilities of random sampling, 1 / (N - m), are
+    those of a uniform draw: LURE's weights are then all 1 (the batch mean)."""
+    from sklearn.linear_model import LogisticRegression
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 2))
+    y = (X[:, 0] > 0).astype(int)
+    clf = LogisticRegression().fit(X[:50], y[:50])
+    batch = rng.choice(300, 40, replace=False)
+    q = 1.0 / (300 - np.arange(40, dtype=np.float64))
+    e = estimate_accuracy(clf, X, "importance", X_labeled=X[batch], y_labeled=y[batch], q=q,
+                          estimator="lure")
+    assert e.estimate == pytest.approx(np.mean(clf.predict(X[batch]) == y[batch]))
+
+
+@pytest.mark.parametrize("make", [
+    lambda X: StabilizingPredictions(X, window=2),
+    lambda X: ClassificationChange(X, threshold=0.05),
+    lambda X: AccuracyGain("confidence", window=2),
+])
+def test_restore_continues_like_an_uninterrupted_criterion(make):
+    from sklearn.linear_model import LogisticRegression
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 3))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
+    models = [LogisticRegression(C=c).fit(X[:n], y[:n])
+              for c, n in ((0.01, 20), (0.1, 60), (1.0, 150), (1.0, 300), (1.0, 310))]
+    whole = make(X[300:])
+    decisions = [whole.update(m, X[300:]) for m in models]
+    again = make(X[300:]).restore([d.value if not isinstance(whole, AccuracyGain)
+                                   else whole.history_[i] for i, d in enumerate(decisions[:3])],
+                                  models[2])
+    later = [again.update(m, X[300:]) for m in models[3:]]
+    for a, b in zip(later, decisions[3:]):
+        assert (a.stop, a.round) == (b.stop, b.round)
+        assert a.value == pytest.approx(b.value, nan_ok=True)
+
+
+def test_restore_checks_its_input():
+    X = np.zeros((5, 2))
+    with pytest.raises(ValueError, match="needs the last round's learner"):
+        StabilizingPredictions(X).restore([0.5])
+    with pytest.raises(ValueError, match="history must hold numbers"):
+        AccuracyGain().restore(["0.5"])
+    assert StabilizingPredictions(X).restore([]).history_ == []
