@@ -53,13 +53,12 @@ import torch  # noqa: E402
 from sklearn_crtcl import ResNetClassifier  # noqa: E402
 from sklearn_crtcl.datasets import load_digits_images, load_fashion_mnist  # noqa: E402
 from sklearn_crtcl.estimation import estimate_accuracy  # noqa: E402
-from sklearn_crtcl.experiments.estimates import estimation_record  # noqa: E402
+from sklearn_crtcl.experiments.estimates import (RUN_CRITERIA, estimation_record,  # noqa
+                                                 run_criteria)
 from sklearn_crtcl.experiments.report import _atomic_write_bytes, write_results_csv  # noqa
 from sklearn_crtcl.query import (DEFAULT_SELECTION, STOCHASTIC_SELECTIONS,  # noqa: E402
                                  entropy_sampling)
-from sklearn_crtcl.stopping import (AccuracyGain, ClassificationChange,  # noqa: E402
-                                    MaxUncertainty, OverallUncertainty,
-                                    StabilizingPredictions, stopping_summary)
+from sklearn_crtcl.stopping import stopping_summary  # noqa: E402
 
 METHODS = ("confidence", "atc", "doc", "importance")
 #: Estimates computed beside estimation_record's: ATC with the negative entropy, LURE.
@@ -68,13 +67,9 @@ ESTIMATORS = METHODS + EXTRA
 PRICES = (0.1, 1.0, 10.0)
 
 
-def _criteria(stop_set):
-    return [StabilizingPredictions(stop_set), ClassificationChange(stop_set, threshold=0.01),
-            OverallUncertainty(0.05), MaxUncertainty(0.2), AccuracyGain("importance"),
-            AccuracyGain("atc")]
-
-
-CRITERIA = tuple(c.name for c in _criteria(np.zeros((1, 1))))
+#: The runner's criteria (the same defaults).
+_criteria = run_criteria
+CRITERIA = RUN_CRITERIA
 COLUMNS = (("dataset", "trial", "cycle", "n_labeled", "accuracy", "n_test", "pool_accuracy")
            + tuple(f"est_{m}{s}" for m in ESTIMATORS for s in ("", "_low", "_high"))
            + tuple(f"{p}_{c}" for c in CRITERIA for p in ("stat", "stop")))

@@ -3,7 +3,8 @@
 # rerun the same command after an interruption and it continues (--resume).
 #   bash benchmarks/run_results.sh OUT_DIR [digits|ablations|fashion_mnist|fashion_mnist_ablations|
 #                                            selection_digits|selection_fashion_mnist|
-#                                            default_digits|default_fashion_mnist|calibration ...]
+#                                            default_digits|default_fashion_mnist|calibration|
+#                                            estimation_digits|estimation_fashion_mnist ...]
 # Each run uses one torch thread; the three can run side by side on two cores.
 set -euo pipefail
 out=${1:-results}
@@ -23,6 +24,10 @@ selection="random entropy badge coreset crtcl crtcl:power crtcl:softmax crtcl:ra
 # the strategies' default selection (rank) against top-k and random, for the three
 # learned strategies
 default="random crtcl crtcl:rank tod tod:rank lplgrad lplgrad:rank"
+# accuracy estimates and stopping over more cycles (a plateau to detect): the top-k
+# methods and stochastic ones, whose proposals give the importance estimate, and the
+# probabilistic critic (the critic estimate)
+estimation="random entropy entropy:rank crtcl crtcl:rank crtcl_bce tod:rank lplgrad:rank"
 for run in $runs; do
   case $run in
     digits) $exp $digits --output-dir "$out/digits" ;;
@@ -36,6 +41,10 @@ for run in $runs; do
     default_digits) $exp $digits --output-dir "$out/default_digits" --methods $default ;;
     default_fashion_mnist) $exp $fmnist --output-dir "$out/default_fashion_mnist" \
       --methods $default ;;
+    estimation_digits) $exp $digits --cycles 12 --output-dir "$out/estimation_digits" \
+      --methods $estimation ;;
+    estimation_fashion_mnist) $exp $fmnist --cycles 10 \
+      --output-dir "$out/estimation_fashion_mnist" --methods $estimation ;;
     calibration) python -m sklearn_crtcl.experiments.calibration --num-threads 1 --resume \
       --output-dir "$out/calibration" ;;
     *) echo "unknown run $run" >&2; exit 2 ;;

@@ -74,26 +74,31 @@ def test_estimation_leaves_the_papers_records_unchanged(run, tmp_path):
     assert tuple(load_results(tmp_path / "plain")[0]) == record_columns(False)
 
 
-def test_resume_restores_the_criteria(run, tmp_path, monkeypatch):
-    """A run stopped after cycle 1 and resumed gives the uninterrupted records,
-    the criteria's statistics and verdicts included (they carry state)."""
-    out, records = run
+def _interrupted(out, n_commits, monkeypatch):
+    """Run CFG in ``out`` and stop it (Ctrl-C) at the commit after ``n_commits``."""
     from sklearn_crtcl.experiments import storage
 
     real = storage.RunStore.commit_cycle
     calls = {"n": 0}
 
-    def stop_after_two(self, *args, **kwargs):
-        if calls["n"] == 2:  # cycles 0 and 1 of the first unit are committed
+    def commit(self, *args, **kwargs):
+        if calls["n"] == n_commits:
             raise KeyboardInterrupt
         calls["n"] += 1
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(storage.RunStore, "commit_cycle", stop_after_two)
-    cut = tmp_path / "cut"
+    monkeypatch.setattr(storage.RunStore, "commit_cycle", commit)
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(**CFG, output_dir=str(cut))
+        run_experiment(**CFG, output_dir=str(out))
     monkeypatch.setattr(storage.RunStore, "commit_cycle", real)
+    return out
+
+
+def test_resume_restores_the_criteria(run, tmp_path, monkeypatch):
+    """A run stopped after cycle 1 and resumed gives the uninterrupted records,
+    the criteria's statistics and verdicts included (they carry state)."""
+    out, records = run
+    cut = _interrupted(tmp_path / "cut", 2, monkeypatch)  # cycles 0 and 1 committed
     state = load_state(cut)
     assert len(state["records"]) == 2
     _check_by_hand(cut, state, records)
@@ -107,7 +112,8 @@ def _check_by_hand(out, state, records):
     the uninterrupted run)."""
     from sklearn_crtcl.experiments.checkpoint import load_net
     from sklearn_crtcl.experiments.runner import (_FIT, ExperimentConfig, _derived_seed,
-                                                  _load_data, _proposal_kind)
+                                                  _estimation_rows, _load_data,
+                                                  _proposal_kind)
     from sklearn_crtcl.experiments.methods import make_estimator, method_spec
 
     config = ExperimentConfig(**CFG, output_dir=str(out))
@@ -126,15 +132,20 @@ def _check_by_hand(out, state, records):
     n = len(unit["labeled"])
     assert list(full[:n]) == unit["labeled"]
     batch = full[n:n + 20]
-    X_pool = X_train[pool]
-    assert final["pool_accuracy"] == np.mean(net.predict(X_pool) == y_train[pool])
+    # the estimated rows: a random subset_size subset of the pool, drawn by the runner
+    rows = _estimation_rows(config, 0, c, len(X_train), unit["labeled"])
+    assert len(rows) == CFG["subset_size"] and np.isin(rows, pool).all()
+    X_est = X_train[rows]
+    assert final["pool_accuracy"] == np.mean(net.predict(X_est) == y_train[rows])
     assert final["est_confidence"] == pytest.approx(
-        estimate_accuracy(net, X_pool).estimate, abs=1e-12)
+        estimate_accuracy(net, X_est).estimate, abs=1e-12)
     kw = dict(X_labeled=X_train[batch], y_labeled=y_train[batch])
     assert final["est_atc"] == pytest.approx(
-        estimate_accuracy(net, X_pool, "atc", **kw).estimate, abs=1e-12)
+        estimate_accuracy(net, X_est, "atc", **kw).estimate, abs=1e-12)
+    # the importance estimate is over the query's candidates: the whole pool (a uniform
+    # draw from a random subset of it is a uniform draw from it)
     q = 1.0 / (len(pool) - np.arange(20, dtype=np.float64))
-    imp = estimate_accuracy(net, X_pool, "importance", q=q, **kw)
+    imp = estimate_accuracy(net, X_train[pool], "importance", q=q, **kw)
     assert (final["est_importance"], final["est_importance_low"]) == pytest.approx(
         (imp.estimate, imp.low), abs=1e-12)
 
@@ -142,22 +153,7 @@ def _check_by_hand(out, state, records):
 def test_a_recomputed_unit_restores_the_criteria(run, tmp_path, monkeypatch):
     """The same when the checkpoint is lost: the unit is replayed from its seeds."""
     out, records = run
-    from sklearn_crtcl.experiments import storage
-
-    real = storage.RunStore.commit_cycle
-    calls = {"n": 0}
-
-    def stop_after_three(self, *args, **kwargs):
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        calls["n"] += 1
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(storage.RunStore, "commit_cycle", stop_after_three)
-    cut = tmp_path / "cut"
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(**CFG, output_dir=str(cut))
-    monkeypatch.setattr(storage.RunStore, "commit_cycle", real)
+    cut = _interrupted(tmp_path / "cut", 3, monkeypatch)
     for f in (cut / "checkpoints").glob("*"):
         f.unlink()
     with pytest.warns(RuntimeWarning, match="recomputed from its seeds"):

@@ -27,12 +27,13 @@ _FIELDS = {
     "resume": "resume", "overwrite": "overwrite", "batch_size": "batch_size",
     "data_home": "data_home", "threads": "num_threads", "n_train": "n_train",
     "n_test": "n_test", "augment": "augment", "storage": "storage", "worker": "worker",
-    "heartbeat_timeout": "heartbeat_timeout", "recover": "recover",
+    "heartbeat_timeout": "heartbeat_timeout", "recover": "recover", "estimation": "estimation",
 }
 
 # ExperimentConfig field -> how error messages name it on the command line
 _FLAGS = {field: "--" + flag.replace("_", "-") for flag, field in _FIELDS.items()}
-_FLAGS.update(warm_start="--warm-start/--from-scratch", progress="--no-progress")
+_FLAGS.update(warm_start="--warm-start/--from-scratch", progress="--no-progress",
+              estimation="--no-estimation")
 
 
 def _error_message(exc):
@@ -149,6 +150,11 @@ def build_parser():
                         help="with --resume or --worker: recompute from their seeds the units "
                              "whose stored records contradict each other (otherwise such a "
                              "store is refused); the other units' records are kept")
+    parser.add_argument("--no-estimation", dest="estimation", action="store_false",
+                        default=None,
+                        help="record the paper's columns only, without each cycle's accuracy "
+                             "estimates on the pool and stopping verdicts (recorded by "
+                             "default; see the docs' estimation page)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars or per-cycle lines (bars are shown when stderr "
                              "is a terminal and tqdm is installed; otherwise one line per "

@@ -160,7 +160,9 @@ def estimation_record(net, X_pool, X_test, y_test, *, methods=("confidence",), c
     est = net.estimator if hasattr(net, "query_strategy") and hasattr(net, "estimator") else net
     if critic is None and "critic" in methods:
         critic = est
-    net = est = _PoolProba(est)
+    if not isinstance(est, _PoolProba):
+        est = _PoolProba(est)
+    net = est
     record = {}
     if X_test is not None:
         y_test = np.asarray(y_test)

@@ -12,6 +12,7 @@ with the same results as an uninterrupted one.
 
 import contextlib
 import dataclasses
+import math
 import numbers
 import os
 import re
@@ -248,10 +249,10 @@ class ExperimentConfig:
         :data:`~sklearn_crtcl.experiments.estimates.ESTIMATE_COLUMNS`, see
         :doc:`/estimation`); the summary then reports each estimator's error
         and where each criterion would have stopped, at what cost. The
-        query of cycle ``c + 1`` is made before cycle ``c`` is committed
-        (the same query, with the same seed, as without estimation: the
-        other records do not change). ``False`` records the paper's
-        columns only.
+        estimates from the batch that cycle ``c``'s model queries are added
+        to cycle ``c``'s committed record once the query is made (the same
+        query, with the same seed, as without estimation: the paper's
+        columns do not change). ``False`` records the paper's columns only.
     batch_size : int, optional
         Mini-batch size for training (128 in the paper).
     progress : bool, default=True
@@ -912,16 +913,25 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
                 "unlabeled_indices": np.setdiff1d(np.arange(n_pool), labeled)}
 
     checkpoint = {"name": unit["checkpoint"] if net is not None else None}
-    # the stopping criteria carry state from cycle to cycle; a continued unit restores
-    # it from its stored records and the model of its last committed cycle
+    # estimation: the criteria carry state from cycle to cycle (a continued unit
+    # restores it from its stored records and the model of its last committed cycle);
+    # the estimates that need the next batch's labels are added to a committed
+    # record once that batch is queried (``awaiting``), in a second transaction
     criteria = _trial_criteria(config, trial, X_train, n_pool) if config.estimation else []
-    pending = {}  # the query of the next cycle, made before this cycle is committed
+    state = {"awaiting": None, "pool": None}
 
-    def restore_criteria(learner):
-        rows = sorted((r["record"] for r in _store_call(store.records)
+    def stored_records():
+        return sorted((r["record"] for r in _store_call(store.records)
                        if (r["method"], r["trial"]) == (method, trial)),
                       key=lambda r: r["cycle"])
+
+    def continue_from(cycle, learner):
+        """Restore the criteria at a committed ``cycle``; does its record await estimates?"""
+        rows = stored_records()
         _restore_criteria(criteria, rows, learner)
+        last = rows[-1] if rows else None
+        if last is not None and last["cycle"] == cycle and _awaits_batch(last):
+            state["awaiting"] = cycle
 
     def query(cycle, learner, labeled):
         """Query the batch of ``cycle`` with the current model: (new rows, draw, time),
@@ -948,6 +958,27 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
             draw = (pool, 1.0 / (len(pool) - np.arange(len(new), dtype=np.float64)))
         return new, draw, time.perf_counter() - t0
 
+    def add_batch_estimates(cycle, learner, labeled, batch, draw):
+        """The estimates of a committed cycle's model from the batch it queried."""
+        t0 = time.perf_counter()
+        if state["pool"] is not None and state["pool"][0] == cycle:
+            _, est, X_est, record = state["pool"]
+        else:  # continued from the store: this process has not seen the cycle
+            est, X_est = None, None
+            record = dict(stored_records()[-1])
+        state["pool"] = None
+        record.update(_batch_estimates(config, trial, cycle, learner, data, labeled, batch,
+                                       draw, criteria, record, est, X_est))
+        # both parts' time (this part's alone for a cycle continued from the store)
+        record["estimation_time"] = (record.pop("_estimation_time_a", 0.0)
+                                     + time.perf_counter() - t0)
+        record = {k: record[k] for k in record_columns(True)}
+        if _writes():
+            if beat is not None and beat.lost:
+                raise LostClaimError(f"{method}/{trial}: the claim was taken over")
+            _store_call(store.update_record, worker, method, trial, cycle, record)
+            _export_csv(config, store, out)
+
     def finish_cycle(cycle, labeled, learner, t_start, t_query):
         if getattr(learner.estimator, "fit_interrupted_", False):
             # Ctrl-C during training: skorch's fit caught it and returned the net
@@ -961,8 +992,8 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
                                   f"{cycle} differs from the stored one (a nondeterministic "
                                   "device); the run goes on from the recomputed one",
                                   RuntimeWarning, stacklevel=2)
-                if criteria:
-                    restore_criteria(learner)
+                if config.estimation:
+                    continue_from(cycle, learner)
             progress.cycle_replayed(cycle)
             return
         record = {"method": method, "trial": trial, "cycle": cycle,
@@ -974,37 +1005,38 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
         record.update(wall_time=now - t_start, query_time=t_query,
                       train_time=now - t_start - t_query)  # training + evaluation
         done = cycle == config.n_cycles
+        if config.estimation:
+            t0 = time.perf_counter()
+            part, est, X_est = _pool_estimates(config, trial, cycle, learner, data, labeled,
+                                               criteria)
+            record.update(part)
+            elapsed = time.perf_counter() - t0
+            # NaN: the record awaits the estimates from the next batch (not after the last)
+            record["estimation_time"] = elapsed if done else math.nan
+            if not done:
+                state["pool"] = (cycle, est, X_est, dict(record, _estimation_time_a=elapsed))
+        record = {k: record[k] for k in record_columns(config.estimation)}
         if _writes():
             if beat is not None and beat.lost:
                 raise LostClaimError(f"{method}/{trial}: the claim was taken over")
-        name = sha = None
-        try:
-            if _writes() and not done:
-                # before the next query: a continued unit queries from this state
+            name = sha = None
+            if not done:
                 ckpt_dir.mkdir(parents=True, exist_ok=True)
                 name = _checkpoint_name(method, trial, cycle)
                 sha = save_net(learner.estimator, ckpt_dir / name)
-            if config.estimation:
-                t0 = time.perf_counter()
-                if not done:  # the next batch, labeled but not yet trained on
-                    pending[cycle + 1] = query(cycle + 1, learner, labeled)
-                record.update(_cycle_estimates(config, trial, cycle, learner, data, labeled,
-                                               pending.get(cycle + 1), criteria))
-                record["estimation_time"] = (time.perf_counter() - t0
-                                             - (0.0 if done else pending[cycle + 1][2]))
-            record = {k: record[k] for k in record_columns(config.estimation)}
-            if _writes():
+            try:
                 _store_call(store.commit_cycle, worker, method, trial, cycle,
                             [int(i) for i in labeled], name, sha, done, record)
-        except BaseException:
-            if name is not None:
-                (ckpt_dir / name).unlink(missing_ok=True)
-            raise
-        if _writes():
+            except BaseException:
+                if name is not None:
+                    (ckpt_dir / name).unlink(missing_ok=True)
+                raise
             previous, checkpoint["name"] = checkpoint["name"], name
             if previous is not None and _CHECKPOINT_NAME.fullmatch(previous):
                 (ckpt_dir / previous).unlink(missing_ok=True)
             _export_csv(config, store, out)
+        if config.estimation and not done:
+            state["awaiting"] = cycle
         progress.cycle_done(record)
 
     try:
@@ -1021,16 +1053,16 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
             learner = ActiveLearner(estimator=net, query_strategy=strategy)
             learner.X_training, learner.y_training = X_train[labeled], y_train[labeled]
             first = committed + 1
-            if criteria:
-                restore_criteria(learner)
+            if config.estimation:
+                continue_from(committed, learner)
 
         for cycle in range(first, config.n_cycles + 1):
             t_start = time.perf_counter()
-            if cycle in pending:  # queried before the previous cycle was committed
-                new, _, t_query = pending.pop(cycle)
-                t_start -= t_query  # the cycle's wall time covers its query
-            else:
-                new, _, t_query = query(cycle, learner, labeled)
+            new, draw, t_query = query(cycle, learner, labeled)
+            if state["awaiting"] == cycle - 1:  # the model of cycle - 1, before training
+                add_batch_estimates(cycle - 1, learner, labeled, new, draw)
+                state["awaiting"] = None
+                t_start = time.perf_counter() - t_query  # the wall time covers the query
             labeled = np.concatenate([labeled, new])
             learner.estimator.set_params(random_state=_derived_seed(config, trial, cycle, _FIT))
             learner.teach(X_train[new], y_train[new], only_new=False, **fit_kwargs(labeled))
@@ -1061,55 +1093,87 @@ def _trial_criteria(config, trial, X_train, n_pool):
     return run_criteria(X_train[rows])
 
 
+def _awaits_batch(record):
+    """Whether a committed record still lacks the estimates from the next batch."""
+    return bool(np.isnan(record["estimation_time"]))
+
+
+def _needs_batch(criterion):
+    from ..stopping import AccuracyGain
+    from .estimates import _NEED_LABELS
+    return isinstance(criterion, AccuracyGain) and criterion.method in _NEED_LABELS
+
+
 def _restore_criteria(criteria, records, learner):
     """Give the criteria the statistics of the committed ``records`` (in cycle order)."""
     from ..stopping import AccuracyGain
     for criterion in criteria:
         if isinstance(criterion, AccuracyGain):
-            # rounds without an estimate (no batch, no proposal) were not rounds
+            # rounds without an estimate (no batch yet, no proposal) were not rounds
             values = [r[f"est_{criterion.method}"] for r in records]
             criterion.restore([v for v in values if not np.isnan(v)])
         else:
             criterion.restore([r[f"stat_{criterion.name}"] for r in records], learner)
 
 
-def _cycle_estimates(config, trial, cycle, learner, data, labeled, next_query, criteria):
-    """The estimate and stopping columns of a cycle's record (``estimation=True``).
+def _estimation_rows(config, trial, cycle, n_pool, labeled):
+    """The rows whose accuracy is estimated: the unlabeled pool, or a random
+    ``subset_size`` subset of it."""
+    rows = np.setdiff1d(np.arange(n_pool), labeled)
+    if config.subset_size is not None and config.subset_size < len(rows):
+        rng = np.random.RandomState(_derived_seed(config, trial, cycle, _STOP))
+        rows = np.sort(rng.choice(rows, size=config.subset_size, replace=False))
+    return rows
 
-    ``next_query`` is the next cycle's ``(rows, proposal, time)``, or None for the
-    last cycle. The estimates are of the accuracy on the unlabeled pool; with a
-    proposal on its candidates (the ``subset_size`` subset, or the pool), without
-    one on the pool or a random ``subset_size`` subset of it.
-    """
+
+def _pool_estimates(config, trial, cycle, learner, data, labeled, criteria):
+    """The columns of a cycle's record known at its commit (no next batch needed):
+    ``confidence`` and ``critic``, the pool accuracy, the criteria but the gains of
+    label-based estimates; the others NaN. Also the net with its pool
+    probabilities and the pool rows, for :func:`_batch_estimates`."""
     from ..estimation import _check_critic
-    from .estimates import ESTIMATE_COLUMNS, RUN_ESTIMATES, estimation_record
+    from .estimates import ESTIMATE_COLUMNS, _PoolProba, estimation_record
 
     X_train, X_test, y_train, y_test = data
-    est = learner.estimator
-    methods = list(RUN_ESTIMATES)
+    methods = ["confidence", "critic"]
     try:
-        _check_critic(est)
+        _check_critic(learner.estimator)
     except (TypeError, ValueError):  # no probabilistic critic in this method
         methods.remove("critic")
-    kwargs = {}
-    draw = None if next_query is None else next_query[1]
-    if draw is not None:
-        rows, kwargs["q"] = draw
-    else:
-        methods.remove("importance")
-        rows = np.setdiff1d(np.arange(len(X_train)), labeled)
-        if config.subset_size is not None and config.subset_size < len(rows):
-            rng = np.random.RandomState(_derived_seed(config, trial, cycle, _STOP))
-            rows = np.sort(rng.choice(rows, size=config.subset_size, replace=False))
-    if next_query is not None:
-        new = next_query[0]
-        kwargs.update(X_labeled=X_train[new], y_labeled=y_train[new])
-    record = estimation_record(learner, X_train[rows], None, None, methods=methods,
-                               criteria=criteria, y_pool=y_train[rows], **kwargs)
+    rows = _estimation_rows(config, trial, cycle, len(X_train), labeled)
+    X_est = X_train[rows]
+    est = _PoolProba(learner.estimator)
+    record = estimation_record(est, X_est, None, None, methods=methods,
+                               criteria=[c for c in criteria if not _needs_batch(c)],
+                               y_pool=y_train[rows], critic=learner.estimator)
     record["n_test"] = int(len(y_test))
     for key in ESTIMATE_COLUMNS:
-        record.setdefault(key, np.nan)
-    return record
+        record.setdefault(key, False if key.startswith("stop_") else math.nan)
+    return record, est, X_est
+
+
+def _batch_estimates(config, trial, cycle, learner, data, labeled, batch, draw, criteria,
+                     record, est, X_est):
+    """The columns of a committed cycle's record from the batch its model queried:
+    ``atc``, ``doc`` and ``importance`` (with the query's draw) and the gains of
+    these estimates."""
+    from .estimates import _PoolProba, estimation_record
+
+    X_train, _, y_train, _ = data
+    if est is None:
+        rows = _estimation_rows(config, trial, cycle, len(X_train), labeled)
+        est, X_est = _PoolProba(learner.estimator), X_train[rows]
+    labels = dict(X_labeled=X_train[batch], y_labeled=y_train[batch])
+    gains = {c.method: c for c in criteria if _needs_batch(c)}
+    out = estimation_record(est, X_est, None, None, methods=("atc", "doc"),
+                            criteria=[c for m, c in gains.items() if m in ("atc", "doc")],
+                            **labels)
+    if draw is not None:
+        out.update(estimation_record(est, X_train[draw[0]], None, None, methods=("importance",),
+                                     criteria=[c for m, c in gains.items() if m == "importance"],
+                                     q=draw[1], **labels))
+    out.pop("pool_accuracy")
+    return out
 
 
 def _store_records(config, store):

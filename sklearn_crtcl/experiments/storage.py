@@ -519,6 +519,42 @@ class RunStore:
                 method=method, trial=trial, cycle=cycle, data=_json_dumps(record)))
         self._transaction(commit)
 
+    def update_record(self, worker, method, trial, cycle, record):
+        """Replace the record of a unit's last committed cycle (the columns that
+        come after the commit: the estimates from the next query's batch).
+
+        Parameters
+        ----------
+        worker : str
+            Must still hold the unit.
+        method : str
+        trial : int
+        cycle : int
+            The unit's last committed cycle.
+        record : dict
+            The cycle's complete record.
+
+        Raises
+        ------
+        LostClaimError
+            If the worker no longer holds the unit or the unit is not at
+            ``cycle``; nothing is written then.
+        """
+        from sqlalchemy import and_, select, update
+        u, r = self.units, self.records_table
+
+        def write(conn):
+            held = conn.execute(select(u.c.method).where(and_(
+                u.c.method == method, u.c.trial == trial, u.c.worker == worker,
+                u.c.cycle == cycle, u.c.done.is_(False))).with_for_update()).first()
+            if held is None:
+                raise LostClaimError(f"{method}/{trial}: this worker no longer holds the "
+                                     f"unit at cycle {cycle}")
+            conn.execute(update(r).where(and_(r.c.method == method, r.c.trial == trial,
+                                              r.c.cycle == cycle))
+                         .values(data=_json_dumps(record)))
+        self._transaction(write)
+
     def reset_units(self, keys):
         """Forget the cycles and records of units (``--recover`` of contradicting units).
 
