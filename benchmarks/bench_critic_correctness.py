@@ -24,6 +24,11 @@ Models and their scores:
   CrtCl's taps, without the confidence skip:
   the only scores that use labels beyond the labeled set, with
   ``temp_max_proba``);
+* ``ce-views``: the same cross-entropy net (same seed, same weights), its
+  ``max_proba`` and the critics of :data:`VIEW_CRITICS`: ``posthoc_bce`` and
+  ``posthoc_tcp`` again (the baselines on this run's net), and those that also
+  read the net's predictions on test-time views (``CorrectnessCritic(views=...)``:
+  ``*_views`` the flip and the four one-pixel shifts, ``*_flip`` the flip);
 * ``ll4al``: :class:`~sklearn_crtcl.LossPredictionNet`, score ``neg_pred_loss``;
 * ``crtcl-*``: :class:`~sklearn_crtcl.CriticLossNet` with ``X_unlabeled``,
   score ``critic`` (``predict_correctness``), for the critic settings of
@@ -37,6 +42,9 @@ Every finished (data set, seed, model) is stored at once in ``--out``'s JSON
 state; ``--resume`` skips them, so an interrupted run continues where it
 stopped. The summary (mean and standard deviation over seeds) is printed as a
 Markdown table and written beside the state.
+
+``--models`` runs only the models named (e.g. ``--models ce-views`` with
+``--resume`` adds them to a stored state and keeps its other rows).
 
 Usage::
 
@@ -77,6 +85,17 @@ VARIANTS = [
     ("crtcl-bce-split0.2-gamma0", dict(critic_loss="bce", critic_split=0.2, gamma=0.0)),
     ("crtcl-bce-split0.2-gamma0.2", dict(critic_loss="bce", critic_split=0.2, gamma=0.2)),
     ("crtcl-bce-batches-gamma0", dict(critic_loss="bce", critic_split=0.0, gamma=0.0)),
+]
+
+#: (score name, CorrectnessCritic parameters) of the critics that read the net's
+#: predictions on test-time views (model "ce-views").
+VIEW_CRITICS = [
+    ("posthoc_bce", dict()),  # without views, on the same net
+    ("posthoc_tcp", dict(critic_loss="tcp")),
+    ("posthoc_bce_views", dict(views=("flip", "shift"))),
+    ("posthoc_tcp_views", dict(critic_loss="tcp", views=("flip", "shift"))),
+    ("posthoc_bce_flip", dict(views=("flip",))),
+    ("posthoc_tcp_flip", dict(critic_loss="tcp", views=("flip",))),
 ]
 
 #: Data set sizes: labeled, unlabeled, held-out (post-hoc critic and temperature), test,
@@ -152,6 +171,18 @@ def run_model(model, data, sizes, seed):
         for name, params in (("posthoc_bce", dict()), ("posthoc_tcp", dict(critic_loss="tcp")),
                              ("posthoc_bce_crtcl_taps", dict(taps=CRITIC_TAPS)),
                              ("posthoc_bce_noskip", dict(confidence_skip=False))):
+            critic = CorrectnessCritic(FrozenEstimator(net), random_state=seed,
+                                       **params).fit(*data["heldout"])
+            scores[name] = (critic.predict_correctness(X_te), True)
+        return _rows(model, proba, y_te, scores, seconds)
+    if model == "ce-views":
+        # the net of "ce" (same seed and data), its maximum probability and critics
+        # without views beside the critics that read its test-time views
+        net = ResNetClassifier(**common).fit(X, y)
+        seconds = time.perf_counter() - t0
+        proba = net.predict_proba(X_te)
+        scores = {"max_proba": _confidence_scores(proba)["max_proba"]}
+        for name, params in VIEW_CRITICS:
             critic = CorrectnessCritic(FrozenEstimator(net), random_state=seed,
                                        **params).fit(*data["heldout"])
             scores[name] = (critic.predict_correctness(X_te), True)
@@ -235,7 +266,8 @@ def main(argv=None):
     p.add_argument("--datasets", nargs="+", default=["digits", "fashion_mnist"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--models", nargs="*",
-                   help="models to run (default: ce, ll4al and every VARIANTS name)")
+                   help="models to run (default: ce, ce-views, ll4al and every VARIANTS "
+                        "name)")
     p.add_argument("--timing", action="store_true", help="also time the objectives")
     p.add_argument("--timing-reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
@@ -244,8 +276,8 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="skip what <out>.json already has")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    models = args.models or ["ce", "ll4al"] + [n for n, _ in VARIANTS]
-    unknown = set(models) - {"ce", "ll4al"} - set(dict(VARIANTS))
+    models = args.models or ["ce", "ce-views", "ll4al"] + [n for n, _ in VARIANTS]
+    unknown = set(models) - {"ce", "ce-views", "ll4al"} - set(dict(VARIANTS))
     if unknown:
         p.error(f"unknown models {sorted(unknown)}")
     state_path = Path(args.out + ".json")

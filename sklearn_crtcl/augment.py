@@ -9,7 +9,10 @@ a forward pass, on the CPU or a GPU.
 
 Every net of the package takes an ``augment`` parameter (see
 :func:`check_augment`); augmentation is applied to training batches only, never
-to ``predict_proba``, scoring or query strategies. The random draws come from
+to ``predict_proba``, scoring or query strategies. The same flip and crop, at
+fixed offsets (:func:`hflip`, :func:`shift`, :data:`VIEWS`), give the
+deterministic test-time views that :class:`~sklearn_crtcl.CorrectnessCritic`
+reads with ``views``. The random draws come from
 torch's global CPU generator, which the nets seed from ``random_state`` (in a
 forked random state) during ``fit``: the same ``random_state`` gives the same
 augmented batches on any device.
@@ -20,7 +23,7 @@ import numbers
 import torch
 from torch.nn import functional as F
 
-__all__ = ["RandomFlipCrop", "AUGMENTATIONS", "check_augment"]
+__all__ = ["RandomFlipCrop", "AUGMENTATIONS", "VIEWS", "check_augment", "hflip", "pad_crop", "shift"]
 
 
 class RandomFlipCrop:
@@ -99,13 +102,93 @@ class RandomFlipCrop:
         p = self.padding
         if p:
             offsets = torch.randint(0, 2 * p + 1, (2, n)).to(x.device)
-            padded = F.pad(x, (p, p, p, p))
-            rows = offsets[0][:, None] + torch.arange(h, device=x.device)  # (n, H)
-            cols = offsets[1][:, None] + torch.arange(w, device=x.device)  # (n, W)
-            x = padded[torch.arange(n, device=x.device)[:, None, None, None],
-                       torch.arange(c, device=x.device)[None, :, None, None],
-                       rows[:, None, :, None], cols[:, None, None, :]]
+            x = pad_crop(x, p, offsets)
         return x
+
+
+def pad_crop(x, padding, offsets):
+    """Zero-pad a batch by ``padding`` pixels and crop it back at given offsets.
+
+    The crop of :class:`RandomFlipCrop`, with the offsets given instead of
+    drawn: image ``i`` of the result is the padded image ``i`` from row
+    ``offsets[0, i]`` and column ``offsets[1, i]`` (each in
+    ``[0, 2 * padding]``; ``padding`` is the unshifted image).
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (n, C, H, W)
+        Images, on any device.
+    padding : int
+        Pixels of zero padding on every side.
+    offsets : torch.Tensor of shape (2, n)
+        Row and column offsets of each crop, integers, on ``x``'s device.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, C, H, W)
+    """
+    n, c, h, w = x.shape
+    p = int(padding)
+    padded = F.pad(x, (p, p, p, p))
+    rows = offsets[0][:, None] + torch.arange(h, device=x.device)  # (n, H)
+    cols = offsets[1][:, None] + torch.arange(w, device=x.device)  # (n, W)
+    return padded[torch.arange(n, device=x.device)[:, None, None, None],
+                  torch.arange(c, device=x.device)[None, :, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def shift(x, dy, dx):
+    """Translate a batch by ``(dy, dx)`` pixels, filling with zeros.
+
+    :func:`pad_crop` at the fixed offset ``(p - dy, p - dx)``, with
+    ``p = max(|dy|, |dx|)``: the content moves ``dy`` rows down and ``dx``
+    columns right (negative: up, left); it is the crop of
+    :class:`RandomFlipCrop` at one of its offsets, without random draws.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (n, C, H, W)
+        Images.
+    dy, dx : int
+        Rows down and columns right.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, C, H, W)
+
+    Examples
+    --------
+    >>> import torch
+    >>> shift(torch.arange(4.0).view(1, 1, 1, 4), 0, 1)
+    tensor([[[[0., 0., 1., 2.]]]])
+    """
+    p = max(abs(int(dy)), abs(int(dx)))
+    if not p:
+        return x
+    offsets = torch.tensor([[p - int(dy)], [p - int(dx)]], device=x.device).expand(2, len(x))
+    return pad_crop(x, p, offsets)
+
+
+def hflip(x):
+    """Flip a batch left-right (the flip of :class:`RandomFlipCrop`, on every image)."""
+    return x.flip(3)
+
+
+def _shifts(k):
+    return tuple((lambda x, dy=dy, dx=dx: shift(x, dy, dx))
+                 for dy, dx in ((-k, 0), (k, 0), (0, -k), (0, k)))
+
+
+#: Deterministic test-time views by name, each a tuple of functions of a batch
+#: tensor: ``"flip"`` (the left-right flip), ``"shift"`` (the four one-pixel
+#: translations: up, down, left, right) and ``"shift2"`` (the four two-pixel
+#: ones). :class:`~sklearn_crtcl.CorrectnessCritic` reads the net's predictions
+#: on them (its ``views`` parameter).
+VIEWS = {
+    "flip": (hflip,),
+    "shift": _shifts(1),
+    "shift2": _shifts(2),
+}
 
 
 #: The augmentations that ``augment`` accepts by name.

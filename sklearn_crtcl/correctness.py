@@ -20,6 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._checks import check_number
+from .augment import VIEWS
 from .losses import correctness_critic_loss
 from .nets.crtcl import Critic, backbone_tap_dims, critic_inputs
 
@@ -37,6 +38,31 @@ def _unwrap(estimator):
     while type(inner).__name__ == "FrozenEstimator" and hasattr(inner, "estimator"):
         inner = inner.estimator
     return inner
+
+
+def _view_features(logits, view_logits):
+    """Features of the net's predictions on test-time views of a batch.
+
+    ``logits``: ``(n, K)`` on the images; ``view_logits``: ``V`` tensors
+    ``(n, K)``, one per view. Returns ``(n, 3V + 4)``: per view, the
+    probability of the originally predicted class, the view's maximum
+    probability and whether its predicted class is the original one; then the
+    agreement rate, the mean and the standard deviation over the views of the
+    predicted class's probability, and the maximum of the probabilities
+    averaged over the image and its views (see :class:`CorrectnessCritic`).
+    """
+    proba = torch.softmax(logits.float(), dim=1)
+    pred = proba.argmax(dim=1)
+    pv = torch.stack([torch.softmax(v.float(), dim=1) for v in view_logits])  # (V, n, K)
+    index = pred.view(1, -1, 1).expand(pv.shape[0], -1, 1)
+    p_pred = pv.gather(2, index).squeeze(2)  # (V, n)
+    p_max, v_pred = pv.max(dim=2)
+    agree = (v_pred == pred).float()
+    tta = (proba + pv.sum(dim=0)) / (pv.shape[0] + 1)
+    return torch.cat([p_pred.T, p_max.T, agree.T,
+                      torch.stack([agree.mean(dim=0), p_pred.mean(dim=0),
+                                   p_pred.std(dim=0, unbiased=False), tta.amax(dim=1)], dim=1)],
+                     dim=1)
 
 
 class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -57,6 +83,17 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     without retraining. :meth:`predict_correctness` then returns the
     probability that the net's prediction is right, and
     :func:`~sklearn_crtcl.query.critic_sampling` queries by it.
+
+    With ``views``, the critic also reads the frozen net's predictions on
+    deterministic test-time views of each image (a left-right flip, shifts by
+    one or two pixels: the flip and the crop of the package's training
+    augmentation, :mod:`sklearn_crtcl.augment`, at fixed offsets). Where the
+    views disagree with the prediction, or give its class a lower
+    probability, the prediction is more often wrong (test-time augmentation
+    as an uncertainty estimate, Ayhan and Berens 2018; Liu et al. 2024 train
+    a correctness-aware calibrator on transformed images). The net runs once
+    per view on each batch (in eval mode, without gradients; no copy of ``X``
+    is kept beyond a batch).
 
     ``predict``, ``predict_proba`` and ``classes_`` are those of the wrapped
     net, as with :class:`~sklearn.calibration.CalibratedClassifierCV` around
@@ -84,6 +121,30 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         The critic learns a correction to the net's own confidence (see
         :class:`~sklearn_crtcl.nets.crtcl.Critic`): with little held-out data
         it stays close to the maximum softmax probability.
+    views : sequence of str, default=()
+        Test-time views whose predictions become one more critic input,
+        among ``"flip"`` (the left-right flip), ``"shift"`` (the four
+        one-pixel shifts: up, down, left, right, zero-filled) and
+        ``"shift2"`` (the four two-pixel shifts); see
+        :data:`sklearn_crtcl.augment.VIEWS`. ``()``: no views, the critic of
+        the package before this parameter, bit for bit. With :math:`p` the
+        net's probabilities on the image, :math:`\\hat y = \\arg\\max_k p_k`
+        its prediction and :math:`p^{(v)}` its probabilities on view
+        :math:`v = 1, \\dots, V`, the input ``"views"`` has :math:`3V + 4`
+        dimensions, standardised like the taps: per view, the probability of
+        the predicted class :math:`q_v = p^{(v)}_{\\hat y}`, the view's
+        confidence :math:`\\max_k p^{(v)}_k` and its agreement
+        :math:`a_v = [\\arg\\max_k p^{(v)}_k = \\hat y]`; then the agreement
+        rate :math:`\\bar a = \\frac1V \\sum_v a_v`, the mean
+        :math:`\\bar q = \\frac1V \\sum_v q_v` and spread
+        :math:`\\sqrt{\\frac1V \\sum_v (q_v - \\bar q)^2}` of the predicted
+        class's probability, and the confidence of the averaged prediction
+        :math:`\\max_k \\frac{1}{V + 1}\\big(p_k + \\sum_v p^{(v)}_k\\big)`.
+        Each view costs one more forward pass of the net in ``fit`` and
+        :meth:`predict_correctness`. Measured (the docs' CrtCl page, 3
+        seeds): on Fashion-MNIST (a net trained with flips) and digits the
+        views ranked errors within 0.005 AUROC of the same critic without
+        them, so they are off by default.
     max_epochs : int, default=50
         Passes over the held-out images.
     batch_size : int, default=128
@@ -121,6 +182,15 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     C. Corbiere, N. Thome, A. Bar-Hen, M. Cord and P. Perez, "Addressing
     Failure Prediction by Learning Model Confidence", NeurIPS 2019.
 
+    M. S. Ayhan and P. Berens, "Test-time Data Augmentation for Estimation of
+    Heteroscedastic Aleatoric Uncertainty in Deep Neural Networks", MIDL 2018.
+
+    D. Shanmugam, D. Blalock, G. Balakrishnan and J. Guttag, "Better
+    Aggregation in Test-Time Augmentation", ICCV 2021.
+
+    Y. Liu et al., "Optimizing Calibration by Gaining Aware of Prediction
+    Correctness", 2024 (a calibrator trained on transformed images).
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -138,13 +208,14 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     """
 
     def __init__(self, estimator, *, critic_loss="bce", taps=DEFAULT_TAPS, hidden=128,
-                 confidence_skip=True, max_epochs=50, batch_size=128, lr=1e-3, weight_decay=1e-2,
-                 random_state=None):
+                 confidence_skip=True, views=(), max_epochs=50, batch_size=128, lr=1e-3,
+                 weight_decay=1e-2, random_state=None):
         self.estimator = estimator
         self.critic_loss = critic_loss
         self.taps = taps
         self.hidden = hidden
         self.confidence_skip = confidence_skip
+        self.views = views
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -165,6 +236,21 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         taps = self.taps
         if isinstance(taps, str) or not hasattr(taps, "__iter__"):
             raise ValueError(f"taps must be a sequence of tap names, got {taps!r}")
+        self._view_fns()
+
+    def _view_fns(self):
+        """The test-time view functions named by ``views`` (validated)."""
+        views = self.views
+        if isinstance(views, str) or not hasattr(views, "__iter__"):
+            raise ValueError(f"views must be a sequence of view names among {sorted(VIEWS)} "
+                             f"(e.g. ('flip', 'shift')), or () for none, got {views!r}")
+        views = tuple(views)
+        bad = [v for v in views if not isinstance(v, str) or v not in VIEWS]
+        if bad:
+            raise ValueError(f"views must name views among {sorted(VIEWS)}, got {bad!r}")
+        if len(set(views)) != len(views):
+            raise ValueError(f"views must not repeat, got {views!r}")
+        return tuple(fn for v in views for fn in VIEWS[v])
 
     def _net(self):
         """The fitted net behind ``estimator``; errors name what is wrong."""
@@ -186,13 +272,21 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ features
     def _features(self, net, X):
-        """The critic's inputs on ``X`` (CPU tensors, one per tap) and the logits."""
+        """The critic's inputs on ``X`` (CPU tensors, one per tap, and ``"views"``
+        with ``views``) and the logits."""
         names = tuple(self.taps)
+        view_fns = self._view_fns()
+        if view_fns:
+            names = names + ("views",)
 
         def fn(module, xb):
             from .backbones import forward_taps
             taps = forward_taps(module, xb)
-            inputs = critic_inputs(taps, names)
+            inputs = critic_inputs(taps, tuple(self.taps))
+            if view_fns:
+                inputs["views"] = _view_features(
+                    taps["logits"], [forward_taps(module, net._to_memory_format(f(xb)))["logits"]
+                                     for f in view_fns])
             return tuple(inputs[k].float().cpu().numpy() for k in names) + (
                 taps["logits"].float().cpu().numpy(),)
 
@@ -239,8 +333,10 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         seed = int(rng.randint(2 ** 31 - 1))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
+            n_views = len(self._view_fns())
             critic = Critic(dims, taps=self.taps, hidden=self.hidden,
-                            confidence_skip=self.confidence_skip)
+                            confidence_skip=self.confidence_skip,
+                            extra_inputs={"views": 3 * n_views + 4} if n_views else None)
         feats, logits = self._features(net, X)
         index = {label: i for i, label in enumerate(classes.tolist())}
         y_idx = torch.tensor([index[label] for label in y.tolist()], dtype=torch.long)

@@ -302,6 +302,92 @@ def test_correctness_critic_sklearn_contract(digits, ce_net):
         CorrectnessCritic(ce_net, taps=("stage9",)).fit(X[:50], y[:50])
 
 
+# predict_correctness(X_test[:4]) of the critic below, computed with the code at main
+# before ``views`` existed (views=() must stay bit for bit the same)
+MAIN_POSTHOC = [0.8054371476173401, 0.7450686097145081, 0.9411618113517761, 0.9805770516395569]
+
+
+def test_correctness_critic_without_views_is_unchanged_bit_for_bit(digits, ce_net):
+    X, X_test, y, _ = digits
+    params = dict(hidden=8, max_epochs=3, random_state=0)
+    critic = CorrectnessCritic(FrozenEstimator(ce_net), **params).fit(X[300:500], y[300:500])
+    assert critic.predict_correctness(X_test[:4]).tolist() == MAIN_POSTHOC
+    explicit = CorrectnessCritic(FrozenEstimator(ce_net), views=(), **params).fit(
+        X[300:500], y[300:500])
+    np.testing.assert_array_equal(explicit.predict_correctness(X_test[:50]),
+                                  critic.predict_correctness(X_test[:50]))
+    assert "views" not in critic.tap_mean_ and critic.critic_.extra_inputs == ()
+    # the views change the critic's inputs and so its output; reproducibly
+    viewed = CorrectnessCritic(FrozenEstimator(ce_net), views=("flip", "shift"),
+                               **params).fit(X[300:500], y[300:500])
+    p = viewed.predict_correctness(X_test[:50])
+    assert p.shape == (50,) and p.min() >= 0 and p.max() <= 1
+    assert not np.array_equal(p, critic.predict_correctness(X_test[:50]))
+    assert viewed.tap_mean_["views"].shape == (3 * 5 + 4,)
+    assert viewed.critic_.extra_inputs == ("views",)
+    again = CorrectnessCritic(FrozenEstimator(ce_net), views=("flip", "shift"),
+                              **params).fit(X[300:500], y[300:500])
+    np.testing.assert_array_equal(again.predict_correctness(X_test[:50]), p)
+
+
+def test_view_features_match_their_definition():
+    from sklearn_crtcl.correctness import _view_features
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 4, generator=gen)
+    views = [torch.randn(6, 4, generator=gen) for _ in range(3)]
+    f = _view_features(logits, views).numpy()
+    assert f.shape == (6, 3 * 3 + 4)
+    p = torch.softmax(logits, 1).numpy()
+    pv = np.stack([torch.softmax(v, 1).numpy() for v in views])
+    pred = p.argmax(1)
+    q = pv[:, np.arange(6), pred]  # (V, n)
+    agree = (pv.argmax(2) == pred).astype(float)
+    np.testing.assert_allclose(f[:, :3], q.T, rtol=1e-6)
+    np.testing.assert_allclose(f[:, 3:6], pv.max(2).T, rtol=1e-6)
+    np.testing.assert_array_equal(f[:, 6:9], agree.T)
+    np.testing.assert_allclose(f[:, 9], agree.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(f[:, 10], q.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(f[:, 11], q.std(0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(f[:, 12], ((p + pv.sum(0)) / 4).max(1), rtol=1e-6)
+
+
+def test_correctness_critic_reads_flip_disagreement(digits, ce_net):
+    # a toy problem whose errors are exactly the images the flip changes the prediction
+    # of: labels are the net's prediction where the flipped image agrees, another class
+    # where it does not; the confidence and the critic without views only guess at it
+    X, X_test, *_ = digits
+
+    def relabel(images):
+        pred = ce_net.predict(images)
+        flipped = ce_net.predict(np.ascontiguousarray(images[..., ::-1]))
+        return np.where(flipped == pred, pred, (pred + 1) % 10), flipped == pred
+
+    y_fit, _ = relabel(X[300:800])
+    y_eval, correct = relabel(X_test[:400])
+    assert 0.2 < correct.mean() < 0.8
+    params = dict(hidden=16, max_epochs=30, random_state=0)
+    viewed = CorrectnessCritic(FrozenEstimator(ce_net), views=("flip",), **params).fit(
+        X[300:800], y_fit)
+    plain = CorrectnessCritic(FrozenEstimator(ce_net), **params).fit(X[300:800], y_fit)
+    auc_views = correctness_auroc(correct, viewed.predict_correctness(X_test[:400]))
+    auc_plain = correctness_auroc(correct, plain.predict_correctness(X_test[:400]))
+    auc_conf = correctness_auroc(correct, ce_net.predict_proba(X_test[:400]).max(1))
+    assert auc_views > 0.95
+    assert auc_views > max(auc_plain, auc_conf) + 0.1
+
+
+@pytest.mark.parametrize("views, match", [
+    ("flip", "sequence of view names"), (3, "sequence of view names"),
+    (("rotate",), r"views must name views among \['flip', 'shift', 'shift2'\]"),
+    (("flip", None), "views must name"), (("flip", "flip"), "views must not repeat")])
+def test_bad_views_are_rejected_before_any_work(digits, views, match):
+    X, _, y, _ = digits
+    # an unfitted net would raise NotFittedError: the parameter is checked first
+    unfitted = ResNetClassifier(module__width=2, device="cpu")
+    with pytest.raises(ValueError, match=match):
+        CorrectnessCritic(FrozenEstimator(unfitted), views=views).fit(X[:50], y[:50])
+
+
 def test_critic_sampling_with_a_correctness_critic(digits, ce_net):
     X, X_test, y, _ = digits
     critic = CorrectnessCritic(FrozenEstimator(ce_net), hidden=8, max_epochs=3,

@@ -33,6 +33,25 @@ class _Spy:
 
 
 # --------------------------------------------------------------------------- batch order
+def test_deterministic_views_are_the_crop_at_fixed_offsets():
+    from sklearn_crtcl.augment import VIEWS, hflip, pad_crop, shift
+    x = torch.randn(3, 2, 5, 6)
+    torch.testing.assert_close(hflip(x), x.flip(3))
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            out = shift(x, dy, dx)
+            # content moves dy rows down, dx columns right, zeros come in
+            torch.testing.assert_close(out, padded[:, :, 2 - dy:2 - dy + 5, 2 - dx:2 - dx + 6])
+            offsets = torch.tensor([[2 - dy], [2 - dx]]).expand(2, 3)
+            torch.testing.assert_close(pad_crop(x, 2, offsets), out)
+    assert torch.equal(shift(x, 1, 0)[:, :, 0], torch.zeros(3, 2, 6))
+    assert torch.equal(shift(x, 1, 0)[:, :, 1:], x[:, :, :-1])
+    assert [len(VIEWS[k]) for k in ("flip", "shift", "shift2")] == [1, 4, 4]
+    torch.testing.assert_close(VIEWS["shift"][0](x), shift(x, -1, 0))  # up first
+    torch.testing.assert_close(VIEWS["shift2"][3](x), shift(x, 0, 2))
+
+
 @pytest.mark.parametrize("cls", NETS)
 def test_class_sorted_data_trains_as_well_as_shuffled_data(digits, cls):
     X, y = digits

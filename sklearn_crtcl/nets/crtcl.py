@@ -136,11 +136,19 @@ class Critic(MultiTapHead):
     confidence_skip : bool, default=False
         Add :math:`a \\operatorname{logit}(\\max_k p_k)` to the score (needs
         ``"proba"`` or ``"proba_sorted"`` among the taps). Not in the paper.
+    extra_inputs : mapping of str to int or None, default=None
+        Inputs that are not taps of the backbone, by name and dimension,
+        projected like the taps after them (in this order) and read from the
+        same mapping in :meth:`forward`; e.g. the test-time view features of
+        :class:`~sklearn_crtcl.CorrectnessCritic`. ``None`` (or empty): the
+        taps only, the same module as without the parameter.
 
     Attributes
     ----------
     taps : tuple of str
         The taps read by :meth:`forward`.
+    extra_inputs : tuple of str
+        The names of the other inputs read by :meth:`forward`, after the taps.
     skip_scale : torch.nn.Parameter or None
         :math:`a`, with ``confidence_skip``.
 
@@ -152,7 +160,8 @@ class Critic(MultiTapHead):
     torch.Size([5])
     """
 
-    def __init__(self, tap_dims, taps=CRITIC_TAPS, hidden=128, confidence_skip=False):
+    def __init__(self, tap_dims, taps=CRITIC_TAPS, hidden=128, confidence_skip=False,
+                 extra_inputs=None):
         if isinstance(taps, str):
             raise ValueError(f"critic taps must be a sequence of tap names, got the string "
                              f"{taps!r}")
@@ -170,8 +179,14 @@ class Critic(MultiTapHead):
         if confidence_skip and not {"proba", "proba_sorted"} & set(taps):
             raise ValueError(f"confidence_skip needs the taps 'proba' or 'proba_sorted', got "
                              f"{taps}")
-        super().__init__([tap_dims[t] for t in taps], hidden=hidden)
+        extra = dict(extra_inputs or {})
+        clash = [k for k in extra if k in taps]
+        if clash:
+            raise ValueError(f"extra_inputs must not repeat tap names, got {clash}")
+        super().__init__([tap_dims[t] for t in taps] + [int(d) for d in extra.values()],
+                         hidden=hidden)
         self.taps = taps
+        self.extra_inputs = tuple(extra)
         # no random numbers: the default critic is initialised as before
         self.skip_scale = torch.nn.Parameter(torch.ones(())) if confidence_skip else None
 
@@ -188,7 +203,7 @@ class Critic(MultiTapHead):
         -------
         torch.Tensor of shape (n,)
         """
-        score = super().forward([taps[name] for name in self.taps])
+        score = super().forward([taps[name] for name in self.taps + self.extra_inputs])
         if self.skip_scale is None:
             return score
         # detached: in CrtCl's generator step only the learned correction reaches
