@@ -5,7 +5,8 @@ Usage::
     python benchmarks/publish_results.py RUN_DIR NAME   # e.g. results/digits digits
 
 writes ``docs/_static/results/NAME_results.csv``, ``NAME_summary.md``,
-``NAME_accuracy.png`` and ``NAME_ece.png``, all from ``RUN_DIR/results.csv``.
+``NAME_accuracy.png`` and ``NAME_ece.png`` (and ``NAME_estimates.png`` for a
+run with estimation), all from ``RUN_DIR/results.csv``.
 """
 
 import shutil
@@ -27,8 +28,9 @@ def main(run_dir, name):
     (DOCS / f"{name}_summary.md").write_text(summary_table(records))
     with tempfile.TemporaryDirectory() as tmp:
         save_plots(records, tmp, title=name)
-        for plot in ("accuracy", "ece"):
-            shutil.copyfile(Path(tmp) / f"{plot}.png", DOCS / f"{name}_{plot}.png")
+        for plot in ("accuracy", "ece", "estimates"):
+            if (Path(tmp) / f"{plot}.png").exists():
+                shutil.copyfile(Path(tmp) / f"{plot}.png", DOCS / f"{name}_{plot}.png")
     return 0
 
 

@@ -170,7 +170,18 @@ def shift(x, dy, dx):
 
 
 def hflip(x):
-    """Flip a batch left-right (the flip of :class:`RandomFlipCrop`, on every image)."""
+    """Flip a batch left-right (the flip of :class:`RandomFlipCrop`, on every image).
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (N, C, H, W)
+        A batch of images.
+
+    Returns
+    -------
+    torch.Tensor of shape (N, C, H, W)
+        The images mirrored along their width.
+    """
     return x.flip(3)
 
 
