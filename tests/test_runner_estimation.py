@@ -230,3 +230,33 @@ def test_restore_checks_its_input():
     with pytest.raises(ValueError, match="history must hold numbers"):
         AccuracyGain().restore(["0.5"])
     assert StabilizingPredictions(X).restore([]).history_ == []
+
+
+def test_a_run_of_the_release_before_estimation_resumes_without_it(tmp_path, capsys):
+    """A store whose settings predate ``estimation`` recorded the paper's columns
+    only: resuming it asks for --no-estimation, and continues with it."""
+    import json
+    import sqlite3
+
+    from sklearn_crtcl.experiments.cli import main
+    cfg = dict(CFG, methods=["random"], n_cycles=1)
+    out = tmp_path / "old"
+    run_experiment(**cfg, output_dir=str(out), estimation=False)
+    db = sqlite3.connect(out / "runs.sqlite3")
+    (value,) = db.execute("SELECT value FROM crtcl_meta WHERE key = 'config'").fetchone()
+    old = json.loads(value)
+    del old["estimation"]
+    db.execute("UPDATE crtcl_meta SET value = ? WHERE key = 'config'",
+               (json.dumps(old, sort_keys=True),))
+    db.commit()
+    db.close()
+    with pytest.raises(ValueError, match=r"estimation: saved False, given True"):
+        run_experiment(**cfg, output_dir=str(out), resume=True)
+    args = ["--dataset", "digits", "--methods", "random", "--initial-size", "30",
+            "--query-size", "20", "--cycles", "1", "--trials", "1", "--epochs", "2",
+            "--width", "2", "--subset-size", "200", "--device", "cpu", "--threads", "1",
+            "--seed", "1", "--no-progress", "--output-dir", str(out), "--resume"]
+    assert main(args) == 2
+    assert "--no-estimation: saved False, given True" in capsys.readouterr().err
+    records = run_experiment(**cfg, output_dir=str(out), resume=True, estimation=False)
+    assert len(records) == 2 and all(tuple(r) == RESULT_COLUMNS for r in records)

@@ -477,6 +477,8 @@ def load_state(output_dir, storage=None):
 
 
 def _comparable(config_dict):
+    # a store of the release before estimation recorded the paper's columns only
+    config_dict = {"estimation": False, **config_dict}
     return {k: v for k, v in config_dict.items() if k not in _RUN_ONLY_FIELDS}
 
 
