@@ -170,9 +170,15 @@ def test_summary_and_plot_report_estimates_and_stops(run):
     rows = stopping_summary([r for r in records if r["method"] == "random"],
                             criteria=RUN_CRITERIA, prices=[1.0])
     row = next(r for r in rows if r["criterion"] == "overall_uncertainty")
-    line = next(ln for ln in summary.splitlines()
-                if ln.startswith("| overall_uncertainty ") and "|     1 |" in ln)
-    assert f"{float(row['stop_cycle']):.1f} / {row['regret']:.0f} /" in line.split("|")[3]
+    stops = summary.split("## Stopping")[1].splitlines()
+
+    def cells(criterion, method):  # the row's cells for the prices 0.1, 1 and 10
+        line = next(ln.split("|") for ln in stops
+                    if ln.startswith(f"| {criterion} ") and f"| {method} " in ln)
+        return [c.strip() for c in line[3:6]]
+
+    assert f"{float(row['stop_cycle']):.1f} / {row['regret']:.0f} /" in cells(
+        "overall_uncertainty", "random")[1]
     # the estimators' errors: the mean absolute error over cycles with an estimate
     rand = [r for r in records if r["method"] == "random"]
     mae = np.mean([abs(r["est_confidence"] - r["pool_accuracy"]) for r in rand])
@@ -180,7 +186,13 @@ def test_summary_and_plot_report_estimates_and_stops(run):
     assert section.strip() in estimation_summary(records)
     table = next(ln for ln in section.splitlines() if ln.startswith("| random "))
     assert table.split("|")[2].strip() == f"{mae:.3f}"
-    # entropy (top-k) has no importance estimate: a dash
+    # entropy (top-k) has no importance estimate, so no verdict on its gain: dashes;
+    # the hindsight rows give the cheapest cycle
+    assert cells("accuracy_gain_importance", "entropy") == ["-"] * 3
+    assert "-" not in cells("accuracy_gain_importance", "random")
+    assert cells("hindsight optimum", "random")[1] == f"{float(row['best_cycle']):.1f} / 0 / 100%"
+    # every table fits a page: at most 9 columns
+    assert all(ln.count("|") <= 10 for ln in summary.splitlines())
     table = next(ln for ln in section.splitlines() if ln.startswith("| entropy "))
     assert table.split("|")[5].strip() == "-"
 
@@ -260,3 +272,18 @@ def test_a_run_of_the_release_before_estimation_resumes_without_it(tmp_path, cap
     assert "--no-estimation: saved False, given True" in capsys.readouterr().err
     records = run_experiment(**cfg, output_dir=str(out), resume=True, estimation=False)
     assert len(records) == 2 and all(tuple(r) == RESULT_COLUMNS for r in records)
+
+
+def test_long_runs_split_the_per_cycle_tables_to_fit_a_page():
+    from sklearn_crtcl.experiments import summary_table
+    records = [{"method": m, "trial": 0, "cycle": c, "n_labeled": 10 * (c + 1),
+                "accuracy": 0.5 + c / 100, "ece": 0.1, "nll": 1.0, "train_loss": 0.1,
+                "wall_time": 1.0, "query_time": 0.0, "train_time": 1.0}
+               for m in ("a", "b") for c in range(13)]
+    text = summary_table(records)
+    headers = [ln for ln in text.splitlines() if ln.startswith("| method ") and "(n=" in ln]
+    # accuracy and ECE, each in a table of cycles 0-7 and one of cycles 8-12
+    assert len(headers) == 4
+    assert all(h.count("|") <= 10 for h in headers)
+    assert "cycle 7 (n=80)" in headers[0] and "cycle 8 (n=90)" in headers[1]
+    assert "cycle 12 (n=130)" in headers[1] and "cycle 0 " not in headers[1]

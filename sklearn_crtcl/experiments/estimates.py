@@ -270,11 +270,25 @@ def estimation_summary(records, prices=STOP_PRICES):
              ""]
     summaries = {k: stopping_summary(v, criteria=RUN_CRITERIA, prices=prices)
                  for k, v in runs.items()}
+    # a gain of an estimate the method never gives never fires: not a verdict
+    never = {(m, f"accuracy_gain_{e}") for m in methods for e in RUN_ESTIMATES
+             if not any(np.isfinite(r[f"est_{e}"]) for (mm, _), rr in runs.items() if mm == m
+                        for r in rr)}
     rows = []
-    for name in RUN_CRITERIA:
+    for m in methods:
+        row = ["hindsight optimum", m]
         for price in prices:
-            row = [name, f"{price:g}"]
-            for m in methods:
+            best = [s["best_cycle"] for (mm, _), ss in summaries.items() if mm == m
+                    for s in ss if s["criterion"] == RUN_CRITERIA[0] and s["price"] == price]
+            row.append(f"{np.mean(best):.1f} / 0 / 100%")
+        rows.append(row)
+    for name in RUN_CRITERIA:
+        for m in methods:
+            row = [name, m]
+            for price in prices:
+                if (m, name) in never:
+                    row.append("-")
+                    continue
                 got = [s for (mm, _), ss in summaries.items() if mm == m for s in ss
                        if s["criterion"] == name and s["price"] == price]
                 stop = np.mean([s["stop_cycle"] for s in got])
@@ -283,13 +297,14 @@ def estimation_summary(records, prices=STOP_PRICES):
                 row.append(f"{stop:.1f} / {regret:.0f} / {near:.0%}")
             rows.append(row)
     parts += ["## Stopping", "",
-              "Per criterion and price of a test error (in labels), for each method: mean "
+              "Per criterion and method, for each price of a test error (in labels): mean "
               "stop cycle / mean regret (cost at the stop minus the least cost in "
               "hindsight; cost = labels + price x test errors, Pullar-Strecker et al. 2022) "
-              "/ share of trials stopped within one cycle of the cheapest. A criterion that "
-              "never fires stops at the last cycle.", "",
-              _markdown(["criterion", "price"] + methods, rows,
-                        ["l", "r"] + ["r"] * len(methods)), ""]
+              "/ share of trials stopped within one cycle of the cheapest (first rows: the "
+              "cheapest cycle itself). A criterion that never fires stops at the last cycle; "
+              "`-`: the gain of an estimate the method does not give.", "",
+              _markdown(["criterion", "method"] + [f"price {p:g}" for p in prices], rows,
+                        ["l", "l"] + ["r"] * len(prices)), ""]
     return "\n".join(parts)
 
 

@@ -203,6 +203,11 @@ def _markdown(header, rows, align):
     return "\n".join([line(header), sep] + [line(r) for r in rows])
 
 
+#: Cycles per table of :func:`summary_table` (with the method, 9 columns: a table
+#: that fits a page).
+_MAX_CYCLE_COLUMNS = 8
+
+
 def summary_table(records, title=None):
     """Markdown summary of a run: per-cycle mean ± std and the accuracy AUC.
 
@@ -210,7 +215,9 @@ def summary_table(records, title=None):
     mean ± standard deviation over trials (population standard deviation),
     then per method the normalised area under the accuracy curve
     (:func:`area_under_curve`), the final accuracy, ECE and training loss
-    (of the last epoch), and the mean wall time per cycle. A value from a
+    (of the last epoch), and the mean wall time per cycle. A run of more
+    than 8 cycles (9 with cycle 0) has its per-cycle tables split in several
+    of at most 8 cycles each, so that they fit a page. A value from a
     single trial has no standard deviation: it is printed alone (``0.812``,
     not ``0.812 ± 0.000``), and with one trial the headings say so.
 
@@ -239,19 +246,24 @@ def summary_table(records, title=None):
         parts += [title, ""]
     # one row per method, one column per cycle: many methods stay readable (a page
     # or a terminal is long, not wide)
-    columns = [f"cycle {c} (n={'/'.join(map(str, n_labeled[c]))})" for c in cycles]
+    columns = {c: f"cycle {c} (n={'/'.join(map(str, n_labeled[c]))})" for c in cycles}
+    # at most _MAX_CYCLE_COLUMNS cycles a table: a long run gives several tables
+    chunks = [cycles[i:i + _MAX_CYCLE_COLUMNS]
+              for i in range(0, len(cycles), _MAX_CYCLE_COLUMNS)]
     for metric, label in (("accuracy", "Test accuracy"), ("ece", "Test ECE (15 bins)")):
-        rows = []
-        for m in methods:
-            row = [m]
-            for c in cycles:
-                cell = by_cell.get((m, c))
-                row.append(_mean_std([r[metric] for r in cell]) if cell else "-")
-            rows.append(row)
         heading = (f"## {label}, one trial (no standard deviation)" if n_trials == 1
                    else f"## {label}, mean ± std over {n_trials} trial(s)")
-        parts += [heading, "", "Rows: methods; columns: cycles, n = labeled images.", "",
-                  _markdown(["method"] + columns, rows, ["l"] + ["r"] * len(cycles)), ""]
+        parts += [heading, "", "Rows: methods; columns: cycles, n = labeled images.", ""]
+        for chunk in chunks:
+            rows = []
+            for m in methods:
+                row = [m]
+                for c in chunk:
+                    cell = by_cell.get((m, c))
+                    row.append(_mean_std([r[metric] for r in cell]) if cell else "-")
+                rows.append(row)
+            parts += [_markdown(["method"] + [columns[c] for c in chunk], rows,
+                                ["l"] + ["r"] * len(chunk)), ""]
     auc = area_under_curve(records)
     last = max(cycles)
     rows = []
