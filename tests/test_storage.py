@@ -456,3 +456,25 @@ def test_an_interrupted_unit_is_released_at_once(tmp_path, monkeypatch):
     assert unit["cycle"] == 0 and unit["worker"] is None and unit["heartbeat"] is None
     monkeypatch.setattr(storage.RunStore, "commit_cycle", real)
     assert len(run_experiment(**cfg, output_dir=str(tmp_path), resume=True)) == 3
+
+
+def test_update_record_needs_the_claim_at_that_cycle(tmp_path):
+    """A record is completed only by the worker that holds its unit at that cycle."""
+    from sklearn_crtcl.experiments.storage import LostClaimError
+    store = RunStore(default_url(tmp_path))
+    try:
+        store.create({"n": 1}, [("random", 0)])
+        assert store.claim("me", 60.0)["method"] == "random"
+        store.commit_cycle("me", "random", 0, 0, [1, 2], "c.safetensors", "0" * 64, False,
+                           {"a": 1})
+        for worker, cycle in (("other", 0), ("me", 1)):
+            with pytest.raises(LostClaimError, match="no longer holds the unit at cycle"):
+                store.update_record(worker, "random", 0, cycle, {"a": 3})
+        assert [r["record"] for r in store.records()] == [{"a": 1}]  # nothing written
+        store.update_record("me", "random", 0, 0, {"a": 2})
+        assert [r["record"] for r in store.records()] == [{"a": 2}]
+        store.release("me", "random", 0)
+        with pytest.raises(LostClaimError):
+            store.update_record("me", "random", 0, 0, {"a": 4})
+    finally:
+        store.dispose()

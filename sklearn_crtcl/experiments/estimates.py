@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from ..estimation import estimate_accuracy
+from ..metrics import _estimator_labels
 from ..stopping import (AccuracyGain, ClassificationChange, MaxUncertainty, OverallUncertainty,
                         StabilizingPredictions)
 
@@ -98,9 +99,10 @@ class _PoolProba:
         if not any(array is X for array, _ in self._seen):
             return self._estimator.predict(X)
         proba = np.asarray(self.predict_proba(X))
-        classes = getattr(self._estimator, "classes_", None)
+        # the classes as estimate_accuracy reads them (estimation._correct)
+        labels = _estimator_labels(self._estimator, proba.shape[1])
         pred = np.argmax(proba, axis=1)
-        return pred if classes is None else np.asarray(classes)[pred]
+        return pred if labels is None else np.asarray(labels)[pred]
 
 
 def estimation_record(net, X_pool, X_test, y_test, *, methods=("confidence",), criteria=(),
@@ -202,16 +204,16 @@ def estimation_record(net, X_pool, X_test, y_test, *, methods=("confidence",), c
     return record
 
 
-def _fmt(x, digits=3):
-    return "-" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
-
-
-def _runs(records):
-    """The records of each (method, trial), in cycle order; methods in order of appearance."""
+def _runs_by_method(records):
+    """``method -> [records of one trial, in cycle order]``, methods in order of
+    appearance."""
     runs = {}
     for r in records:
         runs.setdefault((r["method"], r["trial"]), []).append(r)
-    return {k: sorted(v, key=lambda r: r["cycle"]) for k, v in runs.items()}
+    by_method = {}
+    for (method, _), rows in runs.items():
+        by_method.setdefault(method, []).append(sorted(rows, key=lambda r: r["cycle"]))
+    return by_method
 
 
 def estimation_summary(records, prices=STOP_PRICES):
@@ -241,17 +243,17 @@ def estimation_summary(records, prices=STOP_PRICES):
     from ..stopping import stopping_summary
     from .report import _markdown
 
-    runs = _runs(records)
-    methods = list(dict.fromkeys(m for m, _ in runs))
+    runs = _runs_by_method(records)
+    methods = list(runs)
     rows = []
     for m in methods:
-        recs = [r for (mm, _), rr in runs.items() if mm == m for r in rr]
+        recs = [r for run in runs[m] for r in run]
         truth = np.array([r["pool_accuracy"] for r in recs], dtype=np.float64)
         row = [m]
         for e in RUN_ESTIMATES:
             est = np.array([r[f"est_{e}"] for r in recs], dtype=np.float64)
             ok = np.isfinite(est) & np.isfinite(truth)
-            cell = _fmt(np.mean(np.abs(est[ok] - truth[ok]))) if ok.any() else "-"
+            cell = f"{np.mean(np.abs(est[ok] - truth[ok])):.3f}" if ok.any() else "-"
             low = np.array([r[f"est_{e}_low"] for r in recs], dtype=np.float64)
             high = np.array([r[f"est_{e}_high"] for r in recs], dtype=np.float64)
             has = ok & np.isfinite(low) & np.isfinite(high)
@@ -268,18 +270,19 @@ def estimation_summary(records, prices=STOP_PRICES):
              "critic).", "",
              _markdown(["method"] + list(RUN_ESTIMATES), rows, ["l"] + ["r"] * len(RUN_ESTIMATES)),
              ""]
-    summaries = {k: stopping_summary(v, criteria=RUN_CRITERIA, prices=prices)
-                 for k, v in runs.items()}
+    # per method, the rows of stopping_summary of each of its trials
+    summaries = {m: [s for run in runs[m]
+                     for s in stopping_summary(run, criteria=RUN_CRITERIA, prices=prices)]
+                 for m in methods}
     # a gain of an estimate the method never gives never fires: not a verdict
     never = {(m, f"accuracy_gain_{e}") for m in methods for e in RUN_ESTIMATES
-             if not any(np.isfinite(r[f"est_{e}"]) for (mm, _), rr in runs.items() if mm == m
-                        for r in rr)}
+             if not any(np.isfinite(r[f"est_{e}"]) for run in runs[m] for r in run)}
     rows = []
     for m in methods:
         row = ["hindsight optimum", m]
         for price in prices:
-            best = [s["best_cycle"] for (mm, _), ss in summaries.items() if mm == m
-                    for s in ss if s["criterion"] == RUN_CRITERIA[0] and s["price"] == price]
+            best = [s["best_cycle"] for s in summaries[m]
+                    if s["criterion"] == RUN_CRITERIA[0] and s["price"] == price]
             row.append(f"{np.mean(best):.1f} / 0 / 100%")
         rows.append(row)
     for name in RUN_CRITERIA:
@@ -289,7 +292,7 @@ def estimation_summary(records, prices=STOP_PRICES):
                 if (m, name) in never:
                     row.append("-")
                     continue
-                got = [s for (mm, _), ss in summaries.items() if mm == m for s in ss
+                got = [s for s in summaries[m]
                        if s["criterion"] == name and s["price"] == price]
                 stop = np.mean([s["stop_cycle"] for s in got])
                 regret = np.mean([s["regret"] for s in got])
@@ -330,8 +333,8 @@ def plot_run_estimates(records, title=None):
 
     from ..stopping import plot_estimates
 
-    runs = _runs(records)
-    methods = list(dict.fromkeys(m for m, _ in runs))
+    runs = _runs_by_method(records)
+    methods = list(runs)
     ncols = min(3, len(methods))
     nrows = -(-len(methods) // ncols)
     fig = Figure(figsize=(4.2 * ncols, 3.4 * nrows), layout="constrained")
@@ -340,10 +343,9 @@ def plot_run_estimates(records, title=None):
                                 for s in ("", "_low", "_high")]
     for ax, m in zip(axes, methods):
         by_cycle = {}
-        for (mm, _), rr in runs.items():
-            if mm == m:
-                for r in rr:
-                    by_cycle.setdefault(r["cycle"], []).append(r)
+        for run in runs[m]:
+            for r in run:
+                by_cycle.setdefault(r["cycle"], []).append(r)
         mean = [{"cycle": c, **{k: float(np.mean([r[k] for r in rr])) for k in keys}}
                 for c, rr in sorted(by_cycle.items())]
         shown = [e for e in RUN_ESTIMATES

@@ -964,16 +964,15 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
         """The estimates of a committed cycle's model from the batch it queried."""
         t0 = time.perf_counter()
         if state["pool"] is not None and state["pool"][0] == cycle:
-            _, est, X_est, record = state["pool"]
+            _, est, X_est, record, elapsed = state["pool"]
         else:  # continued from the store: this process has not seen the cycle
-            est, X_est = None, None
-            record = dict(stored_records()[-1])
+            est, X_est, elapsed = None, None, 0.0
+            record = stored_records()[-1]
         state["pool"] = None
-        record.update(_batch_estimates(config, trial, cycle, learner, data, labeled, batch,
-                                       draw, criteria, record, est, X_est))
+        record = {**record, **_batch_estimates(config, trial, cycle, learner, data, labeled,
+                                               batch, draw, criteria, est, X_est)}
         # both parts' time (this part's alone for a cycle continued from the store)
-        record["estimation_time"] = (record.pop("_estimation_time_a", 0.0)
-                                     + time.perf_counter() - t0)
+        record["estimation_time"] = elapsed + time.perf_counter() - t0
         record = {k: record[k] for k in record_columns(True)}
         if _writes():
             if beat is not None and beat.lost:
@@ -1015,9 +1014,9 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
             elapsed = time.perf_counter() - t0
             # NaN: the record awaits the estimates from the next batch (not after the last)
             record["estimation_time"] = elapsed if done else math.nan
-            if not done:
-                state["pool"] = (cycle, est, X_est, dict(record, _estimation_time_a=elapsed))
         record = {k: record[k] for k in record_columns(config.estimation)}
+        if config.estimation and not done:
+            state["pool"] = (cycle, est, X_est, record, elapsed)
         if _writes():
             if beat is not None and beat.lost:
                 raise LostClaimError(f"{method}/{trial}: the claim was taken over")
@@ -1155,7 +1154,7 @@ def _pool_estimates(config, trial, cycle, learner, data, labeled, criteria):
 
 
 def _batch_estimates(config, trial, cycle, learner, data, labeled, batch, draw, criteria,
-                     record, est, X_est):
+                     est, X_est):
     """The columns of a committed cycle's record from the batch its model queried:
     ``atc``, ``doc`` and ``importance`` (with the query's draw) and the gains of
     these estimates."""

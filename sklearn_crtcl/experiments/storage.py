@@ -500,24 +500,32 @@ class RunStore:
             If the worker no longer holds the unit or the unit is not at
             ``cycle - 1``; nothing is written then.
         """
-        from sqlalchemy import and_, insert, update
-        u = self.units
+        from sqlalchemy import insert
 
         def commit(conn):
-            changed = conn.execute(
-                update(u).where(and_(u.c.method == method, u.c.trial == trial,
-                                     u.c.worker == worker, u.c.cycle == cycle - 1,
-                                     u.c.done.is_(False)))
-                .values(cycle=cycle, done=bool(done), labeled=_json_dumps(list(labeled)),
-                        checkpoint=checkpoint, checkpoint_sha256=sha256,
-                        worker=None if done else worker,
-                        heartbeat=None if done else time.time())).rowcount
-            if changed != 1:
-                raise LostClaimError(f"{method}/{trial}: this worker no longer holds the "
-                                     f"unit at cycle {cycle - 1}")
+            self._update_held_at(conn, worker, method, trial, cycle - 1,
+                                 cycle=cycle, done=bool(done),
+                                 labeled=_json_dumps(list(labeled)), checkpoint=checkpoint,
+                                 checkpoint_sha256=sha256, worker=None if done else worker,
+                                 heartbeat=None if done else time.time())
             conn.execute(insert(self.records_table).values(
                 method=method, trial=trial, cycle=cycle, data=_json_dumps(record)))
         self._transaction(commit)
+
+    def _update_held_at(self, conn, holder, method, trial, at_cycle, **values):
+        """In ``conn``'s transaction, set ``values`` (columns: ``cycle`` and
+        ``worker`` among them) on a unit that ``holder`` holds, unfinished, at
+        ``at_cycle``; a :class:`LostClaimError` if it does not."""
+        from sqlalchemy import and_, update
+        u = self.units
+        changed = conn.execute(
+            update(u).where(and_(u.c.method == method, u.c.trial == trial,
+                                 u.c.worker == holder, u.c.cycle == at_cycle,
+                                 u.c.done.is_(False)))
+            .values(**values)).rowcount
+        if changed != 1:
+            raise LostClaimError(f"{method}/{trial}: this worker no longer holds the "
+                                 f"unit at cycle {at_cycle}")
 
     def update_record(self, worker, method, trial, cycle, record):
         """Replace the record of a unit's last committed cycle (the columns that
@@ -538,18 +546,16 @@ class RunStore:
         ------
         LostClaimError
             If the worker no longer holds the unit or the unit is not at
-            ``cycle``; nothing is written then.
+            ``cycle``; nothing is written then (the claim's heartbeat is
+            renewed otherwise).
         """
-        from sqlalchemy import and_, select, update
-        u, r = self.units, self.records_table
+        from sqlalchemy import and_, update
+        r = self.records_table
 
         def write(conn):
-            held = conn.execute(select(u.c.method).where(and_(
-                u.c.method == method, u.c.trial == trial, u.c.worker == worker,
-                u.c.cycle == cycle, u.c.done.is_(False))).with_for_update()).first()
-            if held is None:
-                raise LostClaimError(f"{method}/{trial}: this worker no longer holds the "
-                                     f"unit at cycle {cycle}")
+            # the claim is checked (and renewed) by the same conditional update as a
+            # commit's, which locks the unit's row until the record is written
+            self._update_held_at(conn, worker, method, trial, cycle, heartbeat=time.time())
             conn.execute(update(r).where(and_(r.c.method == method, r.c.trial == trial,
                                               r.c.cycle == cycle))
                          .values(data=_json_dumps(record)))
