@@ -39,7 +39,7 @@ import numpy as np
 from .metrics import _check_proba, _estimator_labels
 
 __all__ = ["AccuracyEstimate", "estimate_accuracy", "draw_probabilities", "ESTIMATION_METHODS",
-           "ATC_SCORES", "IMPORTANCE_ESTIMATORS"]
+           "ATC_SCORES", "IMPORTANCE_ESTIMATORS", "IMPORTANCE_INTERVALS"]
 
 #: The values of ``method`` of :func:`estimate_accuracy`.
 ESTIMATION_METHODS = ("confidence", "atc", "doc", "critic", "importance")
@@ -51,6 +51,12 @@ ATC_SCORES = ("max_confidence", "negative_entropy")
 #: an unbiased variance estimate) and ``"lure"`` (Farquhar et al. 2021).
 IMPORTANCE_ESTIMATORS = ("desraj", "lure")
 
+#: The intervals of ``method="importance"``: ``"korn-graubard"`` (the default,
+#: a Clopper-Pearson interval on the effective sample size; Korn and Graubard
+#: 1998) and ``"normal"`` (the estimate plus or minus a normal quantile times
+#: its standard error).
+IMPORTANCE_INTERVALS = ("korn-graubard", "normal")
+
 # the keyword arguments each method reads; any other one given is an error
 _USES = {
     "confidence": (),
@@ -58,10 +64,11 @@ _USES = {
     "doc": ("X_labeled", "y_labeled"),
     "critic": ("critic",),
     "importance": ("X_labeled", "y_labeled", "q", "indices", "estimator",
-                   "confidence_level"),
+                   "confidence_level", "interval"),
 }
 _DEFAULTS = {"X_labeled": None, "y_labeled": None, "score": "max_confidence", "critic": None,
-             "q": None, "indices": None, "estimator": "desraj", "confidence_level": 0.95}
+             "q": None, "indices": None, "estimator": "desraj", "confidence_level": 0.95,
+             "interval": "korn-graubard"}
 
 
 @dataclass(frozen=True)
@@ -223,7 +230,22 @@ def _z(confidence_level):
     return float(norm.ppf(0.5 + confidence_level / 2))
 
 
-def _importance(a, q, n_pool, estimator, confidence_level):
+def _korn_graubard(error, variance, m, confidence_level):
+    """Clopper-Pearson bounds of an error rate estimated with ``variance`` from
+    ``m`` draws, on the effective sample size ``error (1 - error) / variance``
+    (``m`` when that is undefined: no error drawn, or an estimate outside (0, 1))."""
+    from scipy.stats import beta
+
+    e = min(max(error, 0.0), 1.0)
+    n = e * (1 - e) / variance if 0 < e < 1 and variance > 0 else float(m)
+    x = e * n  # the effective number of errors
+    alpha = 1 - confidence_level
+    low = beta.ppf(alpha / 2, x, n - x + 1) if x > 0 else 0.0
+    high = beta.ppf(1 - alpha / 2, x + 1, n - x) if x < n else 1.0
+    return float(low), float(high)
+
+
+def _importance(a, q, n_pool, estimator, confidence_level, interval):
     """Accuracy on the pool: one minus the error rate estimated from the draws' losses."""
     loss = 1.0 - a  # the 0-1 loss of each draw, in draw order
     m = len(loss)
@@ -238,11 +260,16 @@ def _importance(a, q, n_pool, estimator, confidence_level):
         else:
             v = 1 + (n_pool - m) / (n_pool - steps) * (1 / ((n_pool - steps + 1) * q) - 1)
         terms = v * loss
-    estimate = 1.0 - float(terms.mean())
+    error = float(terms.mean())
+    estimate = 1.0 - error
     if m < 2:
         return estimate, float("nan"), float("nan")
-    half = _z(confidence_level) * float(np.sqrt(terms.var(ddof=1) / m))
-    return estimate, max(0.0, estimate - half), min(1.0, estimate + half)
+    variance = float(terms.var(ddof=1)) / m
+    if interval == "normal":
+        half = _z(confidence_level) * np.sqrt(variance)
+        return estimate, max(0.0, estimate - half), min(1.0, estimate + half)
+    low, high = _korn_graubard(error, variance, m, confidence_level)
+    return estimate, 1.0 - high, 1.0 - low
 
 
 def _check_critic(critic):
@@ -316,16 +343,32 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
       gives :math:`1 - \bar t` with :math:`t_m = \frac{1}{N}\big(\sum_{j<m}
       L_j + L_m / q_m\big)`, each unbiased for the error rate given the
       draws before it, so that :math:`\frac{1}{M(M-1)}\sum_m (t_m - \bar
-      t)^2` is an unbiased estimate of its variance: the interval is
-      :math:`1 - \bar t \pm z_{(1+\gamma)/2}` times its square root;
+      t)^2` is an unbiased estimate :math:`\hat V` of its variance;
     * ``estimator="lure"`` (LURE, Farquhar et al., ICLR 2021, Eq. 4) gives
       :math:`1 - \frac{1}{M}\sum_m v_m L_m` with :math:`v_m = 1 +
-      \frac{N-M}{N-m}\big(\frac{1}{(N-m+1) q_m} - 1\big)`; its interval,
-      from the sample variance of :math:`v_m L_m`, is an approximation (the
-      terms are correlated).
+      \frac{N-M}{N-m}\big(\frac{1}{(N-m+1) q_m} - 1\big)`; :math:`\hat V`,
+      the sample variance of the :math:`v_m L_m` over :math:`M`, is an
+      approximation (the terms are correlated).
 
-    The estimate is not clipped (that would bias it): on a small batch it
-    can leave :math:`[0, 1]`; the interval is clipped to :math:`[0, 1]`.
+    The interval at level :math:`\gamma` is built on the estimated error
+    rate :math:`\hat e` and :math:`\hat V`:
+
+    * ``interval="korn-graubard"`` (the default; Korn and Graubard,
+      *Survey Methodology* 24(2), 1998): the Clopper-Pearson interval of
+      :math:`x^* = n^* \hat e` errors in :math:`n^* = \hat e(1 - \hat e) /
+      \hat V` draws (the effective sample size; :math:`n^* = M` when no
+      error was drawn), :math:`[B^{-1}_{(1-\gamma)/2}(x^*, n^* - x^* + 1),
+      B^{-1}_{(1+\gamma)/2}(x^* + 1, n^* - x^*)]` with :math:`B^{-1}` the
+      beta quantile. A batch with few errors then gets an interval as wide
+      as its evidence: with no error drawn it is :math:`[0,
+      1 - ((1-\gamma)/2)^{1/M}]`, where the normal one is a single point;
+    * ``interval="normal"``: :math:`\hat e \pm z_{(1+\gamma)/2} \sqrt{\hat
+      V}`, which covers much less than :math:`\gamma` when the batch holds
+      few errors.
+
+    The accuracy's interval is one minus the error's, within :math:`[0,
+    1]`. The estimate is not clipped (that would bias it): on a small batch
+    it can leave :math:`[0, 1]`.
 
     Parameters
     ----------
@@ -368,6 +411,9 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
         confidence_level : float, default=0.95
             ``"importance"``: the level :math:`\gamma` of the interval, in
             (0, 1).
+        interval : {"korn-graubard", "normal"}, default="korn-graubard"
+            ``"importance"``: the interval (:data:`IMPORTANCE_INTERVALS`,
+            Notes).
 
     Returns
     -------
@@ -446,6 +492,9 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
         if opts["estimator"] not in IMPORTANCE_ESTIMATORS:
             raise ValueError(f"estimator must be one of {IMPORTANCE_ESTIMATORS}, got "
                              f"{opts['estimator']!r}")
+        if not isinstance(opts["interval"], str) or opts["interval"] not in IMPORTANCE_INTERVALS:
+            raise ValueError(f"interval must be one of {IMPORTANCE_INTERVALS}, got "
+                             f"{opts['interval']!r}")
         level = opts["confidence_level"]
         if (isinstance(level, bool) or not isinstance(level, numbers.Real)
                 or not 0 < level < 1):
@@ -456,7 +505,8 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
         q = _check_q(opts["q"], opts["indices"], n_pool, n_l)
         proba_l = _proba(est, X_l, "X_labeled")
         a = _correct(est, proba_l, y_l)
-        estimate, low, high = _importance(a, q, n_pool, opts["estimator"], float(level))
+        estimate, low, high = _importance(a, q, n_pool, opts["estimator"], float(level),
+                                          opts["interval"])
         return AccuracyEstimate(estimate, low, high, method)
 
     proba = _proba(est, X, "X")

@@ -183,6 +183,60 @@ def test_importance_with_an_uncertainty_proposal_is_precise_and_covers():
     assert covered / 1000 >= 0.92
 
 
+def _rare_error_pool(n=1300, seed=0):
+    """A calibrated pool of mostly confident rows: accuracy 0.94, few errors per batch."""
+    rng = np.random.RandomState(seed)
+    conf = np.clip(rng.beta(8, 0.6, size=n), 0.34, 1.0)
+    proba = np.column_stack([conf, (1 - conf) / 2, (1 - conf) / 2])
+    y = np.where(rng.uniform(size=n) < conf, 0, rng.randint(1, 3, size=n))
+    return Fixed(proba), y, float(np.mean(y == 0))
+
+
+def test_korn_graubard_interval_covers_where_the_normal_one_does_not():
+    # uniform draws of 50 from a pool with 6 % errors: about 3 errors per batch, and
+    # 5 % of the batches have none (the normal interval is then a single point)
+    clf, y, truth = _rare_error_pool()
+    n = len(y)
+    X, q = _rows(n), 1 / (n - np.arange(50))
+    draws = np.random.RandomState(1)
+    covered = {"korn-graubard": 0, "normal": 0}
+    for _ in range(1000):
+        order = draws.choice(n, size=50, replace=False)
+        for interval in covered:
+            est = estimate_accuracy(clf, X, "importance", X_labeled=X[order],
+                                    y_labeled=y[order], q=q, confidence_level=0.9,
+                                    interval=interval)
+            covered[interval] += est.low <= truth <= est.high
+    # measured: 0.94 against 0.82 (a 90 % interval)
+    assert covered["korn-graubard"] / 1000 >= 0.88
+    assert covered["normal"] / 1000 <= 0.86
+
+
+def test_korn_graubard_interval_without_an_error_drawn():
+    clf, y, _ = _rare_error_pool(50)
+    right = np.flatnonzero(clf.proba.argmax(1) == y)[:20]
+    X, q = _rows(50), 1 / (50 - np.arange(20))
+    kw = dict(X_labeled=X[right], y_labeled=y[right], q=q, confidence_level=0.9)
+    kg = estimate_accuracy(clf, X, "importance", **kw)
+    normal = estimate_accuracy(clf, X, "importance", interval="normal", **kw)
+    assert kg.estimate == normal.estimate == 1.0
+    assert normal.low == normal.high == 1.0  # no error, no variance: a single point
+    # Clopper-Pearson with 0 errors in 20 draws: the error rate is below 1 - 0.05 ** (1/20)
+    assert kg.high == 1.0 and kg.low == pytest.approx(0.05 ** (1 / 20))
+    # with 3 errors in 20 uniform draws, LURE is the batch's mean, its variance
+    # e (1 - e) / 19 (ddof=1): Clopper-Pearson of 19 e errors in 19 draws
+    wrong = np.flatnonzero(clf.proba.argmax(1) != y)[:3]
+    order = np.r_[wrong, right[:17]]
+    kw.update(X_labeled=X[order], y_labeled=y[order])
+    kg = estimate_accuracy(clf, X, "importance", estimator="lure", **kw)
+    assert kg.estimate == pytest.approx(1 - 3 / 20)
+    assert kg.low < kg.estimate < kg.high
+    from scipy.stats import beta
+    n, x = 19, 19 * 3 / 20
+    assert 1 - kg.high == pytest.approx(beta.ppf(0.05, x, n - x + 1))
+    assert 1 - kg.low == pytest.approx(beta.ppf(0.95, x + 1, n - x))
+
+
 def test_importance_per_draw_q_equals_the_pool_proposal():
     clf, y, p, _ = _toy_pool(50)
     order = np.array([3, 17, 8, 41, 0])
@@ -231,6 +285,9 @@ def test_misuse():
     with pytest.raises(ValueError, match="estimator must be"):
         estimate_accuracy(clf, X, "importance", y_labeled=y[:2], q=p, indices=[0, 1],
                           estimator="ht")
+    with pytest.raises(ValueError, match="interval must be one of"):
+        estimate_accuracy(clf, X, "importance", y_labeled=y[:2], q=p, indices=[0, 1],
+                          interval="wald")
     with pytest.raises(ValueError, match="confidence_level"):
         estimate_accuracy(clf, X, "importance", y_labeled=y[:2], q=p, indices=[0, 1],
                           confidence_level=95)

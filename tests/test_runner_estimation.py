@@ -74,8 +74,9 @@ def test_estimation_leaves_the_papers_records_unchanged(run, tmp_path):
     assert tuple(load_results(tmp_path / "plain")[0]) == record_columns(False)
 
 
-def _interrupted(out, n_commits, monkeypatch):
-    """Run CFG in ``out`` and stop it (Ctrl-C) at the commit after ``n_commits``."""
+def _interrupted(out, n_commits, monkeypatch, **cfg):
+    """Run ``cfg`` (default: CFG) in ``out`` and stop it (Ctrl-C) at the commit after
+    ``n_commits``."""
     from sklearn_crtcl.experiments import storage
 
     real = storage.RunStore.commit_cycle
@@ -89,7 +90,7 @@ def _interrupted(out, n_commits, monkeypatch):
 
     monkeypatch.setattr(storage.RunStore, "commit_cycle", commit)
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(**CFG, output_dir=str(out))
+        run_experiment(**(cfg or CFG), output_dir=str(out))
     monkeypatch.setattr(storage.RunStore, "commit_cycle", real)
     return out
 
@@ -145,9 +146,12 @@ def _check_by_hand(out, state, records):
     # the importance estimate is over the query's candidates: the whole pool (a uniform
     # draw from a random subset of it is a uniform draw from it)
     q = 1.0 / (len(pool) - np.arange(20, dtype=np.float64))
-    imp = estimate_accuracy(net, X_train[pool], "importance", q=q, **kw)
-    assert (final["est_importance"], final["est_importance_low"]) == pytest.approx(
-        (imp.estimate, imp.low), abs=1e-12)
+    # ...with the runner's interval: Korn-Graubard's at 90 %
+    imp = estimate_accuracy(net, X_train[pool], "importance", q=q, confidence_level=0.9, **kw)
+    got = (final["est_importance"], final["est_importance_low"], final["est_importance_high"])
+    assert got == pytest.approx((imp.estimate, imp.low, imp.high), abs=1e-12)
+    wider = estimate_accuracy(net, X_train[pool], "importance", q=q, **kw)  # 95 %
+    assert wider.high - wider.low > imp.high - imp.low > 0
 
 
 def test_a_recomputed_unit_restores_the_criteria(run, tmp_path, monkeypatch):
@@ -272,6 +276,48 @@ def test_a_run_of_the_release_before_estimation_resumes_without_it(tmp_path, cap
     assert "--no-estimation: saved False, given True" in capsys.readouterr().err
     records = run_experiment(**cfg, output_dir=str(out), resume=True, estimation=False)
     assert len(records) == 2 and all(tuple(r) == RESULT_COLUMNS for r in records)
+
+
+def test_a_run_of_the_release_before_the_interval_options_resumes_with_its_interval(
+        tmp_path, capsys, monkeypatch):
+    """A store whose settings predate ``importance_interval`` and ``confidence_level``
+    recorded the normal 95 % interval: resuming asks for both, and goes on with them."""
+    import json
+    import sqlite3
+
+    from sklearn_crtcl.experiments.cli import main
+    cfg = dict(CFG, methods=["random"], n_trials=1, n_cycles=2)
+    out = tmp_path / "old"
+    with pytest.raises(ValueError, match=r"importance_interval.*'wald'"):
+        run_experiment(**cfg, output_dir=str(out), importance_interval="wald")
+    for level in (0.0, 1.0, float("nan"), True, "0.9"):
+        with pytest.raises(ValueError, match="confidence_level"):
+            run_experiment(**cfg, output_dir=str(out), confidence_level=level)
+    _interrupted(out, 2, monkeypatch, **cfg, importance_interval="normal",
+                 confidence_level=0.95)
+    db = sqlite3.connect(out / "runs.sqlite3")
+    (value,) = db.execute("SELECT value FROM crtcl_meta WHERE key = 'config'").fetchone()
+    old = json.loads(value)
+    del old["importance_interval"], old["confidence_level"]
+    db.execute("UPDATE crtcl_meta SET value = ? WHERE key = 'config'",
+               (json.dumps(old, sort_keys=True),))
+    db.commit()
+    db.close()
+    args = ["--dataset", "digits", "--methods", "random", "--initial-size", "30",
+            "--query-size", "20", "--cycles", "2", "--trials", "1", "--epochs", "2",
+            "--width", "2", "--subset-size", "200", "--device", "cpu", "--threads", "1",
+            "--seed", "1", "--no-progress", "--output-dir", str(out), "--resume"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--importance-interval: saved 'normal', given 'korn-graubard'" in err, err
+    assert "--confidence-level: saved 0.95, given 0.9" in err, err
+    assert main(args + ["--importance-interval", "normal", "--confidence-level", "0.95"]) == 0
+    records = load_results(out)
+    assert len(records) == 3
+    # the resumed cycle's interval is the stored run's: the normal 95 % one
+    full = run_experiment(**cfg, output_dir=str(tmp_path / "whole"),
+                          importance_interval="normal", confidence_level=0.95)
+    assert _strip(records) == _strip(full)
 
 
 def test_long_runs_split_the_per_cycle_tables_to_fit_a_page():

@@ -28,6 +28,7 @@ _FIELDS = {
     "data_home": "data_home", "threads": "num_threads", "n_train": "n_train",
     "n_test": "n_test", "augment": "augment", "storage": "storage", "worker": "worker",
     "heartbeat_timeout": "heartbeat_timeout", "recover": "recover", "estimation": "estimation",
+    "importance_interval": "importance_interval", "confidence_level": "confidence_level",
 }
 
 # ExperimentConfig field -> how error messages name it on the command line
@@ -155,6 +156,11 @@ def build_parser():
                         help="record the paper's columns only, without each cycle's accuracy "
                              "estimates on the pool and stopping verdicts (recorded by "
                              "default; see the docs' estimation page)")
+    parser.add_argument("--importance-interval", choices=("korn-graubard", "normal"),
+                        help="the interval of the importance-weighted accuracy estimate "
+                             "(default: korn-graubard)")
+    parser.add_argument("--confidence-level", type=float, metavar="LEVEL",
+                        help="the level of that interval, in (0, 1) (default: 0.9)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars or per-cycle lines (bars are shown when stderr "
                              "is a terminal and tqdm is installed; otherwise one line per "

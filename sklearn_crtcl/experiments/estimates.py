@@ -107,7 +107,7 @@ class _PoolProba:
 
 def estimation_record(net, X_pool, X_test, y_test, *, methods=("confidence",), criteria=(),
                       X_labeled=None, y_labeled=None, q=None, indices=None, critic=None,
-                      y_pool=None):
+                      y_pool=None, importance_options=None):
     """The estimate and stopping columns of one cycle's record.
 
     Parameters
@@ -144,6 +144,9 @@ def estimation_record(net, X_pool, X_test, y_test, *, methods=("confidence",), c
     y_pool : array-like, optional
         The pool's labels, when known (benchmarks): the record then holds the
         true pool accuracy ``pool_accuracy``, the estimates' target.
+    importance_options : dict, optional
+        More options of ``"importance"`` (``estimator``, ``interval``,
+        ``confidence_level``).
 
     Returns
     -------
@@ -183,7 +186,7 @@ def estimation_record(net, X_pool, X_test, y_test, *, methods=("confidence",), c
             else:
                 kwargs = {"X_labeled": X_labeled, "y_labeled": y_labeled}
                 if method == "importance":
-                    kwargs.update(q=q, indices=indices)
+                    kwargs.update(q=q, indices=indices, **(importance_options or {}))
         elif method == "critic":
             kwargs = {"critic": critic}
         if method not in estimates:

@@ -253,6 +253,13 @@ class ExperimentConfig:
         to cycle ``c``'s committed record once the query is made (the same
         query, with the same seed, as without estimation: the paper's
         columns do not change). ``False`` records the paper's columns only.
+    importance_interval : {"korn-graubard", "normal"}, default="korn-graubard"
+        The interval of the importance-weighted estimate
+        (:data:`~sklearn_crtcl.estimation.IMPORTANCE_INTERVALS`).
+    confidence_level : float, default=0.9
+        The level of the importance-weighted estimate's interval, in (0, 1).
+        (A store of the release before these two options recorded the
+        ``"normal"`` interval at 0.95.)
     batch_size : int, optional
         Mini-batch size for training (128 in the paper).
     progress : bool, default=True
@@ -305,6 +312,8 @@ class ExperimentConfig:
     heartbeat_timeout: float = 120.0
     recover: bool = False
     estimation: bool = True
+    importance_interval: str = "korn-graubard"
+    confidence_level: float = 0.9
 
     def __post_init__(self):
         names = _dataset_names()
@@ -373,6 +382,19 @@ class ExperimentConfig:
         if self.recover and not (self.resume or self.worker):
             raise _SettingError("{recover=True} repairs a stored run while continuing it: "
                                 "pass it with {resume=True} or {worker=True}")
+        from ..estimation import IMPORTANCE_INTERVALS
+        if (not isinstance(self.importance_interval, str)
+                or self.importance_interval not in IMPORTANCE_INTERVALS):
+            raise _SettingError(f"{{importance_interval}} must be one of "
+                                f"{IMPORTANCE_INTERVALS}, got {self.importance_interval!r}")
+        level = self.confidence_level
+        if isinstance(level, (bool, np.bool_)) or not isinstance(level, numbers.Real):
+            raise _SettingError(f"{{confidence_level}} must be a number in (0, 1), "
+                                f"got {level!r}")
+        self.confidence_level = float(level)
+        if not 0 < self.confidence_level < 1:  # NaN fails too
+            raise _SettingError(f"{{confidence_level}} must be a number in (0, 1), "
+                                f"got {level!r}")
         timeout = self.heartbeat_timeout
         if isinstance(timeout, (bool, np.bool_)) or not isinstance(timeout, numbers.Real):
             raise _SettingError(f"{{heartbeat_timeout}} must be a number of seconds, "
@@ -477,8 +499,10 @@ def load_state(output_dir, storage=None):
 
 
 def _comparable(config_dict):
-    # a store of the release before estimation recorded the paper's columns only
-    config_dict = {"estimation": False, **config_dict}
+    # a store of the release before estimation recorded the paper's columns only,
+    # one of the release before the interval options the normal 95 % interval
+    config_dict = {"estimation": False, "importance_interval": "normal",
+                   "confidence_level": 0.95, **config_dict}
     return {k: v for k, v in config_dict.items() if k not in _RUN_ONLY_FIELDS}
 
 
@@ -1172,7 +1196,10 @@ def _batch_estimates(config, trial, cycle, learner, data, labeled, batch, draw, 
     if draw is not None:
         out.update(estimation_record(est, X_train[draw[0]], None, None, methods=("importance",),
                                      criteria=[c for m, c in gains.items() if m == "importance"],
-                                     q=draw[1], **labels))
+                                     q=draw[1], importance_options=dict(
+                                         interval=config.importance_interval,
+                                         confidence_level=config.confidence_level),
+                                     **labels))
     out.pop("pool_accuracy")
     return out
 
