@@ -128,3 +128,15 @@ def test_bench_inference_memory_prints_a_row_per_call(tmp_path, capsys):
     assert [r[0] for r in rows] == list(bench.MODES) and all(r[1] == "300" for r in rows)
     assert all(float(r[4]) > 0 for r in rows)  # each call read the mapped file's pages
     assert not list(tmp_path.iterdir())  # the pool file is removed
+
+
+def test_bench_importance_interval_table(capsys):
+    bench = _load("bench_importance_interval")
+    rows = bench.main(["--labeled", "100", "--draws", "30", "--batch", "30"])
+    names = ("uniform", "entropy", "rank, beta=1", "rank, beta=0.5")
+    assert [(r[2], r[3]) for r in rows] == [(p, i) for p in names
+                                            for i in ("korn-graubard", "normal")]
+    for kg, normal in zip(rows[::2], rows[1::2]):
+        assert 0 <= normal[4] <= 1 and 0 <= kg[4] <= 1
+        assert kg[5] > normal[5] > 0  # Clopper-Pearson is the wider
+    assert capsys.readouterr().out.count("\n| 100 |") == 8
