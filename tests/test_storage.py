@@ -490,3 +490,11 @@ def test_update_record_needs_the_claim_at_that_cycle(tmp_path):
             store.update_record("me", "random", 0, 0, {"a": 4})
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), True, "30"])
+def test_heartbeat_timeout_must_be_a_positive_number_of_seconds(value, tmp_path):
+    with pytest.raises(ValueError, match=r"heartbeat_timeout must be a positive number of "
+                                         r"seconds, got"):
+        run_experiment(**CFG, output_dir=str(tmp_path / "run"), heartbeat_timeout=value)
+    assert not (tmp_path / "run").exists()  # refused before any work

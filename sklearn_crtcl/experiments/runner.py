@@ -160,6 +160,14 @@ def _check_device(device):
         raise _SettingError(str(exc)) from None
 
 
+def _check_real(name, value, valid, what):
+    """``value`` as a float: a real number (not a bool) for which ``valid`` holds."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
+            or not valid(float(value))):  # NaN fails every comparison
+        raise _SettingError(f"{{{name}}} must be {what}, got {value!r}")
+    return float(value)
+
+
 @dataclass
 class ExperimentConfig:
     """Settings of an active-learning benchmark run.
@@ -387,22 +395,11 @@ class ExperimentConfig:
                 or self.importance_interval not in IMPORTANCE_INTERVALS):
             raise _SettingError(f"{{importance_interval}} must be one of "
                                 f"{IMPORTANCE_INTERVALS}, got {self.importance_interval!r}")
-        level = self.confidence_level
-        if isinstance(level, (bool, np.bool_)) or not isinstance(level, numbers.Real):
-            raise _SettingError(f"{{confidence_level}} must be a number in (0, 1), "
-                                f"got {level!r}")
-        self.confidence_level = float(level)
-        if not 0 < self.confidence_level < 1:  # NaN fails too
-            raise _SettingError(f"{{confidence_level}} must be a number in (0, 1), "
-                                f"got {level!r}")
-        timeout = self.heartbeat_timeout
-        if isinstance(timeout, (bool, np.bool_)) or not isinstance(timeout, numbers.Real):
-            raise _SettingError(f"{{heartbeat_timeout}} must be a number of seconds, "
-                                f"got {timeout!r}")
-        self.heartbeat_timeout = float(timeout)
-        if not (np.isfinite(self.heartbeat_timeout) and self.heartbeat_timeout > 0):
-            raise _SettingError(f"{{heartbeat_timeout}} must be a positive number of seconds, "
-                                f"got {timeout!r}")
+        self.confidence_level = _check_real("confidence_level", self.confidence_level,
+                                            lambda v: 0 < v < 1, "a number in (0, 1)")
+        self.heartbeat_timeout = _check_real(
+            "heartbeat_timeout", self.heartbeat_timeout,
+            lambda v: np.isfinite(v) and v > 0, "a positive number of seconds")
         if self.storage is not None and (not isinstance(self.storage, str)
                                          or not self.storage):
             raise _SettingError(f"{{storage}} must be a database URL or None, "
