@@ -12,7 +12,8 @@ selection), and after each round
   :func:`~sklearn_crtcl.estimation.estimate_accuracy`: average confidence,
   ATC and DoC (thresholds from the new batch) and the importance-weighted
   estimate from the new batch's labels, weighted by the probabilities the
-  query drew them with (``return_proposal=True``), with its 95 % interval (Korn-Graubard's, the default);
+  query drew them with (``return_proposal=True``), with its 95 % interval
+  (Korn-Graubard's, the default);
 * asks the stopping criteria of :mod:`sklearn_crtcl.stopping` for their
   verdicts, and stops itself when the importance estimate has stopped rising
   (less than two points over two rounds) or the predictions have
