@@ -187,7 +187,8 @@ def test_summary_and_plot_report_estimates_and_stops(run):
     rand = [r for r in records if r["method"] == "random"]
     mae = np.mean([abs(r["est_confidence"] - r["pool_accuracy"]) for r in rand])
     section = summary.split("## Accuracy estimates")[1].split("## Stopping")[0]
-    assert section.strip() in estimation_summary(records)
+    assert section.strip() in estimation_summary(records, interval="korn-graubard, 90%")
+    assert "interval (korn-graubard, 90%) covers" in section
     table = next(ln for ln in section.splitlines() if ln.startswith("| random "))
     assert table.split("|")[2].strip() == f"{mae:.3f}"
     # entropy (top-k) has no importance estimate, so no verdict on its gain: dashes;

@@ -237,7 +237,7 @@ def main(argv=None):
         return 130
     from ..distributed import world
     from .report import summary_table
-    from .runner import _title
+    from .runner import _interval, _title
     if world()[0] != 0:  # process 0 of a distributed job reports
         return 0
     out = Path(config.output_dir)
@@ -248,7 +248,7 @@ def main(argv=None):
               f"{out / 'results.csv'}). The last one writes summary.md and the plots.")
         return 0
     print()
-    print(summary_table(records, title=_title(config)))
+    print(summary_table(records, title=_title(config), interval=_interval(config)))
     print(f"Results (one row per method, trial, cycle): {out / 'results.csv'}")
     print(f"Summary table:                              {out / 'summary.md'}")
     plots = [out / "accuracy.png", out / "ece.png"]

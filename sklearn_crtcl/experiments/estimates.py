@@ -219,7 +219,7 @@ def _runs_by_method(records):
     return by_method
 
 
-def estimation_summary(records, prices=STOP_PRICES):
+def estimation_summary(records, prices=STOP_PRICES, interval=None):
     """Markdown tables of a run's accuracy estimates and stopping verdicts.
 
     Two tables. Estimators: per method and estimator, the mean absolute
@@ -238,6 +238,9 @@ def estimation_summary(records, prices=STOP_PRICES):
         The runner's records with the columns of :data:`ESTIMATE_COLUMNS`.
     prices : sequence of float, default=STOP_PRICES
         Prices of one test error, in labels.
+    interval : str, optional
+        The importance estimate's interval (e.g. ``"korn-graubard, 90 %"``),
+        named in the table's legend.
 
     Returns
     -------
@@ -268,7 +271,8 @@ def estimation_summary(records, prices=STOP_PRICES):
     parts = ["## Accuracy estimates", "",
              "Mean absolute error of each estimate of the accuracy on the unlabeled pool "
              "(all cycles and trials with an estimate; in brackets, the share of them whose "
-             "interval covers the true pool accuracy). `-`: the method cannot give this "
+             "interval" + (f" ({interval})" if interval else "") + " covers the true pool "
+             "accuracy). `-`: the method cannot give this "
              "estimate (importance: a top-k query has no proposal; critic: no probabilistic "
              "critic).", "",
              _markdown(["method"] + list(RUN_ESTIMATES), rows, ["l"] + ["r"] * len(RUN_ESTIMATES)),

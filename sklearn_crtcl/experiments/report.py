@@ -208,7 +208,7 @@ def _markdown(header, rows, align):
 _MAX_CYCLE_COLUMNS = 8
 
 
-def summary_table(records, title=None):
+def summary_table(records, title=None, interval=None):
     """Markdown summary of a run: per-cycle mean ± std and the accuracy AUC.
 
     Three tables: accuracy and ECE per method (rows) and cycle (columns),
@@ -227,6 +227,9 @@ def summary_table(records, title=None):
         Result records (see :data:`RESULT_COLUMNS`).
     title : str, optional
         A line printed under the heading.
+    interval : str, optional
+        Records with estimates: the importance estimate's interval, named
+        in the estimator table (e.g. ``"korn-graubard, 90 %"``).
 
     Returns
     -------
@@ -287,7 +290,7 @@ def summary_table(records, title=None):
                         ["l", "r", "r", "r", "r", "r"]), ""]
     if "pool_accuracy" in records[0]:  # a run with estimation
         from .estimates import estimation_summary
-        parts += [estimation_summary(records)]
+        parts += [estimation_summary(records, interval=interval)]
     return "\n".join(parts)
 
 

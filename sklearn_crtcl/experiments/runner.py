@@ -1253,7 +1253,8 @@ def _write_exports(config, store, out):
     out.mkdir(parents=True, exist_ok=True)
     write_results_csv(records, out / "results.csv", columns=record_columns(config.estimation))
     _atomic_write_bytes(out / "summary.md",
-                        summary_table(records, title=_title(config)).encode())
+                        summary_table(records, title=_title(config),
+                                      interval=_interval(config)).encode())
     save_plots(records, out, title=_title(config))
     return records
 
@@ -1409,6 +1410,11 @@ def _run_all(config, data, out, store):
                 except Exception:
                     pass
             raise
+
+
+def _interval(config):
+    """The importance estimate's interval of a run, for its summary."""
+    return f"{config.importance_interval}, {config.confidence_level:.0%}"
 
 
 def _title(config):
