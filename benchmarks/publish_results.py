@@ -6,9 +6,12 @@ Usage::
 
 writes ``docs/_static/results/NAME_results.csv``, ``NAME_summary.md``,
 ``NAME_accuracy.png`` and ``NAME_ece.png`` (and ``NAME_estimates.png`` for a
-run with estimation), all from ``RUN_DIR/results.csv``.
+run with estimation), all from ``RUN_DIR/results.csv``; the summary names the
+run's importance interval (from ``RUN_DIR/config.json``; a run of the release
+before the interval options recorded the normal 95 % one).
 """
 
+import json
 import shutil
 import sys
 import tempfile
@@ -25,7 +28,10 @@ def main(run_dir, name):
     records = load_results(run_dir)
     DOCS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir / "results.csv", DOCS / f"{name}_results.csv")
-    (DOCS / f"{name}_summary.md").write_text(summary_table(records))
+    config = json.loads((run_dir / "config.json").read_text())
+    interval = (f"{config.get('importance_interval', 'normal')}, "
+                f"{config.get('confidence_level', 0.95):.0%}")
+    (DOCS / f"{name}_summary.md").write_text(summary_table(records, interval=interval))
     with tempfile.TemporaryDirectory() as tmp:
         save_plots(records, tmp, title=name)
         for plot in ("accuracy", "ece", "estimates"):
