@@ -122,12 +122,17 @@ class QueryStrategyAdapter(SingleAnnotatorPoolQueryStrategy):
 
     Examples
     --------
-    >>> import numpy as np                                      # doctest: +SKIP
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
     >>> from sklearn_crtcl import CriticLossNet
     >>> from sklearn_crtcl.skactiveml import CriticSampling
-    >>> y = np.full(len(X), np.nan); y[:100] = y_true[:100]
-    >>> net = CriticLossNet(input_shape=(1, 8, 8), max_epochs=20)
+    >>> X, y_true = load_digits(return_X_y=True)
+    >>> X = X.reshape(-1, 1, 8, 8).astype("float32") / 16
+    >>> y = np.full(len(X), np.nan); y[:100] = y_true[:100]  # NaN: not labeled yet
+    >>> net = CriticLossNet(module__width=2, max_epochs=1, random_state=0, device="cpu")
     >>> idx = CriticSampling(random_state=0).query(X, y, net, batch_size=10)
+    >>> idx.shape, bool(np.isnan(y[idx]).all())
+    ((10,), True)
     """
 
     def __init__(self, strategy="entropy", strategy_params=None, missing_label=MISSING_LABEL,

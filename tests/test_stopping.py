@@ -96,6 +96,34 @@ def test_accuracy_gain_over_a_window():
         crit.update(Model(proba=proba), pool, estimate=0.5, X_labeled=pool)
 
 
+def test_break_even_gain_stops_where_a_round_no_longer_pays():
+    # 50 labels a round, price 1 per error on 450 images: a round pays if it cuts
+    # the errors by 50, i.e. raises the accuracy by 50 / 450
+    crit = AccuracyGain.break_even(price=1.0, population=450, labels_per_round=50,
+                                   method="importance")
+    assert (crit.method, crit.window) == ("importance", 1)
+    assert crit.min_gain == pytest.approx(50 / 450)
+    accs = [0.60, 0.75, 0.85, 0.90, 0.93]
+    # gains 0.15, 0.10, 0.05, 0.03: the second is the first below 0.111
+    assert [crit.update(None, None, estimate=a).stop for a in accs] == [
+        False, False, True, True, True]
+    # with exact accuracies it stops one round after the cheapest (cost: labels plus
+    # price x errors), as the docstring says
+    recs = [{"cycle": c, "n_labeled": 100 + 50 * c, "accuracy": a, "n_test": 450,
+             "stop_be": s} for c, (a, s) in enumerate(zip(accs, [False, False, True, True,
+                                                                  True]))]
+    row, = stopping_summary(recs, prices=[1.0])
+    assert (row["stop_cycle"], row["best_cycle"]) == (2, 1)  # costs 280, 262.5, 267.5, ...
+    # a higher price asks for less gain; a window of w rounds for w times more
+    assert AccuracyGain.break_even(10.0, 450, 50).min_gain == pytest.approx(5 / 450)
+    assert AccuracyGain.break_even(1.0, 450, 50, window=2).min_gain == pytest.approx(100 / 450)
+    for bad in (dict(price=0), dict(price=-1), dict(population=0), dict(labels_per_round=0),
+                dict(labels_per_round=2.5), dict(price=float("nan")), dict(window=0)):
+        kw = dict(dict(price=1.0, population=450, labels_per_round=50), **bad)
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            AccuracyGain.break_even(**kw)
+
+
 def test_criteria_misuse():
     with pytest.raises(ValueError, match="stop set"):
         StabilizingPredictions(None)
