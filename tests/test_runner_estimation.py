@@ -196,6 +196,22 @@ def test_summary_and_plot_report_estimates_and_stops(run):
     assert cells("accuracy_gain_importance", "entropy") == ["-"] * 3
     assert "-" not in cells("accuracy_gain_importance", "random")
     assert cells("hindsight optimum", "random")[1] == f"{float(row['best_cycle']):.1f} / 0 / 100%"
+    # the break-even gain, by hand: the first cycle whose confidence rose by less than
+    # query size / (price x test size) since the previous one, else the last
+    stops_at, regrets = [], []
+    for t in sorted({r["trial"] for r in rand}):
+        run_t = sorted((r for r in rand if r["trial"] == t), key=lambda r: r["cycle"])
+        est = [r["est_confidence"] for r in run_t]
+        bar = CFG["query_size"] / (1.0 * run_t[0]["n_test"])
+        stop = next((c for c in range(1, len(est)) if est[c] - est[c - 1] < bar),
+                    len(est) - 1)
+        cost = [r["n_labeled"] + 1.0 * r["n_test"] * (1 - r["accuracy"]) for r in run_t]
+        stops_at.append(stop)
+        regrets.append(cost[stop] - min(cost))
+    assert cells("break_even_confidence", "random")[1].startswith(
+        f"{np.mean(stops_at):.1f} / {np.mean(regrets):.0f} /")
+    assert cells("break_even_importance", "entropy") == ["-"] * 3
+    assert "break_even_<e>" in summary
     # every table fits a page: at most 9 columns
     assert all(ln.count("|") <= 10 for ln in summary.splitlines())
     table = next(ln for ln in section.splitlines() if ln.startswith("| entropy "))

@@ -15,7 +15,7 @@ import numpy as np
 from ..estimation import estimate_accuracy
 from ..metrics import _estimator_labels
 from ..stopping import (AccuracyGain, ClassificationChange, MaxUncertainty, OverallUncertainty,
-                        StabilizingPredictions)
+                        StabilizingPredictions, stopping_summary)
 
 __all__ = ["estimation_record", "estimation_summary", "plot_run_estimates", "run_criteria",
            "RUN_ESTIMATES", "RUN_CRITERIA",
@@ -219,6 +219,27 @@ def _runs_by_method(records):
     return by_method
 
 
+def _break_even_rows(run, prices):
+    """:func:`~sklearn_crtcl.stopping.stopping_summary` rows of the break-even gain
+    of each estimate (``break_even_<estimate>``) on one run's records, one
+    criterion per price (:meth:`~sklearn_crtcl.stopping.AccuracyGain.break_even`:
+    labels per cycle and the test size from the records). Cycles without the
+    estimate are not rounds, as for the recorded gains."""
+    if len(run) < 2:
+        return []
+    per_round = int(run[1]["n_labeled"] - run[0]["n_labeled"])
+    rows = []
+    for e in RUN_ESTIMATES:
+        for price in prices:
+            crit = AccuracyGain.break_even(price, run[0]["n_test"], per_round, method=e)
+            flags = [bool(np.isfinite(r[f"est_{e}"])
+                          and crit.update(None, None, estimate=float(r[f"est_{e}"])).stop)
+                     for r in run]
+            marked = [{**r, f"stop_break_even_{e}": f} for r, f in zip(run, flags)]
+            rows += stopping_summary(marked, criteria=[f"break_even_{e}"], prices=[price])
+    return rows
+
+
 def estimation_summary(records, prices=STOP_PRICES, interval=None):
     """Markdown tables of a run's accuracy estimates and stopping verdicts.
 
@@ -230,7 +251,11 @@ def estimation_summary(records, prices=STOP_PRICES, interval=None):
     mean stop cycle and the mean regret, the cost at that cycle minus the
     least cost of the run in hindsight
     (:func:`~sklearn_crtcl.stopping.stopping_summary`), with the share of
-    trials in which the criterion stopped within one cycle of the cheapest.
+    trials in which the criterion stopped within one cycle of the cheapest;
+    besides the recorded criteria, the break-even gain of each estimate at
+    each price (:meth:`~sklearn_crtcl.stopping.AccuracyGain.break_even`
+    with the records' test size and labels per cycle, decided here from the
+    recorded estimates; rows ``break_even_<estimate>``).
 
     Parameters
     ----------
@@ -246,7 +271,6 @@ def estimation_summary(records, prices=STOP_PRICES, interval=None):
     -------
     str
     """
-    from ..stopping import stopping_summary
     from .report import _markdown
 
     runs = _runs_by_method(records)
@@ -277,12 +301,15 @@ def estimation_summary(records, prices=STOP_PRICES, interval=None):
              "critic).", "",
              _markdown(["method"] + list(RUN_ESTIMATES), rows, ["l"] + ["r"] * len(RUN_ESTIMATES)),
              ""]
-    # per method, the rows of stopping_summary of each of its trials
+    # per method, the rows of stopping_summary of each of its trials: the recorded
+    # verdicts, then the break-even gain of each estimate, decided here per price
     summaries = {m: [s for run in runs[m]
-                     for s in stopping_summary(run, criteria=RUN_CRITERIA, prices=prices)]
+                     for s in stopping_summary(run, criteria=RUN_CRITERIA, prices=prices)
+                     + _break_even_rows(run, prices)]
                  for m in methods}
     # a gain of an estimate the method never gives never fires: not a verdict
-    never = {(m, f"accuracy_gain_{e}") for m in methods for e in RUN_ESTIMATES
+    never = {(m, f"{kind}_{e}") for m in methods for e in RUN_ESTIMATES
+             for kind in ("accuracy_gain", "break_even")
              if not any(np.isfinite(r[f"est_{e}"]) for run in runs[m] for r in run)}
     rows = []
     for m in methods:
@@ -292,7 +319,7 @@ def estimation_summary(records, prices=STOP_PRICES, interval=None):
                     if s["criterion"] == RUN_CRITERIA[0] and s["price"] == price]
             row.append(f"{np.mean(best):.1f} / 0 / 100%")
         rows.append(row)
-    for name in RUN_CRITERIA:
+    for name in RUN_CRITERIA + tuple(f"break_even_{e}" for e in RUN_ESTIMATES):
         for m in methods:
             row = [name, m]
             for price in prices:
@@ -312,7 +339,10 @@ def estimation_summary(records, prices=STOP_PRICES, interval=None):
               "hindsight; cost = labels + price x test errors, Pullar-Strecker et al. 2022) "
               "/ share of trials stopped within one cycle of the cheapest (first rows: the "
               "cheapest cycle itself). A criterion that never fires stops at the last cycle; "
-              "`-`: the gain of an estimate the method does not give.", "",
+              "`-`: the gain of an estimate the method does not give. `break_even_<e>`: "
+              "stop once estimate e rose by less than query size / (price x test size) "
+              "since the previous cycle, the gain that pays for a batch at that price "
+              "(AccuracyGain.break_even, decided from the recorded estimates).", "",
               _markdown(["criterion", "method"] + [f"price {p:g}" for p in prices], rows,
                         ["l", "l"] + ["r"] * len(prices)), ""]
     return "\n".join(parts)
