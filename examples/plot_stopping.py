@@ -15,9 +15,11 @@ selection), and after each round
   query drew them with (``return_proposal=True``), with its 95 % interval
   (Korn-Graubard's, the default);
 * asks the stopping criteria of :mod:`sklearn_crtcl.stopping` for their
-  verdicts, and stops itself when the importance estimate has stopped rising
-  (less than two points over two rounds) or the predictions have
-  stabilized (Bloodgood and Vijay-Shanker 2009), or after a budget of rounds.
+  verdicts, and stops itself when the last round's labels no longer paid for
+  the errors they saved (the break-even gain of the importance estimate, an
+  error costing as much as a label) or
+  the predictions have stabilized (Bloodgood and Vijay-Shanker 2009), or after
+  a budget of rounds.
 
 The data is Fashion-MNIST when its files are installed
 (``/usr/share/datasets/fashion-mnist``), scikit-learn's digits otherwise; the
@@ -74,8 +76,15 @@ learner = ActiveLearner(
     estimator=ResNetClassifier(module__width=4 if SMOKE else 8, max_epochs=2 if SMOKE else 8,
                                batch_size=32, classes=np.unique(y_train), random_state=0),
     query_strategy=entropy_sampling, X_training=X_train[labeled], y_training=y_train[labeled])
+# the price of an error, in labels, on the N images the model will classify (here
+# the test split stands for them, as in the costs in hindsight below): a round
+# pays if it raised the accuracy by at least n_query / (price x N)
+price = 1.0
 criteria = [StabilizingPredictions(stop_set), ClassificationChange(stop_set, threshold=0.01),
-            OverallUncertainty(0.05), MaxUncertainty(0.2), AccuracyGain("importance", min_gain=0.02)]
+            OverallUncertainty(0.05), MaxUncertainty(0.2),
+            AccuracyGain("importance", min_gain=0.02),
+            AccuracyGain.break_even(price, population=len(X_test), labels_per_round=n_query,
+                                    method="importance")]
 records = []
 for cycle in range(max_rounds):
     X_pool = X_train[pool]
@@ -97,9 +106,9 @@ for cycle in range(max_rounds):
           f"{record['est_importance_high']:.3f}], confidence {record['est_confidence']:.3f}, "
           f"ATC {record['est_atc']:.3f}, DoC {record['est_doc']:.3f}")
     print(f"    verdicts: {verdicts}")
-    if record["stop_accuracy_gain_importance"] or record["stop_stabilizing_predictions"]:
-        why = ("the estimated accuracy stopped rising"
-               if record["stop_accuracy_gain_importance"] else "the predictions stabilized")
+    if record["stop_break_even_importance"] or record["stop_stabilizing_predictions"]:
+        why = ("the last round's labels no longer paid for the errors they saved"
+               if record["stop_break_even_importance"] else "the predictions stabilized")
         print(f"stopped after round {cycle}: {why}")
         break
     chosen = pool[idx]

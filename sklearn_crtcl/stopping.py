@@ -507,7 +507,9 @@ class AccuracyGain(StoppingCriterion):
         Returns
         -------
         AccuracyGain
-            With ``min_gain`` :math:`wB/(\lambda N)`.
+            With ``min_gain`` :math:`wB/(\lambda N)`, named
+            ``break_even_<method>`` (its ``stop_``/``stat_`` keys in
+            records).
 
         Examples
         --------
@@ -523,8 +525,10 @@ class AccuracyGain(StoppingCriterion):
         labels_per_round = check_number(labels_per_round, "labels_per_round", integer=True,
                                         min_val=1)
         window = check_number(window, "window", integer=True, min_val=1)
-        return cls(method, min_gain=window * labels_per_round / (price * population),
+        crit = cls(method, min_gain=window * labels_per_round / (price * population),
                    window=window)
+        crit.name = f"break_even_{method}"
+        return crit
 
     @property
     def threshold(self):

@@ -101,7 +101,7 @@ def test_break_even_gain_stops_where_a_round_no_longer_pays():
     # the errors by 50, i.e. raises the accuracy by 50 / 450
     crit = AccuracyGain.break_even(price=1.0, population=450, labels_per_round=50,
                                    method="importance")
-    assert (crit.method, crit.window) == ("importance", 1)
+    assert (crit.method, crit.window, crit.name) == ("importance", 1, "break_even_importance")
     assert crit.min_gain == pytest.approx(50 / 450)
     accs = [0.60, 0.75, 0.85, 0.90, 0.93]
     # gains 0.15, 0.10, 0.05, 0.03: the second is the first below 0.111
