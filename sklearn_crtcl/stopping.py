@@ -478,7 +478,7 @@ class AccuracyGain(StoppingCriterion):
 
         .. math::
 
-            	ext{min\_gain} = rac{w\, B}{\lambda\, N}.
+            \text{min\_gain} = \frac{w\, B}{\lambda\, N}.
 
         This criterion stops at the first round whose estimated gain over
         the last ``window`` rounds is below that: it looks back, not ahead
