@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sklearn_crtcl.experiments import load_results, summary_table
 from sklearn_crtcl.experiments.report import save_plots
+from sklearn_crtcl.experiments.runner import _interval
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "_static" / "results"
 
@@ -28,9 +29,7 @@ def main(run_dir, name):
     records = load_results(run_dir)
     DOCS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir / "results.csv", DOCS / f"{name}_results.csv")
-    config = json.loads((run_dir / "config.json").read_text())
-    interval = (f"{config.get('importance_interval', 'normal')}, "
-                f"{config.get('confidence_level', 0.95):.0%}")
+    interval = _interval(json.loads((run_dir / "config.json").read_text()))
     (DOCS / f"{name}_summary.md").write_text(summary_table(records, interval=interval))
     with tempfile.TemporaryDirectory() as tmp:
         save_plots(records, tmp, title=name)

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..estimation import IMPORTANCE_INTERVALS
 from ..query.selection import SELECTIONS
 from .methods import METHOD_SPECS
 from .runner import (PROTOCOLS, QUICK_PRESET, ExperimentConfig, _MissingDataError,
@@ -156,7 +157,7 @@ def build_parser():
                         help="record the paper's columns only, without each cycle's accuracy "
                              "estimates on the pool and stopping verdicts (recorded by "
                              "default; see the docs' estimation page)")
-    parser.add_argument("--importance-interval", choices=("korn-graubard", "normal"),
+    parser.add_argument("--importance-interval", choices=IMPORTANCE_INTERVALS,
                         help="the interval of the importance-weighted accuracy estimate "
                              "(default: korn-graubard)")
     parser.add_argument("--confidence-level", type=float, metavar="LEVEL",
@@ -248,7 +249,7 @@ def main(argv=None):
               f"{out / 'results.csv'}). The last one writes summary.md and the plots.")
         return 0
     print()
-    print(summary_table(records, title=_title(config), interval=_interval(config)))
+    print(summary_table(records, title=_title(config), interval=_interval(config.to_dict())))
     print(f"Results (one row per method, trial, cycle): {out / 'results.csv'}")
     print(f"Summary table:                              {out / 'summary.md'}")
     plots = [out / "accuracy.png", out / "ece.png"]

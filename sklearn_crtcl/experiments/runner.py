@@ -495,11 +495,15 @@ def load_state(output_dir, storage=None):
         store.dispose()
 
 
+# what a stored configuration without these keys ran with: a store of the release
+# before estimation recorded the paper's columns only, one of the release before the
+# interval options the normal 95 % interval
+_LEGACY_SETTINGS = {"estimation": False, "importance_interval": "normal",
+                    "confidence_level": 0.95}
+
+
 def _comparable(config_dict):
-    # a store of the release before estimation recorded the paper's columns only,
-    # one of the release before the interval options the normal 95 % interval
-    config_dict = {"estimation": False, "importance_interval": "normal",
-                   "confidence_level": 0.95, **config_dict}
+    config_dict = {**_LEGACY_SETTINGS, **config_dict}
     return {k: v for k, v in config_dict.items() if k not in _RUN_ONLY_FIELDS}
 
 
@@ -1254,7 +1258,7 @@ def _write_exports(config, store, out):
     write_results_csv(records, out / "results.csv", columns=record_columns(config.estimation))
     _atomic_write_bytes(out / "summary.md",
                         summary_table(records, title=_title(config),
-                                      interval=_interval(config)).encode())
+                                      interval=_interval(config.to_dict())).encode())
     save_plots(records, out, title=_title(config))
     return records
 
@@ -1412,9 +1416,11 @@ def _run_all(config, data, out, store):
             raise
 
 
-def _interval(config):
-    """The importance estimate's interval of a run, for its summary."""
-    return f"{config.importance_interval}, {config.confidence_level:.0%}"
+def _interval(settings):
+    """The importance estimate's interval of a run, for its summary, from its
+    settings (``ExperimentConfig.to_dict()`` or a stored configuration)."""
+    settings = {**_LEGACY_SETTINGS, **settings}
+    return f"{settings['importance_interval']}, {settings['confidence_level']:.0%}"
 
 
 def _title(config):
