@@ -8,10 +8,14 @@ images ``X`` (typically the unlabeled pool of an active-learning round),
     \operatorname{acc}(X) = \frac{1}{N} \sum_{i=1}^{N}
     \mathbb{1}[\hat y(x_i) = y_i],
 
-with one of five methods (:data:`ESTIMATION_METHODS`; equations, papers and
+with one of six methods (:data:`ESTIMATION_METHODS`; equations, papers and
 what each needs in :doc:`/estimation`):
 
 * ``"confidence"``: average confidence (AC), from the predictions alone;
+* ``"temperature"``: average confidence after temperature scaling (Guo et
+  al., ICML 2017) fitted on labeled data the model was not trained on
+  (scikit-learn's ``CalibratedClassifierCV(method="temperature")``), the
+  labels weighted by their draw probabilities when a query drew them;
 * ``"atc"``: average thresholded confidence (Garg et al., ICLR 2022), a
   threshold fitted on labeled data the model was not trained on;
 * ``"doc"``: difference of confidences (Guillory et al., ICCV 2021) against a
@@ -26,15 +30,17 @@ what each needs in :doc:`/estimation`):
   Farquhar et al., ICLR 2021; Des Raj 1956).
 
 In active learning the batch just labeled, *before* the model is trained on
-it, is labeled data the model was not trained on: it serves ``"atc"``,
-``"doc"`` and ``"importance"``.
+it, is labeled data the model was not trained on: it serves
+``"temperature"``, ``"atc"``, ``"doc"`` and ``"importance"``.
 """
 
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .metrics import _check_proba, _estimator_labels
 
@@ -42,7 +48,7 @@ __all__ = ["AccuracyEstimate", "estimate_accuracy", "draw_probabilities", "ESTIM
            "ATC_SCORES", "IMPORTANCE_ESTIMATORS", "IMPORTANCE_INTERVALS"]
 
 #: The values of ``method`` of :func:`estimate_accuracy`.
-ESTIMATION_METHODS = ("confidence", "atc", "doc", "critic", "importance")
+ESTIMATION_METHODS = ("confidence", "temperature", "atc", "doc", "critic", "importance")
 
 #: The score functions of ``method="atc"`` (the two of Garg et al. 2022).
 ATC_SCORES = ("max_confidence", "negative_entropy")
@@ -60,12 +66,15 @@ IMPORTANCE_INTERVALS = ("korn-graubard", "normal")
 # the keyword arguments each method reads; any other one given is an error
 _USES = {
     "confidence": (),
+    "temperature": ("X_labeled", "y_labeled", "q", "indices"),
     "atc": ("X_labeled", "y_labeled", "score"),
     "doc": ("X_labeled", "y_labeled"),
     "critic": ("critic",),
     "importance": ("X_labeled", "y_labeled", "q", "indices", "estimator",
                    "confidence_level", "interval"),
 }
+# the methods that need labeled rows the model was not trained on
+_NEEDS_LABELS = ("temperature", "atc", "doc", "importance")
 _DEFAULTS = {"X_labeled": None, "y_labeled": None, "score": "max_confidence", "critic": None,
              "q": None, "indices": None, "estimator": "desraj", "confidence_level": 0.95,
              "interval": "korn-graubard"}
@@ -272,6 +281,82 @@ def _importance(a, q, n_pool, estimator, confidence_level, interval):
     return estimate, 1.0 - high, 1.0 - low
 
 
+def _desraj_weights(q):
+    """Each draw's coefficient in Des Raj's estimator of a pool total, ``1/q_m + M - m``
+    (``m`` from 1): the weight that makes a drawn batch stand for its pool."""
+    m = len(q)
+    return 1.0 / q + (m - np.arange(1, m + 1))
+
+
+def _temperature_confidence(est, X, X_l, y_l, weights):
+    """Mean maximum probability on ``X`` after scikit-learn's temperature scaling
+    of ``est``'s probabilities, fitted on ``(X_l, y_l)`` with ``weights``."""
+    from sklearn.calibration import CalibratedClassifierCV
+    try:
+        from sklearn.frozen import FrozenEstimator
+    except ImportError:  # scikit-learn < 1.6
+        raise ValueError("method='temperature' needs scikit-learn 1.8 or later (its "
+                         "CalibratedClassifierCV(method='temperature'))") from None
+
+    proba_l = _proba(est, X_l, "X_labeled")
+    labels = _estimator_labels(est, proba_l.shape[1])
+    classes = np.arange(proba_l.shape[1]) if labels is None else np.asarray(labels)
+    position = {c: k for k, c in enumerate(classes.tolist())}
+    unknown = sorted({v for v in np.asarray(y_l).tolist() if v not in position}, key=str)
+    if unknown:
+        raise ValueError(f"y_labeled holds labels {unknown[:5]} that are not among the "
+                         f"classifier's classes {classes.tolist()}")
+    columns = np.array([position[v] for v in np.asarray(y_l).tolist()])
+    weights = np.ones(len(columns)) if weights is None else np.asarray(weights, np.float64)
+    # scikit-learn takes the classes from y: a class the batch lacks gets a row of
+    # weight 0 (no term in the likelihood), so that the columns stay the classes
+    missing = np.setdiff1d(np.arange(len(classes)), columns)
+    if len(missing):
+        proba_l = np.vstack([proba_l, np.full((len(missing), len(classes)), 1 / len(classes))])
+        columns = np.r_[columns, missing]
+        weights = np.r_[weights, np.zeros(len(missing))]
+    rows = np.arange(len(columns))  # one split: the frozen model needs no folds
+    calibrated = CalibratedClassifierCV(FrozenEstimator(_Probabilities(len(classes))),
+                                        method="temperature", cv=[(rows, rows)])
+    try:
+        with warnings.catch_warnings():
+            # the weights are meant for the calibration alone (the classifier is frozen)
+            warnings.filterwarnings("ignore", message=".*does not appear to accept sample_weight",
+                                    category=UserWarning)
+            calibrated.fit(proba_l, columns, sample_weight=weights)
+    except ValueError as exc:
+        if "temperature" in str(exc) and "method" in str(exc):
+            raise ValueError("method='temperature' needs scikit-learn 1.8 or later (its "
+                             "CalibratedClassifierCV(method='temperature'))") from exc
+        raise
+    proba = _proba(est, X, "X")
+    return float(calibrated.predict_proba(proba).max(axis=1).mean())
+
+
+class _Probabilities(ClassifierMixin, BaseEstimator):
+    """A fitted classifier whose input is already its probabilities, for
+    scikit-learn's calibration of probabilities computed once."""
+
+    def __init__(self, n_classes):
+        self.n_classes = n_classes
+
+    def __sklearn_is_fitted__(self):
+        return True
+
+    @property
+    def classes_(self):
+        return np.arange(self.n_classes)
+
+    def fit(self, X, y=None):
+        return self
+
+    def predict_proba(self, X):
+        return np.asarray(X, dtype=np.float64)
+
+    def predict(self, X):
+        return self.classes_[np.argmax(X, axis=1)]
+
+
 def _check_critic(critic):
     _require(critic, "predict_correctness", "a critic")
     loss = getattr(critic, "critic_loss", None)
@@ -298,6 +383,27 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
     Guillory et al. 2021): exact for a calibrated classifier,
 
     .. math:: \widehat{\operatorname{acc}} = \frac{1}{N}\sum_i \max_k p_k(x_i).
+
+    ``"temperature"`` (average confidence after temperature scaling, Guo et
+    al., ICML 2017; Garg et al., ICLR 2022, apply it before every estimator):
+    the inverse temperature :math:`\hat\beta` minimises the negative
+    log-likelihood of the :math:`n` labeled rows, weighted by :math:`w_j`,
+    :math:`-\sum_j w_j \log \operatorname{softmax}(\beta \log p(x'_j))_{y'_j}`
+    (scikit-learn's ``CalibratedClassifierCV(FrozenEstimator(.),
+    method="temperature")`` on the probabilities), and
+
+    .. math:: \widehat{\operatorname{acc}} = \frac{1}{N}\sum_i \max_k
+              \operatorname{softmax}(\hat\beta \log p(x_i))_k.
+
+    Scaling does not change the predicted classes: this is the accuracy of the
+    classifier itself, with its over- or under-confidence measured on the
+    labeled rows. With ``q`` (a batch drawn as for ``"importance"``), row
+    :math:`m` of :math:`M` weighs :math:`w_m = 1/q_m + M - m`, its
+    coefficient in Des Raj's estimator (below), so that the fitted likelihood
+    is the pool's; without ``q`` the rows weigh the same, which suits a
+    random sample of the pool and not a batch an uncertainty query chose
+    (its hard images make :math:`\hat\beta` too small). Needs
+    scikit-learn 1.8 or later.
 
     ``"atc"`` (Average Thresholded Confidence, Garg et al., ICLR 2022, Eq. 1):
     on the :math:`n` labeled rows :math:`(x'_j, y'_j)`, the threshold
@@ -381,22 +487,23 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
         ``"importance"`` the pool the labeled batch was drawn from, batch
         included (with a random candidate subset, the candidates: the
         estimate is then unbiased for the candidates and so for the pool).
-    method : {"confidence", "atc", "doc", "critic", "importance"}, default="confidence"
+    method : {"confidence", "temperature", "atc", "doc", "critic", "importance"}, \
+            default="confidence"
         The estimator (:data:`ESTIMATION_METHODS`).
     **kwargs
         The options of the method; one the method does not use is an error:
 
         X_labeled, y_labeled : array-like
-            ``"atc"``, ``"doc"``, ``"importance"``: labeled rows the model
-            was not trained on (for ``"importance"``, the drawn batch in draw
-            order; with ``indices``, ``X_labeled`` defaults to
-            ``X[indices]``).
+            ``"temperature"``, ``"atc"``, ``"doc"``, ``"importance"``:
+            labeled rows the model was not trained on (for ``"importance"``,
+            and ``"temperature"`` with ``q``, the drawn batch in draw order;
+            with ``indices``, ``X_labeled`` defaults to ``X[indices]``).
         score : {"max_confidence", "negative_entropy"}, default="max_confidence"
             ``"atc"``: the score function (:data:`ATC_SCORES`).
         critic : object with ``predict_correctness``, optional
             ``"critic"``: the critic, if not ``classifier``.
         q : array-like
-            ``"importance"``: the per-draw probabilities :math:`q_m` of the
+            ``"importance"`` (and, optional, ``"temperature"``): the per-draw probabilities :math:`q_m` of the
             labeled rows, shape ``(M,)`` (``proposal.q`` of a query with
             ``return_proposal=True``, ``X`` then being
             ``X_pool[proposal.candidates]``); or, with ``indices``, the
@@ -404,7 +511,7 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
             proportional to it without replacement, converted by
             :func:`draw_probabilities`.
         indices : array-like of int, optional
-            ``"importance"``: positions of the labeled rows in ``X``, in draw
+            ``"importance"``, ``"temperature"``: positions of the labeled rows in ``X``, in draw
             order.
         estimator : {"desraj", "lure"}, default="desraj"
             ``"importance"``: :data:`IMPORTANCE_ESTIMATORS`.
@@ -475,8 +582,8 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
     est = _unwrap(classifier, "classifier")
     _require(est, "predict_proba", "a fitted classifier")
     X_l, y_l = opts["X_labeled"], opts["y_labeled"]
-    if method in ("atc", "doc", "importance"):
-        if method == "importance" and X_l is None and opts["indices"] is not None:
+    if method in _NEEDS_LABELS:
+        if method in ("importance", "temperature") and X_l is None and opts["indices"] is not None:
             X_l = X[np.asarray(opts["indices"])]
         if X_l is None or y_l is None:
             raise ValueError(
@@ -488,6 +595,15 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
     if method == "atc" and (not isinstance(opts["score"], str)
                             or opts["score"] not in ATC_SCORES):
         raise ValueError(f"score must be one of {ATC_SCORES}, got {opts['score']!r}")
+    if method == "temperature":
+        weights = None
+        if opts["q"] is not None:
+            weights = _desraj_weights(_check_q(opts["q"], opts["indices"], n_pool, n_l))
+        elif opts["indices"] is not None:
+            raise ValueError("method='temperature' got indices= without q=: the indices "
+                             "only locate a drawn batch whose proposal q weights it")
+        return AccuracyEstimate(_temperature_confidence(est, X, X_l, y_l, weights),
+                                math.nan, math.nan, method)
     if method == "importance":
         if opts["estimator"] not in IMPORTANCE_ESTIMATORS:
             raise ValueError(f"estimator must be one of {IMPORTANCE_ESTIMATORS}, got "

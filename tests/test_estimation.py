@@ -374,3 +374,116 @@ def test_importance_from_a_query_with_pool_indices_is_unbiased_for_the_pool():
     se = right.std(ddof=1) / np.sqrt(len(right))
     assert abs(right.mean() - truth) < 3.5 * se, (right.mean(), truth, se)
     assert se < 0.006
+
+
+def _overconfident_pool(n, k=3, sharpen=2.5, seed=0):
+    """Labels drawn from softmax(z); the classifier reports softmax(sharpen * z):
+    over-confident, and calibrated by the inverse temperature 1 / sharpen."""
+    rng = np.random.RandomState(seed)
+    z = rng.normal(scale=1.5, size=(n, k))
+    p_true = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = np.array([rng.choice(k, p=p) for p in p_true])
+    reported = np.exp(sharpen * z) / np.exp(sharpen * z).sum(1, keepdims=True)
+    return Fixed(reported), y
+
+
+def _hand_temperature(proba_l, y_l, proba, w):
+    """The weighted-NLL inverse temperature, fitted by hand; the pool's mean confidence."""
+    from scipy.optimize import minimize_scalar
+
+    logp = np.log(proba_l)
+
+    def nll(log_beta):
+        z = np.exp(log_beta) * logp
+        z = z - z.max(1, keepdims=True)
+        log_soft = z - np.log(np.exp(z).sum(1, keepdims=True))
+        return -(w * log_soft[np.arange(len(y_l)), y_l]).sum() / w.sum()
+
+    beta = np.exp(minimize_scalar(nll, bounds=(-5, 5), method="bounded",
+                                  options={"xatol": 1e-10}).x)
+    z = beta * np.log(proba)
+    soft = np.exp(z - z.max(1, keepdims=True))
+    return float((soft / soft.sum(1, keepdims=True)).max(1).mean())
+
+
+def test_temperature_is_the_accuracy_of_an_over_confident_classifier():
+    clf, y = _overconfident_pool(12000)
+    pool, labeled = _rows(12000)[:10000], _rows(12000)[10000:]
+    truth = np.mean(clf.proba[:10000].argmax(1) == y[:10000])
+    conf = estimate_accuracy(clf, pool).estimate
+    est = estimate_accuracy(clf, pool, "temperature", X_labeled=labeled, y_labeled=y[10000:])
+    assert est.method == "temperature" and not est.has_interval
+    assert conf - truth > 0.1  # average confidence is far too high
+    assert abs(est.estimate - truth) < 0.015
+    # the fit is scikit-learn's weighted-NLL temperature: the same as a fit by hand
+    hand = _hand_temperature(clf.proba[10000:], y[10000:], clf.proba[:10000],
+                             np.ones(2000))
+    assert est.estimate == pytest.approx(hand, abs=1e-5)
+
+
+def test_temperature_weights_a_drawn_batch_by_its_draw_probabilities():
+    # calibrated on the easy rows, over-confident on the hard ones, which the proposal
+    # draws ten times as often: one temperature cannot fit both groups, and a batch
+    # fitted as if it were a sample of the pool sees mostly the hard rows
+    rng = np.random.RandomState(1)
+    n = 3000
+    z = rng.normal(scale=1.5, size=(n, 3))
+    p_true = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = np.array([rng.choice(3, p=row) for row in p_true])
+    hard = p_true.max(1) < 0.7
+    sz = np.where(hard, 3.0, 1.0)[:, None] * z
+    clf, X = Fixed(np.exp(sz) / np.exp(sz).sum(1, keepdims=True)), _rows(n)
+    # the estimand: the temperature fitted on the whole labeled pool
+    target = estimate_accuracy(clf, X, "temperature", X_labeled=X, y_labeled=y).estimate
+    p = np.where(hard, 10.0, 1.0) / np.where(hard, 10.0, 1.0).sum()
+    weighted, plain = [], []
+    for _ in range(40):
+        order = np.argsort(-(np.log(p) + rng.gumbel(size=n)))[:300]  # Gumbel-top-k
+        q = draw_probabilities(p, order)
+        w = estimate_accuracy(clf, X, "temperature", q=q, X_labeled=X[order],
+                              y_labeled=y[order])
+        # the pool proposal with indices= gives the same per-draw weights
+        same = estimate_accuracy(clf, X, "temperature", q=p, indices=order,
+                                 y_labeled=y[order])
+        assert same.estimate == pytest.approx(w.estimate, abs=1e-12)
+        weighted.append(w.estimate - target)
+        plain.append(estimate_accuracy(clf, X, "temperature", X_labeled=X[order],
+                                       y_labeled=y[order]).estimate - target)
+    # the weights are Des Raj's coefficients 1/q_m + M - m (fitted by hand here)
+    m = np.arange(1, 301)
+    hand = _hand_temperature(clf.proba[order], y[order], clf.proba, 1 / q + 300 - m)
+    assert w.estimate == pytest.approx(hand, abs=1e-5)
+    # measured: weighted +0.001 (standard error 0.006), unweighted -0.090 (0.003)
+    assert abs(np.mean(weighted)) < 0.02
+    assert np.mean(plain) < -0.06
+
+
+def test_temperature_with_a_class_missing_from_the_batch_and_string_labels():
+    clf, y = _overconfident_pool(3000, seed=2)
+    names = np.array(["a", "b", "c"])
+    X = _rows(3000)
+    keep = np.where(y[:1000] != 2)[0]  # no row of class "c"
+    est = estimate_accuracy(Fixed(clf.proba, classes=names), X[1000:], "temperature",
+                            X_labeled=X[keep], y_labeled=names[y[keep]])
+    hand = _hand_temperature(clf.proba[keep], y[keep], clf.proba[1000:], np.ones(len(keep)))
+    assert est.estimate == pytest.approx(hand, abs=1e-5)
+    y_copy = y.copy()
+    estimate_accuracy(clf, X, "temperature", X_labeled=X[:50], y_labeled=y[:50])
+    np.testing.assert_array_equal(y, y_copy)
+
+
+def test_temperature_misuse():
+    clf, y = _overconfident_pool(200)
+    X = _rows(200)
+    with pytest.raises(ValueError, match="needs labeled data"):
+        estimate_accuracy(clf, X, "temperature")
+    with pytest.raises(ValueError, match="not among the classifier's classes"):
+        estimate_accuracy(clf, X, "temperature", X_labeled=X[:5], y_labeled=[0, 1, 2, 5, 0])
+    with pytest.raises(ValueError, match="indices= without q="):
+        estimate_accuracy(clf, X, "temperature", indices=np.arange(5), y_labeled=y[:5])
+    with pytest.raises(ValueError, match="does not use"):
+        estimate_accuracy(clf, X, "temperature", X_labeled=X[:5], y_labeled=y[:5],
+                          score="negative_entropy")
+    with pytest.raises(ValueError, match="must sum to 1"):
+        estimate_accuracy(clf, X, "temperature", q=np.full(200, 0.01), indices=np.arange(5),
+                          y_labeled=y[:5])
