@@ -60,7 +60,7 @@ from sklearn_crtcl.query import (DEFAULT_SELECTION, STOCHASTIC_SELECTIONS,  # no
                                  entropy_sampling)
 from sklearn_crtcl.stopping import stopping_summary  # noqa: E402
 
-METHODS = ("confidence", "atc", "doc", "importance")
+METHODS = ("confidence", "temperature", "atc", "doc", "importance")
 #: Estimates computed beside estimation_record's: ATC with the negative entropy, LURE.
 EXTRA = ("atc_entropy", "importance_lure")
 ESTIMATORS = METHODS + EXTRA

@@ -43,10 +43,7 @@ for run in $runs; do
       --methods $default ;;
     estimation_digits) $exp $digits --cycles 12 --output-dir "$out/estimation_digits" \
       --methods $estimation ;;
-    # the published Fashion-MNIST run began before the Korn-Graubard interval: it
-    # records the normal 95 % interval of the importance estimate (resumable only so)
     estimation_fashion_mnist) $exp $fmnist --cycles 10 \
-      --importance-interval normal --confidence-level 0.95 \
       --output-dir "$out/estimation_fashion_mnist" --methods $estimation ;;
     calibration) python -m sklearn_crtcl.experiments.calibration --num-threads 1 --resume \
       --output-dir "$out/calibration" ;;

@@ -8,7 +8,7 @@ import pytest
 from sklearn_crtcl.estimation import estimate_accuracy
 from sklearn_crtcl.experiments import run_experiment
 from sklearn_crtcl.experiments.estimates import (ESTIMATE_COLUMNS, RUN_CRITERIA,
-                                                 estimation_summary)
+                                                 RUN_ESTIMATES, estimation_summary)
 from sklearn_crtcl.experiments.report import (RESULT_COLUMNS, TIME_COLUMNS, load_results,
                                               record_columns)
 from sklearn_crtcl.experiments.runner import load_state
@@ -52,7 +52,7 @@ def test_records_hold_the_estimates_and_verdicts(run):
         assert 0 <= r["est_confidence"] <= 1
         last = r["cycle"] == CFG["n_cycles"]
         # the label-based estimates need the next batch: none after the last cycle
-        for m in ("atc", "doc"):
+        for m in ("temperature", "atc", "doc"):
             assert math.isnan(r[f"est_{m}"]) == last
         # a top-k query has no proposal, random sampling and "rank" have one
         has_draw = r["method"] != "entropy" and not last
@@ -215,7 +215,8 @@ def test_summary_and_plot_report_estimates_and_stops(run):
     # every table fits a page: at most 9 columns
     assert all(ln.count("|") <= 10 for ln in summary.splitlines())
     table = next(ln for ln in section.splitlines() if ln.startswith("| entropy "))
-    assert table.split("|")[5].strip() == "-"
+    # a top-k query has no importance estimate (columns: "", method, RUN_ESTIMATES)
+    assert table.split("|")[2 + RUN_ESTIMATES.index("importance")].strip() == "-"
 
 
 def test_uniform_draw_importance_estimate_is_the_batch_mean_with_lure():
@@ -335,6 +336,38 @@ def test_a_run_of_the_release_before_the_interval_options_resumes_with_its_inter
     full = run_experiment(**cfg, output_dir=str(tmp_path / "whole"),
                           importance_interval="normal", confidence_level=0.95)
     assert _strip(records) == _strip(full)
+
+
+def test_a_run_of_the_release_before_the_temperature_estimate_resumes(tmp_path, monkeypatch):
+    """Records of a release before ``est_temperature`` are read back with NaN there; the
+    resumed cycles have it, every other column is the uninterrupted run's."""
+    import json
+    import sqlite3
+
+    from sklearn_crtcl.experiments.estimates import NEWER_COLUMNS
+    cfg = dict(CFG, methods=["random"], n_trials=1, n_cycles=3)
+    out = _interrupted(tmp_path / "old", 2, monkeypatch, **cfg)
+    db = sqlite3.connect(out / "runs.sqlite3")
+    for cycle, data in db.execute("SELECT cycle, data FROM crtcl_records").fetchall():
+        record = json.loads(data)
+        assert set(NEWER_COLUMNS) <= set(record)
+        db.execute("UPDATE crtcl_records SET data = ? WHERE cycle = ?",
+                   (json.dumps({k: v for k, v in record.items() if k not in NEWER_COLUMNS}),
+                    cycle))
+    db.commit()
+    db.close()
+    records = run_experiment(**cfg, output_dir=str(out), resume=True)
+    full = run_experiment(**cfg, output_dir=str(tmp_path / "whole"))
+    assert [tuple(r) for r in records] == [tuple(r) for r in full]
+    # the stored cycles lost their temperature estimate, the resumed ones have it (the
+    # last cycle has no next batch: never one)
+    assert math.isnan(records[0]["est_temperature"])
+    assert math.isfinite(full[0]["est_temperature"])
+    assert math.isfinite(records[2]["est_temperature"])
+    assert records[2]["est_temperature"] == full[2]["est_temperature"]
+    keep = [k for k in full[0] if k not in NEWER_COLUMNS]
+    assert _strip(records, keep) == _strip(full, keep)
+    assert _strip(load_results(out)) == _strip(records)
 
 
 def test_long_runs_split_the_per_cycle_tables_to_fit_a_page():

@@ -24,8 +24,10 @@ __all__ = ["estimation_record", "estimation_summary", "plot_run_estimates", "run
 #: The estimators the runner records every cycle (``est_<method>``, with
 #: ``_low`` and ``_high``): NaN where a method cannot run (``"importance"``
 #: needs a stochastic selection's proposal or random sampling, ``"critic"`` a
-#: probabilistic critic, the label-based ones a next batch).
-RUN_ESTIMATES = ("confidence", "atc", "doc", "importance", "critic")
+#: probabilistic critic, the label-based ones a next batch). ``"temperature"``
+#: is fitted on the next batch unweighted, as ATC and DoC are; records of a
+#: release before it hold NaN there.
+RUN_ESTIMATES = ("confidence", "temperature", "atc", "doc", "importance", "critic")
 
 #: Size of the unlabeled stop set of the criteria that compare consecutive
 #: models (drawn once per trial from the initial pool).
@@ -71,7 +73,11 @@ ESTIMATE_COLUMNS = (("n_test", "pool_accuracy")
                     + tuple(f"{p}_{c}" for c in RUN_CRITERIA for p in ("stat", "stop"))
                     + ("estimation_time",))
 
-_NEED_LABELS = ("atc", "doc", "importance")
+#: The columns of :data:`ESTIMATE_COLUMNS` that records of an earlier release
+#: lack (read back as NaN).
+NEWER_COLUMNS = ("est_temperature", "est_temperature_low", "est_temperature_high")
+
+_NEED_LABELS = ("temperature", "atc", "doc", "importance")
 
 
 class _PoolProba:

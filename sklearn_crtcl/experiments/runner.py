@@ -645,7 +645,7 @@ def _unit_problems(config, unit, records, n_pool):
         if (not isinstance(rec, dict) or rec.get("method") != unit["method"]
                 or rec.get("trial") != unit["trial"] or rec.get("cycle") != r["cycle"]
                 or rec.get("n_labeled") != config.initial_size + r["cycle"] * config.query_size
-                or set(rec) != set(record_columns(config.estimation))):
+                or set(rec) not in _record_keys(config)):
             problems.append(f"its record of cycle {r['cycle']} is damaged")
     name, sha = unit["checkpoint"], unit["checkpoint_sha256"]
     if unit["done"] or cycle < 0:
@@ -657,6 +657,14 @@ def _unit_problems(config, unit, records, n_pool):
     elif not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
         problems.append(f"its checkpoint's SHA-256 {sha!r} is not a digest")
     return problems
+
+
+def _record_keys(config):
+    """The key sets a stored record of the run may have: today's, or an earlier
+    release's (without :data:`~sklearn_crtcl.experiments.estimates.NEWER_COLUMNS`)."""
+    from .estimates import NEWER_COLUMNS
+    keys = set(record_columns(config.estimation))
+    return [keys, keys - set(NEWER_COLUMNS)] if config.estimation else [keys]
 
 
 def _verify_store(config, store, n_pool):
@@ -1181,8 +1189,8 @@ def _pool_estimates(config, trial, cycle, learner, data, labeled, criteria):
 def _batch_estimates(config, trial, cycle, learner, data, labeled, batch, draw, criteria,
                      est, X_est):
     """The columns of a committed cycle's record from the batch its model queried:
-    ``atc``, ``doc`` and ``importance`` (with the query's draw) and the gains of
-    these estimates."""
+    ``temperature``, ``atc``, ``doc`` and ``importance`` (with the query's draw)
+    and the gains of these estimates."""
     from .estimates import _PoolProba, estimation_record
 
     X_train, _, y_train, _ = data
@@ -1191,8 +1199,9 @@ def _batch_estimates(config, trial, cycle, learner, data, labeled, batch, draw, 
         est, X_est = _PoolProba(learner.estimator), X_train[rows]
     labels = dict(X_labeled=X_train[batch], y_labeled=y_train[batch])
     gains = {c.method: c for c in criteria if _needs_batch(c)}
-    out = estimation_record(est, X_est, None, None, methods=("atc", "doc"),
-                            criteria=[c for m, c in gains.items() if m in ("atc", "doc")],
+    fitted = ("temperature", "atc", "doc")  # on the batch, unweighted
+    out = estimation_record(est, X_est, None, None, methods=fitted,
+                            criteria=[c for m, c in gains.items() if m in fitted],
                             **labels)
     if draw is not None:
         out.update(estimation_record(est, X_train[draw[0]], None, None, methods=("importance",),
@@ -1211,7 +1220,13 @@ def _store_records(config, store):
     rows = sorted(_store_call(store.records),
                   key=lambda r: (method_order.get(r["method"], len(method_order)),
                                  r["trial"], r["cycle"]))
-    return [r["record"] for r in rows]
+    records = [r["record"] for r in rows]
+    if config.estimation:  # a record of an older release lacks the newer estimates
+        from .estimates import ESTIMATE_COLUMNS
+        columns = record_columns(True)
+        records = [r if all(k in r for k in ESTIMATE_COLUMNS)
+                   else {k: r.get(k, math.nan) for k in columns} for r in records]
+    return records
 
 
 def _export_csv(config, store, out):
