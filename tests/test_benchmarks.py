@@ -4,6 +4,7 @@ import csv
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -140,3 +141,25 @@ def test_bench_importance_interval_table(capsys):
         assert 0 <= normal[4] <= 1 and 0 <= kg[4] <= 1
         assert kg[5] > normal[5] > 0  # Clopper-Pearson is the wider
     assert capsys.readouterr().out.count("\n| 100 |") == 8
+
+
+def test_bench_temperature_estimate_table(capsys):
+    bench = _load("bench_temperature_estimate")
+    rows = bench.main(["--datasets", "digits", "--labeled-digits", "100", "--draws", "20",
+                       "--batch", "30"])
+    proposals = ("uniform", "entropy", "rank, beta=1", "top-k entropy")
+    assert [r[3] for r in rows] == [p for p in proposals for e in bench.ESTIMATES
+                                    if p != "top-k entropy" or e in ("confidence", "temperature",
+                                                                     "atc")]
+    by = {(r[3], r[4]): r for r in rows}
+    for r in rows:
+        assert r[0] == "digits" and r[1] == 100 and 0 < r[2] < 1
+        assert r[5] >= abs(r[6]) - 1e-12  # the mean absolute error bounds the bias
+    # no labels: the same confidence whatever the batch; with uniform draws the
+    # weights are nearly equal, so weighting hardly moves the temperature
+    assert np.ptp([by[(p, "confidence")][6] for p in proposals]) < 1e-12
+    assert abs(by[("uniform", "temperature")][6]
+               - by[("uniform", "temperature, weighted")][6]) < 0.01
+    # the strongly penalised regression is under-confident: the temperature fixes most of it
+    assert by[("uniform", "temperature")][5] < by[("uniform", "confidence")][5] / 2
+    assert capsys.readouterr().out.count("\n| digits | 100 |") == 4
