@@ -487,9 +487,9 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
         ``"importance"`` the pool the labeled batch was drawn from, batch
         included (with a random candidate subset, the candidates: the
         estimate is then unbiased for the candidates and so for the pool).
-    method : {"confidence", "temperature", "atc", "doc", "critic", "importance"}, \
-            default="confidence"
-        The estimator (:data:`ESTIMATION_METHODS`).
+    method : str, default="confidence"
+        The estimator, one of :data:`ESTIMATION_METHODS`: ``"confidence"``,
+        ``"temperature"``, ``"atc"``, ``"doc"``, ``"critic"``, ``"importance"``.
     **kwargs
         The options of the method; one the method does not use is an error:
 

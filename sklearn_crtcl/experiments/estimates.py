@@ -19,7 +19,7 @@ from ..stopping import (AccuracyGain, ClassificationChange, MaxUncertainty, Over
 
 __all__ = ["estimation_record", "estimation_summary", "plot_run_estimates", "run_criteria",
            "RUN_ESTIMATES", "RUN_CRITERIA",
-           "ESTIMATE_COLUMNS", "STOP_SET_SIZE", "STOP_PRICES"]
+           "ESTIMATE_COLUMNS", "NEWER_COLUMNS", "STOP_SET_SIZE", "STOP_PRICES"]
 
 #: The estimators the runner records every cycle (``est_<method>``, with
 #: ``_low`` and ``_high``): NaN where a method cannot run (``"importance"``
