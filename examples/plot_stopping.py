@@ -10,7 +10,8 @@ selection), and after each round
 
 * estimates the model's accuracy on the unlabeled pool with
   :func:`~sklearn_crtcl.estimation.estimate_accuracy`: average confidence,
-  ATC and DoC (thresholds from the new batch) and the importance-weighted
+  the temperature-scaled confidence, ATC and DoC (fitted on the new batch)
+  and the importance-weighted
   estimate from the new batch's labels, weighted by the probabilities the
   query drew them with (``return_proposal=True``), with its 95 % interval
   (Korn-Graubard's, the default);
@@ -92,7 +93,8 @@ for cycle in range(max_rounds):
                                      return_proposal=True)
     # the whole pool was scored (no subset_size): the draw was over X_pool
     record = estimation_record(learner, X_pool, X_test, y_test,
-                               methods=("confidence", "atc", "doc", "importance"),
+                               methods=("confidence", "temperature", "atc", "doc",
+                                        "importance"),
                                criteria=criteria, X_labeled=X_pool[idx],
                                y_labeled=y_train[pool[idx]], q=proposal.q,
                                y_pool=y_train[pool])
@@ -104,7 +106,8 @@ for cycle in range(max_rounds):
           f" (test {record['accuracy']:.3f}); estimated: importance "
           f"{record['est_importance']:.3f} [{record['est_importance_low']:.3f}, "
           f"{record['est_importance_high']:.3f}], confidence {record['est_confidence']:.3f}, "
-          f"ATC {record['est_atc']:.3f}, DoC {record['est_doc']:.3f}")
+          f"temperature-scaled {record['est_temperature']:.3f}, ATC {record['est_atc']:.3f}, "
+          f"DoC {record['est_doc']:.3f}")
     print(f"    verdicts: {verdicts}")
     if record["stop_break_even_importance"] or record["stop_stabilizing_predictions"]:
         why = ("the last round's labels no longer paid for the errors they saved"
