@@ -11,7 +11,9 @@ of ``--batch`` rows without replacement (Gumbel-top-k) ``--draws`` times and
 estimates the pool accuracy from it with
 :func:`~sklearn_crtcl.estimation.estimate_accuracy`: ``"temperature"`` with
 and without the draw's weights, ``"importance"`` (Des Raj), ``"atc"`` and,
-for reference, ``"confidence"`` (no labels). A top-k batch (the ``--batch``
+for reference, ``"confidence"`` (no labels) and ``"temperature, oracle"``
+(the temperature fitted on the whole pool's labels: the floor of temperature
+scaling, the same in every row of a model). A top-k batch (the ``--batch``
 rows of highest entropy, one deterministic batch) has no draw probabilities:
 it gets the unweighted ones. It prints, per data set, labeled-set size and
 proposal, each estimate's mean absolute error and mean signed error (bias)
@@ -40,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_importance_interval import proposals  # noqa: E402
 
 #: The estimates of a drawn batch, in the table's order.
-ESTIMATES = ("confidence", "temperature", "temperature, weighted", "importance", "atc")
+ESTIMATES = ("confidence", "temperature", "temperature, weighted", "importance", "atc",
+             "temperature, oracle")
 
 
 class _Fixed:
@@ -70,19 +73,23 @@ def errors(proba, y, batch, draws, rng, betas=(1.0,)):
     clf = _Fixed(proba, np.arange(proba.shape[1]))
     X = np.arange(len(y))[:, None]
     truth = float(np.mean(proba.argmax(1) == y))
+    # the floor of temperature scaling: its temperature fitted on the whole pool's labels
+    oracle = estimate_accuracy(clf, X, "temperature", X_labeled=X, y_labeled=y).estimate - truth
     table = {}
     for name, p in proposals(proba, betas).items():
-        found = {e: [] for e in ESTIMATES}
+        found = {e: [] for e in ESTIMATES if e != "temperature, oracle"}
         for _ in range(draws):
             order = np.argsort(-(np.log(p) + rng.gumbel(size=len(p))))[:batch]
             for e, v in _estimates(clf, X, y, order, draw_probabilities(p, order)).items():
                 found[e].append(v - truth)
         table[name] = {e: (float(np.mean(np.abs(v))), float(np.mean(v)))
                        for e, v in found.items()}
+        table[name]["temperature, oracle"] = (abs(oracle), oracle)
     entropy = -(proba * np.log(np.clip(proba, 1e-300, None))).sum(axis=1)
     top = np.argsort(-entropy, kind="stable")[:batch]
     table["top-k entropy"] = {e: (abs(v - truth), v - truth)
                               for e, v in _estimates(clf, X, y, top, None).items()}
+    table["top-k entropy"]["temperature, oracle"] = (abs(oracle), oracle)
     return truth, table
 
 

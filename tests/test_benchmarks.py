@@ -150,7 +150,7 @@ def test_bench_temperature_estimate_table(capsys):
     proposals = ("uniform", "entropy", "rank, beta=1", "top-k entropy")
     assert [r[3] for r in rows] == [p for p in proposals for e in bench.ESTIMATES
                                     if p != "top-k entropy" or e in ("confidence", "temperature",
-                                                                     "atc")]
+                                                                     "atc", "temperature, oracle")]
     by = {(r[3], r[4]): r for r in rows}
     for r in rows:
         assert r[0] == "digits" and r[1] == 100 and 0 < r[2] < 1
@@ -162,4 +162,8 @@ def test_bench_temperature_estimate_table(capsys):
                - by[("uniform", "temperature, weighted")][6]) < 0.01
     # the strongly penalised regression is under-confident: the temperature fixes most of it
     assert by[("uniform", "temperature")][5] < by[("uniform", "confidence")][5] / 2
+    # the oracle temperature is one number per model, and its |bias| is its error
+    oracle = [by[(p, "temperature, oracle")] for p in proposals]
+    assert np.ptp([r[6] for r in oracle]) == 0 and oracle[0][5] == abs(oracle[0][6])
+    assert oracle[0][5] < by[("uniform", "confidence")][5]
     assert capsys.readouterr().out.count("\n| digits | 100 |") == 4
