@@ -42,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_importance_interval import proposals  # noqa: E402
 
 #: The estimates of a drawn batch, in the table's order.
-ESTIMATES = ("confidence", "temperature", "temperature, weighted", "importance", "atc",
-             "temperature, oracle")
+BATCH_ESTIMATES = ("confidence", "temperature", "temperature, weighted", "importance", "atc")
+#: The table's columns: the batch estimates, then the floor of temperature scaling.
+ESTIMATES = BATCH_ESTIMATES + ("temperature, oracle",)
 
 
 class _Fixed:
@@ -77,19 +78,19 @@ def errors(proba, y, batch, draws, rng, betas=(1.0,)):
     oracle = estimate_accuracy(clf, X, "temperature", X_labeled=X, y_labeled=y).estimate - truth
     table = {}
     for name, p in proposals(proba, betas).items():
-        found = {e: [] for e in ESTIMATES if e != "temperature, oracle"}
+        found = {e: [] for e in BATCH_ESTIMATES}
         for _ in range(draws):
             order = np.argsort(-(np.log(p) + rng.gumbel(size=len(p))))[:batch]
             for e, v in _estimates(clf, X, y, order, draw_probabilities(p, order)).items():
                 found[e].append(v - truth)
         table[name] = {e: (float(np.mean(np.abs(v))), float(np.mean(v)))
                        for e, v in found.items()}
-        table[name]["temperature, oracle"] = (abs(oracle), oracle)
     entropy = -(proba * np.log(np.clip(proba, 1e-300, None))).sum(axis=1)
     top = np.argsort(-entropy, kind="stable")[:batch]
     table["top-k entropy"] = {e: (abs(v - truth), v - truth)
                               for e, v in _estimates(clf, X, y, top, None).items()}
-    table["top-k entropy"]["temperature, oracle"] = (abs(oracle), oracle)
+    for found in table.values():  # one number per model, the same in every row
+        found["temperature, oracle"] = (abs(oracle), oracle)
     return truth, table
 
 
