@@ -140,13 +140,28 @@ def _proba(est, X, name):
         raise ValueError(f"predict_proba({name}) is not a probability matrix: {exc}") from None
 
 
+def _label_columns(est, n_classes, y):
+    """The classifier's classes and the column of each label of ``y`` among them.
+
+    Raises ``ValueError`` naming the labels that are not among the classes (a
+    string label for an integer classifier, a class the net was not built
+    for): compared as they are, they would count as errors.
+    """
+    labels = _estimator_labels(est, n_classes)
+    classes = np.arange(n_classes) if labels is None else np.asarray(labels)
+    position = {c: k for k, c in enumerate(classes.tolist())}
+    values = np.asarray(y).tolist()
+    unknown = sorted({v for v in values if v not in position}, key=str)
+    if unknown:
+        raise ValueError(f"y_labeled holds labels {unknown[:5]} that are not among the "
+                         f"classifier's classes {classes.tolist()}")
+    return classes, np.array([position[v] for v in values], dtype=np.intp)
+
+
 def _correct(est, proba, y):
     """Whether each row's predicted class, ``proba``'s argmax, is its label ``y``."""
-    labels = _estimator_labels(est, proba.shape[1])
-    pred = np.argmax(proba, axis=1)
-    if labels is not None:
-        pred = np.asarray(labels)[pred]
-    return (pred == y).astype(np.float64)
+    _, columns = _label_columns(est, proba.shape[1], y)
+    return (np.argmax(proba, axis=1) == columns).astype(np.float64)
 
 
 def _score(proba, score):
@@ -299,14 +314,7 @@ def _temperature_confidence(est, X, X_l, y_l, weights):
                          "CalibratedClassifierCV(method='temperature'))") from None
 
     proba_l = _proba(est, X_l, "X_labeled")
-    labels = _estimator_labels(est, proba_l.shape[1])
-    classes = np.arange(proba_l.shape[1]) if labels is None else np.asarray(labels)
-    position = {c: k for k, c in enumerate(classes.tolist())}
-    unknown = sorted({v for v in np.asarray(y_l).tolist() if v not in position}, key=str)
-    if unknown:
-        raise ValueError(f"y_labeled holds labels {unknown[:5]} that are not among the "
-                         f"classifier's classes {classes.tolist()}")
-    columns = np.array([position[v] for v in np.asarray(y_l).tolist()])
+    classes, columns = _label_columns(est, proba_l.shape[1], y_l)
     weights = np.ones(len(columns)) if weights is None else np.asarray(weights, np.float64)
     # scikit-learn takes the classes from y: a class the batch lacks gets a row of
     # weight 0 (no term in the likelihood), so that the columns stay the classes
@@ -533,8 +541,10 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
     ------
     ValueError
         For an unknown method or option, an option the method does not use,
-        missing labeled data, inconsistent shapes, invalid probabilities, a
-        Wasserstein critic or critic scores outside ``[0, 1]``.
+        missing labeled data, inconsistent shapes, labels ``y_labeled`` that
+        are not among the classifier's classes (``classes_``, else ``0 .. K-1``),
+        invalid probabilities, a Wasserstein critic or critic scores outside
+        ``[0, 1]``.
     TypeError
         If the classifier has no ``predict_proba`` (or the critic no
         ``predict_correctness``).

@@ -472,6 +472,28 @@ def test_temperature_with_a_class_missing_from_the_batch_and_string_labels():
     np.testing.assert_array_equal(y, y_copy)
 
 
+def test_labels_outside_the_classes_are_refused_by_every_labeled_method():
+    """A label the classifier cannot predict (a string for an integer classifier,
+    a shifted class) would count as an error and give an impossible estimate
+    (the ATC of every row wrong is 0, DoC below 0): a ValueError instead."""
+    clf, y, p, _ = _toy_pool(20)
+    X = _rows(20)
+    kwargs = {"atc": {}, "doc": {}, "temperature": {},
+              "importance": {"q": 1 / (20 - np.arange(4))}}  # uniform draws
+    for method, extra in kwargs.items():
+        for bad in (y[:4].astype(str), y[:4] + 10):
+            with pytest.raises(ValueError, match="not among the classifier's classes"):
+                estimate_accuracy(clf, X, method, X_labeled=X[:4], y_labeled=bad, **extra)
+    # the same labels as the classifier's own class names are fine, and equal
+    names = np.array(["a", "b", "c"])
+    named = Fixed(clf.proba, classes=names)
+    for method, extra in kwargs.items():
+        ints = estimate_accuracy(clf, X, method, X_labeled=X[:4], y_labeled=y[:4], **extra)
+        strs = estimate_accuracy(named, X, method, X_labeled=X[:4], y_labeled=names[y[:4]],
+                                 **extra)
+        assert strs.estimate == pytest.approx(ints.estimate)
+
+
 def test_temperature_misuse():
     clf, y = _overconfident_pool(200)
     X = _rows(200)
