@@ -835,3 +835,68 @@ def test_pipeline_errors_come_before_the_transform(fitted, pool):
     dropping = make_pipeline(FunctionTransformer(lambda X: X[1:]), fitted["plain"])
     with pytest.raises(ValueError, match="turned 300 samples into 299"):
         entropy_sampling(dropping, pool)
+
+
+# ------------------------------------------------------- other classifiers: the pool as given
+def test_a_scikit_learn_classifier_gets_the_pool_as_modal_gives_it():
+    """A classifier that is not a net of the package gets the rows as given, as
+    modAL's own strategies pass them: texts for a text pipeline, a sparse
+    matrix, a DataFrame (rows, with their column names), NaN for a classifier
+    that accepts it; the top-k picks are modAL's entropy_sampling's."""
+    import warnings
+
+    import pandas as pd
+    from modAL.uncertainty import entropy_sampling as modal_entropy
+    from scipy import sparse
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    def same_picks(clf, X_pool, n=5):
+        ours = entropy_sampling(clf, X_pool, n_instances=n, selection="topk", batch_size=7)
+        theirs = np.asarray(modal_entropy(clf, X_pool, n_instances=n))
+        np.testing.assert_array_equal(np.sort(ours), np.sort(theirs))
+        H = classifier_entropy(clf, X_pool, batch_size=7)
+        assert H.shape == (len(H),) and len(H) == (X_pool.shape[0] if hasattr(X_pool, "shape")
+                                                   else len(X_pool))
+        return ours, H
+
+    rng = np.random.RandomState(0)
+    words = np.array(["good", "bad", "great", "awful", "fine", "poor", "nice", "meh"])
+    docs = [" ".join(rng.choice(words, 5)) for _ in range(120)]
+    labels = np.array([sum(w in ("good", "great", "nice", "fine") for w in d.split()) >= 3
+                       for d in docs]).astype(int)
+    text = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(docs[:40], labels[:40])
+    same_picks(text, docs[40:])  # a list of str: no 2-D array needed
+
+    X, y = load_digits(return_X_y=True)
+    dense = LogisticRegression(max_iter=300).fit(X[:300], y[:300])
+    picks, H = same_picks(dense, X[300:600])
+    picks_sparse, H_sparse = same_picks(dense, sparse.csr_matrix(X[300:600]))
+    np.testing.assert_array_equal(picks_sparse, picks)
+    np.testing.assert_allclose(H_sparse, H, atol=1e-10)
+
+    columns = [f"px{i}" for i in range(X.shape[1])]
+    framed = LogisticRegression(max_iter=300).fit(pd.DataFrame(X[:300], columns=columns),
+                                                  y[:300])
+    frame = pd.DataFrame(X[300:600], columns=columns, index=np.arange(1000, 1300))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names"
+        picks_frame, H_frame = same_picks(framed, frame)
+    np.testing.assert_array_equal(picks_frame, picks)  # the same model as `dense`
+    np.testing.assert_allclose(H_frame, H, atol=1e-10)
+    idx = entropy_sampling(framed, frame, n_instances=5, subset_size=50, random_state=0)
+    assert idx.min() >= 0 and idx.max() < 300  # positions, not the frame's index
+
+    holes = X[:400].copy()
+    holes[::7, 3] = np.nan  # HistGradientBoosting handles missing values itself
+    hgb = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(holes[:300], y[:300])
+    before = holes.copy()
+    same_picks(hgb, holes[300:])
+    np.testing.assert_array_equal(holes, before)  # the pool is left as it was
+
+    with pytest.raises(ValueError, match="X_pool is empty"):
+        entropy_sampling(dense, X[:0])
+    with pytest.raises(ValueError, match="X_pool is None"):
+        entropy_sampling(dense, None)
+    with pytest.raises(ValueError, match="array-like of samples"):
+        entropy_sampling(dense, 3.0)

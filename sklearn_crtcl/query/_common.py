@@ -31,7 +31,8 @@ from dataclasses import replace
 
 import numpy as np
 from sklearn.pipeline import Pipeline
-from sklearn.utils import check_array, check_random_state
+from scipy.sparse import issparse
+from sklearn.utils import _safe_indexing, check_random_state
 
 from .._checks import check_row_indices
 from .._data import as_image_array
@@ -41,7 +42,7 @@ from ..distributed import broadcast_object, gather_rows, world
 __all__ = ["get_estimator", "validate_pool", "validate_rows", "draw_candidates",
            "prepare_candidates", "select", "check_batch_size", "check_method_chunk",
            "method_scores", "method_outputs", "row_chunks", "take_rows", "module_slots",
-           "resolve"]
+           "count_rows", "resolve"]
 
 def get_estimator(classifier, strategy, *X):
     """Return the estimator behind ``classifier`` (and ``X`` as that estimator takes it).
@@ -261,9 +262,12 @@ def validate_rows(est, X, name="X_pool"):
     """Validate samples for an estimator's own methods (``predict_proba``, ``embed``).
 
     A net of this package validates them as images (:func:`validate_pool`);
-    any other estimator gets them as given, checked by scikit-learn's
-    ``check_array`` (at least 2-D, finite, dtype kept; a numpy array is not
-    copied), so that a scikit-learn classifier receives its own feature rows.
+    any other estimator gets them as given, as modAL's strategies pass them:
+    a sparse matrix, a DataFrame, a list of texts for a text pipeline, rows
+    with NaN for a classifier that accepts them. Their content is the
+    estimator's business (its ``predict_proba`` raises its own error); only
+    their number is checked here, and the rows are taken with scikit-learn's
+    ``_safe_indexing`` (:func:`take_rows`), so a numpy array is not copied.
 
     Parameters
     ----------
@@ -276,17 +280,33 @@ def validate_rows(est, X, name="X_pool"):
 
     Returns
     -------
-    X : ndarray
-        Images ``(n, C, H, W)`` for a net of this package, else the checked
-        array.
+    X : ndarray or array-like
+        Images ``(n, C, H, W)`` for a net of this package, else ``X`` itself.
+
+    Raises
+    ------
+    ValueError
+        For ``None``, an object without a length, or no samples.
     """
     X = resolve(X)
     if hasattr(est, "_validate_X"):
         return validate_pool(est, X, name=name)
     if X is None:
         raise ValueError(f"{name} is None; expected an array of samples")
-    X = check_array(X, allow_nd=True, dtype=None, input_name=name)
+    try:
+        n = _n_samples(X)
+    except TypeError as exc:
+        raise ValueError(f"{name} must be an array-like of samples, got "
+                         f"{type(X).__name__}") from exc
+    if n == 0:
+        raise ValueError(f"{name} is empty (0 samples)")
     return X
+
+
+def count_rows(X4):
+    """The number of samples of what a ``validate`` function returned: the
+    validated pool (any array-like) or, for random sampling, that number."""
+    return X4 if isinstance(X4, (int, np.integer)) else _n_samples(X4)
 
 
 def pool_size(X_pool):
@@ -417,7 +437,7 @@ def prepare_candidates(est, X_pool, n_instances, subset_size=None, random_state=
     n_instances = _check_positive_int(n_instances, "n_instances")
     subset_size = _check_positive_int(subset_size, "subset_size", allow_none=True)
     X4 = validate(est, X_pool)
-    n_rows = X4.shape[0] if hasattr(X4, "shape") else int(X4)
+    n_rows = count_rows(X4)
     pool_indices = check_pool_indices(pool_indices, n_rows)
     n_pool = n_rows if pool_indices is None else len(pool_indices)
     n_candidates = n_pool if subset_size is None else min(subset_size, n_pool)
@@ -451,8 +471,11 @@ def take_rows(source, rows):
     -------
     ndarray
     """
-    if hasattr(source, "shape"):
-        return source[rows]
+    if isinstance(source, np.ndarray) or (hasattr(source, "shape") and not
+                                          (hasattr(source, "iloc") or issparse(source))):
+        return source[rows]  # an array, a memory map, a tensor
+    if hasattr(source, "iloc") or issparse(source) or isinstance(source, list):
+        return _safe_indexing(source, rows)  # rows of a DataFrame, a sparse matrix, a list
     return np.asarray([source[int(i)] for i in rows])
 
 
@@ -477,7 +500,7 @@ def method_outputs(method, X, rows, chunk):
         Outputs in the order of ``rows``.
     """
     if world()[1] > 1:  # each process computes its share of the rows
-        rows = np.arange(len(X)) if rows is None else np.asarray(rows)
+        rows = np.arange(_n_samples(X)) if rows is None else np.asarray(rows)
         return gather_rows(lambda share: _local_method_outputs(method, X, share, chunk), rows)
     return _local_method_outputs(method, X, rows, chunk)
 
@@ -502,7 +525,7 @@ def row_chunks(X, rows, chunk):
     ------
     tuple of (int, int, ndarray)
     """
-    n = len(X) if rows is None else len(rows)
+    n = _n_samples(X) if rows is None else len(rows)
     if isinstance(X, DatasetArray):
         start = 0
         for block in X._iter_batches(chunk, None, rows):
@@ -511,7 +534,13 @@ def row_chunks(X, rows, chunk):
         return
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        yield start, stop, X[start:stop] if rows is None else take_rows(X, rows[start:stop])
+        if rows is not None:
+            block = take_rows(X, rows[start:stop])
+        elif hasattr(X, "iloc"):  # a DataFrame's rows (X[a:b] would also do, but say so)
+            block = X.iloc[start:stop]
+        else:  # an array, a memory map, a sparse matrix, a list
+            block = X[start:stop]
+        yield start, stop, block
 
 
 def _local_method_outputs(method, X, rows, chunk):
@@ -592,7 +621,7 @@ def select(est, X_pool, n_instances, score, *, largest, subset_size=None, random
                                                     strategy, return_proposal=return_proposal)
     n_instances, X4, candidates, rng = prepare_candidates(
         est, X_pool, n_instances, subset_size, random_state, validate, pool_indices)
-    n_pool = X4.shape[0] if hasattr(X4, "shape") else int(X4)
+    n_pool = count_rows(X4)
     n_candidates = n_pool if candidates is None else len(candidates)
     if world()[1] > 1 and shard:  # each process scores its share of the candidates
         rows = np.arange(n_pool) if candidates is None else candidates
@@ -655,7 +684,7 @@ def method_scores(method, X4, candidates, batch_size):
     -------
     scores : ndarray of shape (n_candidates,)
     """
-    n = X4.shape[0] if candidates is None else len(candidates)
+    n = count_rows(X4) if candidates is None else len(candidates)
     out = np.empty(n, dtype=np.float64)
     for start, stop, rows in row_chunks(X4, candidates, batch_size):
         values = np.asarray(method(rows), dtype=np.float64).reshape(-1)

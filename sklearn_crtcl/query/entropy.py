@@ -3,7 +3,8 @@
 The classic uncertainty baseline, in the protocol of this package: batched
 scoring, an optional random candidate subset, indices only. It works with any
 fitted classifier with ``predict_proba``: a net of this package gets the pool
-as images, any other classifier gets the rows as given.
+as images, any other classifier gets the rows as given (a sparse matrix, a
+DataFrame, a list of texts: only their number is checked).
 """
 
 import numpy as np

@@ -15,7 +15,7 @@ from sklearn.utils import check_random_state
 
 from .._data import check_finite_chunked
 from .._modal_compat import package_strategy
-from ._common import get_estimator, pool_size, resolve, select
+from ._common import count_rows, get_estimator, pool_size, resolve, select
 from .selection import selection_doc
 
 __all__ = ["random_scores", "random_sampling"]
@@ -136,8 +136,7 @@ def random_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, rand
     rng = check_random_state(random_state)  # one stream: candidates first, then scores
 
     def score(X4, candidates):
-        n = (X4.shape[0] if hasattr(X4, "shape") else X4) if candidates is None \
-            else len(candidates)
+        n = count_rows(X4) if candidates is None else len(candidates)
         return rng.random_sample(n)
 
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
