@@ -722,3 +722,23 @@ def test_default_selection_prefers_high_scores_when_they_are_nearly_equal():
     batches = [loss_prediction_sampling(Fake(), make_pool(scores), n_instances=20,
                                         random_state=seed) for seed in range(20)]
     assert _mean_percentile(scores, batches) > 0.7
+
+
+def test_rank_gives_tied_scores_their_average_rank():
+    """Equal scores weigh the same wherever they sit in the pool: a block of ties
+    (every entropy of identical rows, COD 0 where the model did not change)
+    is drawn uniformly, not from its first rows."""
+    lw = log_weights(np.array([0.5, 0.9, 0.5, 0.1, 0.5, np.nan]), "rank")
+    np.testing.assert_allclose(lw[:5], -np.log([3.0, 1.0, 3.0, 5.0, 3.0]))  # ranks 2-4: 3
+    assert lw[5] == -np.inf
+    # without ties, the ranks 1..n as before
+    np.testing.assert_allclose(log_weights(np.array([0.2, 0.7, 0.4]), "rank"),
+                               -np.log([3.0, 1.0, 2.0]))
+    X, y = load_digits(return_X_y=True)
+    clf = LogisticRegression(max_iter=300).fit(X[:300], y[:300])
+    pool = np.repeat(X[300:301], 200, axis=0)  # 200 identical rows: one entropy
+    picks = np.concatenate([entropy_sampling(clf, pool, n_instances=1, random_state=s)
+                            for s in range(400)])
+    counts = np.bincount(picks, minlength=200)
+    # uniform: 2 expected per row, 400 in all; by position, row 0 took 20% of the picks
+    assert counts.max() <= 10 and counts[:10].sum() <= 45

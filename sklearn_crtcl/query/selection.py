@@ -38,6 +38,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import rankdata
 
 from ._common import _check_positive_int, require_method, top_k
 
@@ -236,7 +237,9 @@ def log_weights(scores, selection, beta=1.0, *, largest=True):
         \ell_i = s_i \;(\texttt{"softmax"}), \qquad
         \ell_i = -\log r_i \;(\texttt{"rank"}),
 
-    :math:`r_i` the rank of :math:`s_i` (1 for the best, ties by position).
+    :math:`r_i` the rank of :math:`s_i` (1 for the best; tied scores share
+    their average rank, so that equal scores weigh the same whatever their
+    position in the pool).
     :func:`choose` draws the batch by adding Gumbel noise to these very
     values (Gumbel-top-:math:`k`), and its :class:`Proposal` is computed
     from them.
@@ -290,9 +293,8 @@ def _log_weights(oriented, selection, beta):
         log_weight = np.full(n, -np.inf)
         positive = shifted > 0  # NaN is not
         log_weight[positive] = np.log(shifted[positive])
-    else:  # rank: 1 for the best score
-        rank = np.empty(n)
-        rank[_ranking(oriented)] = np.arange(1, n + 1)
+    else:  # rank: 1 for the best score; tied scores share their average rank
+        rank = rankdata(-np.where(np.isnan(oriented), -np.inf, oriented), method="average")
         log_weight = -np.log(rank)
     log_weight = beta * log_weight
     log_weight[np.isnan(oriented)] = -np.inf
