@@ -226,6 +226,9 @@ class QueryStrategyAdapter(SingleAnnotatorPoolQueryStrategy):
         name, function, utility, sign, params = self._resolve_strategy()
         X, y, candidates, batch_size, return_utilities = self._validate_data(
             X, y, candidates, batch_size, return_utilities, reset=True)
+        if batch_size == 0:  # scikit-activeml cut it to the number of candidates
+            raise ValueError("there is no sample to query: every sample of y is labeled, or "
+                             "candidates holds none that is not")
         if not isinstance(fit_clf, (bool, np.bool_)):
             raise TypeError(f"fit_clf must be a bool, got {fit_clf!r}")
         wrapped = isinstance(clf, SklearnClassifier)

@@ -257,6 +257,10 @@ def test_bad_query_arguments(data, nets):
         qs.query(X, y, object())
     with pytest.raises(ValueError, match="no labeled sample"):
         qs.query(X, np.full(N, np.nan), ResNetClassifier(**TINY))
+    fresh = ResNetClassifier(**TINY)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no sample to query"):
+        qs.query(X, np.where(np.isnan(y), 0, y), fresh, batch_size=2)  # every row labeled
+    assert not hasattr(fresh, "module_")  # refused before the fit
 
 
 def test_a_scikit_activeml_query_loop(data):
