@@ -291,15 +291,7 @@ def validate_rows(est, X, name="X_pool"):
     X = resolve(X)
     if hasattr(est, "_validate_X"):
         return validate_pool(est, X, name=name)
-    if X is None:
-        raise ValueError(f"{name} is None; expected an array of samples")
-    try:
-        n = _n_samples(X)
-    except TypeError as exc:
-        raise ValueError(f"{name} must be an array-like of samples, got "
-                         f"{type(X).__name__}") from exc
-    if n == 0:
-        raise ValueError(f"{name} is empty (0 samples)")
+    pool_size(X, name=name)  # only their number is checked
     return X
 
 
@@ -309,25 +301,35 @@ def count_rows(X4):
     return X4 if isinstance(X4, (int, np.integer)) else _n_samples(X4)
 
 
-def pool_size(X_pool):
-    """Number of samples of a pool that is not validated as images (random sampling).
+def pool_size(X_pool, name="X_pool"):
+    """Number of samples of a pool that is not validated as images.
 
-    Raises ``ValueError`` for an empty pool.
+    Parameters
+    ----------
+    X_pool : array-like
+        The samples: anything with a ``shape`` or a length.
+    name : str, default="X_pool"
+        Name used in error messages.
+
+    Returns
+    -------
+    n : int
+
+    Raises
+    ------
+    ValueError
+        For ``None``, an object without a length, or no samples.
     """
     X_pool = resolve(X_pool)
     if X_pool is None:
-        raise ValueError("X_pool is None; expected an array of samples")
-    shape = getattr(X_pool, "shape", None)
-    if shape is not None and len(shape) > 0:
-        n = int(shape[0])
-    else:
-        try:
-            n = len(X_pool)
-        except TypeError as exc:
-            raise ValueError(f"X_pool must be an array of samples, got "
-                             f"{type(X_pool).__name__}") from exc
+        raise ValueError(f"{name} is None; expected an array of samples")
+    try:
+        n = _n_samples(X_pool)
+    except TypeError as exc:
+        raise ValueError(f"{name} must be an array-like of samples, got "
+                         f"{type(X_pool).__name__}") from exc
     if n == 0:
-        raise ValueError("X_pool is empty (0 samples); there is nothing to query")
+        raise ValueError(f"{name} is empty (0 samples): there is nothing to score")
     return n
 
 
