@@ -125,14 +125,10 @@ class MilestoneLR(Callback):
         self.fallback_param = fallback_param
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        """Remember the base learning rates and the first epoch of this call."""
+        """Remember the base learning rates and the first epoch of this call
+        (the parameter groups are left untouched when the schedule steps
+        aside: they are then the user's scheduler's)."""
         self.start_epoch_ = len(net.history)
-        optimizer = getattr(net, self.optimizer_attr)
-        for group in optimizer.param_groups:
-            # a learning rate that differs from the one this callback last set was
-            # changed by the user (e.g. ``set_params(lr=...)``): it is the new base
-            if "initial_lr" not in group or group["lr"] != group.get("scheduled_lr"):
-                group["initial_lr"] = group["lr"]
         milestones = getattr(net, self.milestones_param)
         fallback = getattr(self, "fallback_param", None)  # absent in older pickles
         if milestones is None and fallback is not None:
@@ -140,6 +136,13 @@ class MilestoneLR(Callback):
         self.milestone_epochs_ = milestone_epochs(milestones or (), net.max_epochs)
         self.active_ = bool(self.milestone_epochs_) and not (
             self.optimizer_attr == "optimizer_" and _user_lr_schedulers(net))
+        if not self.active_:
+            return
+        for group in getattr(net, self.optimizer_attr).param_groups:
+            # a learning rate that differs from the one this callback last set was
+            # changed by the user (e.g. ``set_params(lr=...)``): it is the new base
+            if "initial_lr" not in group or group["lr"] != group.get("scheduled_lr"):
+                group["initial_lr"] = group["lr"]
 
     def on_epoch_begin(self, net, **kwargs):
         """Set the learning rate of the epoch that begins (nothing when the

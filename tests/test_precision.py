@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, GradientNormClipping
 
 from sklearn_crtcl import CriticLossNet, LossPredictionNet, ResNetClassifier, TODNet
 from sklearn_crtcl.nets.base import PRECISIONS
@@ -260,6 +260,56 @@ def test_fp16_steps_every_optimizer_through_one_grad_scaler(digits, name, monkey
     assert net.grad_scaler_ is scaler
     net.set_params(precision="fp32").partial_fit(digits[0][:64], digits[1][:64])
     assert net.grad_scaler_ is None
+
+
+class GradNorm(Callback):
+    """Records, per batch, the norm of the gradients ``on_grad_computed`` receives."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        norms = [p.grad.detach().float().norm() for _, p in named_parameters
+                 if p.grad is not None]
+        net.history.record_batch(self.key, float(torch.stack(norms).norm()))
+
+
+def _fit_with_grad_callbacks(digits, name, precision, init_scale=None):
+    """One epoch of ``partial_fit`` after ``fit(epochs=0)`` (the same start in every
+    precision), recording the gradient norm before and after skorch's
+    ``GradientNormClipping(1.0)``; ``init_scale``: a new loss scaler first.
+    Returns the net and the backbone's parameters before the epoch."""
+    X, y = digits
+    net = _net(name, precision=precision, callbacks=[
+        ("seen", GradNorm("seen")), ("clip", GradientNormClipping(1.0)),
+        ("clipped", GradNorm("clipped"))])
+    fit_kw = {"X_unlabeled": X[300:556]} if NETS[name][2] else {}
+    net.fit(X[:128], y[:128], epochs=0, **fit_kw)
+    if init_scale is not None:
+        net.grad_scaler_ = torch.amp.GradScaler("cpu", init_scale=init_scale)
+    before = {k: p.detach().clone() for k, p in net.module_.named_parameters()}
+    net.partial_fit(X[:128], y[:128], **fit_kw)
+    return net, before
+
+
+@pytest.mark.parametrize("name", ["resnet", "crtcl", "lossnet", "tod"])
+def test_fp16_gradient_callbacks_see_the_unscaled_gradients(digits, name):
+    # the AMP recipe: GradScaler.unscale_ before on_grad_computed, so that skorch's
+    # GradientNormClipping clips the true gradient, not 2**8 times it
+    fp32, _ = _fit_with_grad_callbacks(digits, name, "fp32")
+    fp16, _ = _fit_with_grad_callbacks(digits, name, "fp16", init_scale=2.0 ** 8)
+    first = [net.history[0, "batches", 0, "seen"] for net in (fp32, fp16)]
+    assert first[1] == pytest.approx(first[0], rel=0.02)  # same batch, same weights
+    clipped = [b["clipped"] for b in fp16.history[0, "batches"]]
+    assert len(clipped) == 2 and all(c <= 1 + 1e-4 for c in clipped)
+    assert _finite_losses(fp16)
+    # an overflowing scale: each step sees non-finite gradients and is skipped (the
+    # weights do not move), the scale backs off, and nothing is unscaled twice
+    overflow, before = _fit_with_grad_callbacks(digits, name, "fp16", init_scale=2.0 ** 40)
+    assert not np.isfinite([b["seen"] for b in overflow.history[0, "batches"]]).any()
+    assert overflow.grad_scaler_.get_scale() < 2.0 ** 40
+    for k, p in overflow.module_.named_parameters():
+        assert torch.equal(p, before[k]), k
 
 
 # ---------------------------------------------------------------------- channels last

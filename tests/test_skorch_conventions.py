@@ -2,11 +2,15 @@
 
 Each test uses skorch's own classes (its callbacks, ``ValidSplit``, ``Dataset``)
 and checks the behaviour a skorch user expects: a user's learning-rate
-scheduler wins, ``predict_nonlinearity`` is honoured on every path, skorch's
-history keys and ``fit(..., epochs=N)`` work, torch ``Dataset`` inputs are
-accepted, and the surprises (a validation scorer without validation data,
-flat image rows without ``input_shape``, a module without ``in_channels``)
-are errors or warnings before any training.
+scheduler wins (and continues over warm-started fits, as in skorch),
+``predict_nonlinearity`` is honoured on every path, skorch's history keys and
+``fit(..., epochs=N)`` work, torch ``Dataset`` inputs are accepted (and
+``predict`` gives labels for a user's skorch ``Dataset``), inference batches
+follow ``iterator_valid__batch_size``, the global seeds reproduce a net
+without ``random_state``, a warm fit keeps loaded weights, and the surprises
+(a validation scorer without validation data, flat image rows without
+``input_shape``, a module without ``in_channels``, ``EarlyStopping(load_best=True)``
+with auxiliary modules) are errors or warnings before any training.
 """
 
 import warnings
@@ -15,11 +19,13 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
-from skorch.callbacks import Callback, EpochScoring, LRScheduler
+from skorch import NeuralNetClassifier
+from skorch.callbacks import Callback, EarlyStopping, EpochScoring, LRScheduler
 from skorch.dataset import Dataset as SkorchDataset
 from skorch.dataset import ValidSplit
 
 from sklearn_crtcl import CriticLossNet, LossPredictionNet, ResNetClassifier, TODNet
+from sklearn_crtcl.backbones import resnet18
 from sklearn_crtcl.criteria import FocalLoss
 from sklearn_crtcl.query import cyclic_output_discrepancy, entropy_gradient_norm
 
@@ -63,6 +69,47 @@ def test_user_reduce_lr_on_plateau_with_a_validation_split(digits):
         sched.step(loss)
     assert _lr(opt) < 0.1  # the probe is only a test if the rate was reduced
     assert _lr(net.optimizer_) == pytest.approx(_lr(opt))
+
+
+class LRSeen(Callback):
+    """Records the learning rate of ``optimizer_`` at the start of every epoch."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        net.history.record("lr_seen", _lr(net.optimizer_))
+
+
+@pytest.mark.parametrize("policy", [dict(policy="StepLR", step_size=1, gamma=0.5),
+                                    dict(policy="CosineAnnealingLR", T_max=6)])
+def test_user_lr_scheduler_continues_over_warm_fits_as_in_skorch(digits, policy):
+    # the package builds new optimizers at every warm-started fit (a new cycle of
+    # the reference code); they take over the user's schedule, which continues as
+    # in a plain skorch net (no restart, and no mix of the two)
+    X, y = digits
+
+    def two_warm_fits(net):
+        net.fit(X, y)
+        first = net.optimizer_
+        net.fit(X, y)
+        return net.history[:, "lr_seen"], first
+
+    ours, first = two_warm_fits(ResNetClassifier(
+        max_epochs=3, lr=0.1, warm_start=True,
+        callbacks=[LRScheduler(**policy), LRSeen()], **TINY))
+    plain, _ = two_warm_fits(NeuralNetClassifier(
+        resnet18, module__width=4, module__num_classes=10, module__in_channels=1,
+        criterion=torch.nn.CrossEntropyLoss, max_epochs=3, lr=0.1, batch_size=32,
+        train_split=None, warm_start=True, device="cpu", verbose=0,
+        callbacks=[LRScheduler(**policy), LRSeen()]))
+    assert len(ours) == 6
+    np.testing.assert_allclose(ours, plain, rtol=1e-12)
+
+
+def test_warm_fit_without_a_user_scheduler_restarts_the_built_in_schedule(digits):
+    X, y = digits
+    net = ResNetClassifier(max_epochs=2, lr=0.1, lr_milestones=(1,), warm_start=True,
+                           callbacks=[LRSeen()], **TINY)
+    net.fit(X, y).fit(X, y)
+    assert net.history[:, "lr_seen"] == pytest.approx([0.1, 0.01, 0.1, 0.01])
 
 
 class HalveCriticLR(Callback):
@@ -240,6 +287,132 @@ def test_fit_takes_a_map_style_dataset_of_pairs(digits):
     crt = CriticLossNet(max_epochs=1, critic__hidden=8, **TINY).fit(
         ds, None, X_unlabeled=torch.utils.data.TensorDataset(torch.from_numpy(X[:16])))
     assert crt.predict(ds).shape == (64,)
+
+
+def test_predict_on_a_users_skorch_dataset_returns_labels(digits):
+    # only the datasets skorch builds in fit (its scorers') hold encoded labels
+    X, y = digits
+    labels = np.array(list("abcdefghij"))
+    net = ResNetClassifier(max_epochs=1, **TINY).fit(X, labels[y])
+    expected = net.predict(X)
+    assert expected.dtype.kind == "U"
+    for dataset in (SkorchDataset(X, None), SkorchDataset(X, y),
+                    torch.utils.data.Subset(SkorchDataset(X, y), range(len(X)))):
+        np.testing.assert_array_equal(net.predict(dataset), expected)
+    np.testing.assert_allclose(net.predict_proba(SkorchDataset(X, None)),
+                               net.predict_proba(X), rtol=1e-6, atol=1e-7)
+    assert net.score(SkorchDataset(X, None), labels[y]) == net.score(X, labels[y])
+    assert "_fit_datasets" not in vars(net)  # forgotten when fit ends
+
+
+# ------------------------------------------------------------------ 8b. inference batches
+class ConvBatches:
+    """Rows of each forward pass of the backbone's first convolution."""
+
+    def __init__(self, net):
+        self.sizes = []
+        self.handle = net.module_.conv1.register_forward_hook(
+            lambda m, inputs, out: self.sizes.append(len(inputs[0])))
+
+    def pop(self):
+        sizes, self.sizes = self.sizes, []
+        return sizes
+
+
+def test_inference_follows_iterator_valid_batch_size(digits):
+    X, y = digits  # 64 images
+    net = LossPredictionNet(max_epochs=1, iterator_valid__batch_size=48, **TINY).fit(X, y)
+    spy = ConvBatches(net)
+    list(net.forward_iter(X))  # skorch's own inference iterator
+    assert spy.pop() == [48, 16]
+    for method in (net.predict_proba, net.predict, net.embed, net.predict_loss):
+        method(X)
+        assert spy.pop() == [48, 16], method.__name__
+    net.embed(X, batch_size=40)  # an explicit batch_size wins
+    assert spy.pop() == [40, 24]
+    crt = CriticLossNet(max_epochs=1, critic__hidden=8, iterator_valid__batch_size=48,
+                        **TINY).fit(X, y)
+    spy = ConvBatches(crt)
+    crt.predict_correctness(X)
+    assert spy.pop() == [48, 16]
+    for params, sizes in (({}, [32, 32]),  # the default: batch_size
+                          ({"iterator_valid__batch_size": -1}, [64])):  # all at once
+        plain = ResNetClassifier(max_epochs=1, **params, **TINY).fit(X, y)
+        spy = ConvBatches(plain)
+        plain.predict_proba(X)
+        assert spy.pop() == sizes
+
+
+# ------------------------------------------------------------------ 9. seeds, warm starts
+@pytest.mark.parametrize("make", [
+    lambda: CriticLossNet(max_epochs=2, critic__hidden=8, critic_loss="bce", **TINY),
+    lambda: TODNet(max_epochs=2, **TINY),
+], ids=["crtcl", "tod"])
+def test_global_seeds_reproduce_a_net_without_random_state(digits, make):
+    # as with a skorch net: torch.manual_seed (and np.random.seed) before fit; the
+    # unlabeled batches and the critic's held-out split (20% for "bce") included
+    X, y = digits
+
+    def run():
+        torch.manual_seed(0)
+        np.random.seed(0)
+        net = make().set_params(random_state=None).fit(X, y, X_unlabeled=X[:32])
+        return net.predict_proba(X), getattr(net, "critic_split_indices_", None)
+
+    (proba_a, held_a), (proba_b, held_b) = run(), run()
+    np.testing.assert_array_equal(proba_a, proba_b)
+    if held_a is not None:
+        assert len(held_a) == 13
+        np.testing.assert_array_equal(held_a, held_b)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_warm_fit_after_load_params_keeps_the_loaded_weights(digits, tmp_path, method):
+    # as skorch's: initialize(), load_params, then a warm-started fit continues from
+    # the loaded weights (here without classes: fit sets classes_ from the data)
+    X, y = digits
+    source = ResNetClassifier(max_epochs=2, **TINY).fit(X, y)
+    source.save_params(f_params=tmp_path / "params.pt")
+    net = ResNetClassifier(max_epochs=1, lr=0.0, warm_start=True, input_shape=(1, 8, 8),
+                           **TINY)
+    net.initialize()
+    net.load_params(f_params=tmp_path / "params.pt")
+    getattr(net, method)(X, y)  # lr=0: the weights must stay those loaded
+    loaded = dict(source.module_.named_parameters())
+    for k, p in net.module_.named_parameters():
+        assert torch.equal(p, loaded[k]), k
+    for k, v in net.previous_state_dict_.items():
+        assert torch.equal(v, source.module_.state_dict()[k]), k
+    np.testing.assert_array_equal(net.classes_, source.classes_)
+    # a kept module built for other classes (10 outputs by default) is a clear
+    # error, and the net is left as it was
+    other = ResNetClassifier(max_epochs=1, warm_start=True, input_shape=(1, 8, 8),
+                             **TINY).initialize()
+    with pytest.raises(ValueError, match="set classes before initialize"):
+        getattr(other, method)(X[y < 3], y[y < 3])
+    assert other.initialized_ and not hasattr(other, "n_features_in_")
+
+
+# ------------------------------------------------------------------ 10. early stopping
+def test_early_stopping_load_best_warns_when_it_misses_auxiliary_modules(digits):
+    # skorch's EarlyStopping(load_best=True) restores module_ only
+    X, y = digits
+
+    def stopper(load_best=True):
+        return [("stop", EarlyStopping(monitor="train_loss", load_best=load_best))]
+
+    with pytest.warns(UserWarning, match=r"'stop' is an EarlyStopping\(load_best=True\)"
+                      r".*not the auxiliary modules \(critic_\).*Checkpoint\("
+                      r"monitor='train_loss_best', load_best=True\)"):
+        CriticLossNet(max_epochs=1, critic__hidden=8, callbacks=stopper(), **TINY).fit(X, y)
+    with pytest.warns(UserWarning, match=r"loss_head_"):
+        LossPredictionNet(max_epochs=1, callbacks=stopper(), **TINY).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # the backbone alone: EarlyStopping restores the whole model
+        ResNetClassifier(max_epochs=1, callbacks=stopper(), **TINY).fit(X, y)
+        CriticLossNet(max_epochs=1, critic__hidden=8, callbacks=stopper(load_best=False),
+                      **TINY).fit(X, y)
 
 
 # ------------------------------------------------------------------ 11. flat rows

@@ -4,9 +4,9 @@
 unlabeled_indices=None)``: the
 unlabeled images are validated like ``X`` before any training, and during
 training :meth:`SemiSupervisedMixin.unlabeled_batch` draws a fresh random
-batch of them per call from a dedicated generator seeded by ``random_state``,
-so draws are reproducible and do not disturb the shuffling of labeled
-batches.
+batch of them per call from a dedicated generator seeded by ``random_state``
+(or, with ``random_state=None``, from torch's global generator), so draws are
+reproducible and do not disturb the shuffling of labeled batches.
 """
 
 import numpy as np
@@ -170,21 +170,18 @@ class SemiSupervisedMixin:
         torch.Tensor of shape (b, C, H, W) or None
             On the net's device; ``None`` when ``fit`` got no ``X_unlabeled``.
             Draws are uniform without replacement within a batch, from a CPU
-            generator seeded by ``random_state`` at the start of ``fit`` (the
-            same draws whether the images wait on the CPU or, moved there once
-            per ``fit``, on the GPU).
+            generator seeded by ``random_state`` at the first draw of ``fit``
+            (with ``random_state=None``, by a seed drawn from torch's global
+            generator: ``torch.manual_seed`` before ``fit`` reproduces them);
+            the same draws whether the images wait on the CPU or, moved there
+            once per ``fit``, on the GPU.
         """
         X_u = getattr(self, "_X_unlabeled", None)
         if X_u is None:
             return None
         if self._unlabeled_generator is None:
-            gen = torch.Generator()
-            seed = self._torch_seed(offset=1)
-            if seed is None:
-                gen.seed()
-            else:
-                gen.manual_seed(seed)
-            self._unlabeled_generator = gen
+            seed = self._draw_seed(offset=1)
+            self._unlabeled_generator = torch.Generator().manual_seed(seed)
         rows = getattr(self, "_unlabeled_rows", None)
         n_u = X_u.shape[0] if rows is None else len(rows)
         idx = torch.randperm(n_u, generator=self._unlabeled_generator)

@@ -15,13 +15,14 @@ from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetClassifier
 from skorch.dataset import ValidSplit, unpack_data
 from skorch.utils import to_device
-from skorch.callbacks import BatchScoring, EpochScoring, EpochTimer, PassthroughScoring, PrintLog
+from skorch.callbacks import (BatchScoring, EarlyStopping, EpochScoring, EpochTimer,
+                              PassthroughScoring, PrintLog)
 
 from .._checks import check_device, check_number
 from .._data import ArrayBatchLoader, as_image_array, iter_batches, training_array
 from ..augment import check_augment
 from ..backbones import MIN_IMAGE_SIZE, ResNet, forward_taps, resnet18, resnet34
-from ..callbacks import MilestoneLR, epoch_count, milestone_epochs
+from ..callbacks import MilestoneLR, _user_lr_schedulers, epoch_count, milestone_epochs
 from ..data import DatasetArray
 from ..distributed import (DistributedBatches, all_reduce_gradients, broadcast_object,
                            broadcast_state, gather_batch, shard_bounds, world)
@@ -63,16 +64,6 @@ def _is_softmax(nonlin):
     return nonlin is _softmax_last_dim or (
         isinstance(nonlin, functools.partial) and nonlin.func is torch.softmax
         and not nonlin.args and nonlin.keywords in ({"dim": -1}, {"dim": 1}))
-
-
-def _skorch_dataset(X):
-    """Whether ``X`` is a dataset skorch built from the arrays given to ``fit`` (its
-    validation split: a ``skorch.dataset.Dataset`` or a ``Subset`` of one), whose
-    labels are the net's encoded labels ``0 .. n_classes-1``."""
-    from skorch.dataset import Dataset as SkorchDataset
-    while isinstance(X, torch.utils.data.Subset):
-        X = X.dataset
-    return isinstance(X, SkorchDataset)
 
 
 def _dataset_labels(dataset):
@@ -157,7 +148,10 @@ class ResNetClassifier(NeuralNetClassifier):
     max_epochs : int, default=200
         Epochs per ``fit``.
     batch_size : int, default=128
-        Samples per mini-batch.
+        Samples per mini-batch, in training and in inference (as in skorch,
+        ``iterator_train__batch_size`` and ``iterator_valid__batch_size``
+        override it: the latter for ``predict_proba``, ``predict``,
+        :meth:`embed` and the auxiliary modules' scores too).
     lr_milestones : sequence of float or int, default=(0.8,)
         Where the learning rate is multiplied by ``lr_gamma``: fractions of
         ``max_epochs`` (``0.8`` = epoch 160 of 200) or epoch numbers. The
@@ -195,9 +189,12 @@ class ResNetClassifier(NeuralNetClassifier):
         the losses run under :func:`torch.autocast` to bfloat16 or float16
         (weights, optimizer states and inference stay float32); ``"fp16"``
         scales the loss with one :class:`torch.amp.GradScaler` that every
-        optimizer step goes through. ``"auto"``: ``"bf16"`` on a CUDA device
-        that supports it, ``"fp16"`` on an older one, ``"fp32"`` on the CPU
-        (bit-reproducible training) and other devices. On the CPU, ``"bf16"``
+        optimizer step goes through, and unscales the gradients before the
+        ``on_grad_computed`` callbacks (e.g. skorch's
+        :class:`~skorch.callbacks.GradientNormClipping`) see them, as
+        torch's AMP recipe does before clipping. ``"auto"``: ``"bf16"`` on a
+        CUDA device that supports it, ``"fp16"`` on an older one, ``"fp32"``
+        on the CPU (bit-reproducible training) and other devices. On the CPU, ``"bf16"``
         and ``"fp16"`` work too (slowly: for testing).
     channels_last : bool or "auto", default="auto"
         Train in the channels-last memory format (modules and batches); the
@@ -207,7 +204,10 @@ class ResNetClassifier(NeuralNetClassifier):
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the batch order and augmentation (in a
         forked torch generator: the global torch random state is left as it
-        was). Same ``random_state``, same model on CPU.
+        was). Same ``random_state``, same model on CPU. ``None``: every draw
+        (the subclasses' unlabeled batches and held-out split included)
+        comes from torch's global generator, as in skorch:
+        ``torch.manual_seed`` before ``fit`` gives the same model on CPU.
     classes : array-like, optional
         All labels the model may see. Useful with ``warm_start`` in active
         learning, when the first labeled set may miss a class.
@@ -241,11 +241,16 @@ class ResNetClassifier(NeuralNetClassifier):
         ``state_dict`` keys start with ``_orig_mod.``, so files written by
         ``save_params`` load only into a net with the same setting.
     warm_start : bool, default=False
-        With ``True``, ``fit`` after a first ``fit`` continues from the
-        trained weights (an active-learning cycle of the reference code):
-        the optimizers are created anew and the learning-rate schedule
-        restarts, as the reference code does each cycle. ``partial_fit``
-        always continues, keeping the optimizers' state.
+        With ``True``, ``fit`` of an initialised net continues from its
+        weights, as in skorch: after a first ``fit`` (an active-learning
+        cycle of the reference code), or after ``initialize()`` and
+        ``load_params`` (the loaded weights; ``fit`` then sets
+        ``classes_`` and the shapes from the data). The optimizers are
+        created anew and the built-in learning-rate schedule restarts, as
+        the reference code does each cycle; a skorch
+        :class:`~skorch.callbacks.LRScheduler` of ``callbacks`` continues
+        its schedule, as in skorch. ``partial_fit`` always continues,
+        keeping the optimizers' state.
     **kwargs
         Any other :class:`skorch.NeuralNet` parameter (``module__width``,
         ``callbacks``, ``predict_nonlinearity``, ...). ``predict_nonlinearity``
@@ -655,13 +660,35 @@ class ResNetClassifier(NeuralNetClassifier):
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Check the parameters (``set_params`` may have changed them) and
         remember where this ``fit`` starts (phases count epochs from there);
-        apply ``precision`` (the loss scaler) and ``channels_last``."""
+        apply ``precision`` (the loss scaler) and ``channels_last``. Warn
+        (``UserWarning``) if skorch's ``EarlyStopping(load_best=True)`` is
+        among the callbacks of a net with auxiliary modules: it restores
+        ``module_`` only."""
         super().on_train_begin(net, X=X, y=y, **kwargs)
         self.fit_interrupted_ = False
         self._check_params()
+        self._warn_early_stopping_load_best()
         self.fit_start_epoch_ = len(self.history)
         self._sync_grad_scaler()
         self._apply_memory_format()
+
+    def _warn_early_stopping_load_best(self):
+        """skorch's ``EarlyStopping(load_best=True)`` copies back the best
+        epoch's ``module_`` alone: the auxiliary modules would stay at the
+        last epoch, out of step with the backbone."""
+        aux = [a.attribute for a, _ in self._present_auxiliary_modules()]
+        stoppers = [(name, cb) for name, cb in self.callbacks_
+                    if isinstance(cb, EarlyStopping) and cb.load_best]
+        if aux and stoppers:
+            name, cb = stoppers[0]
+            warnings.warn(
+                f"the callback {name!r} is an EarlyStopping(load_best=True): skorch restores "
+                "only module_ (the backbone) at its best epoch, not the auxiliary modules "
+                f"({', '.join(aux)}), which keep the last epoch's weights. To restore the "
+                "whole net at its best epoch, use EarlyStopping(load_best=False) with "
+                f"skorch.callbacks.Checkpoint(monitor='{cb.monitor}_best', load_best=True), "
+                "which loads the whole net (load_params(checkpoint=...))",
+                UserWarning, stacklevel=2)
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """skorch's training loop, noting a ``KeyboardInterrupt`` in ``fit_interrupted_``.
@@ -972,6 +999,17 @@ class ResNetClassifier(NeuralNetClassifier):
             return (int(self.random_state) + offset) % (2 ** 63)
         return int(check_random_state(self.random_state).randint(2 ** 31 - 1)) + offset
 
+    def _draw_seed(self, offset=0):
+        """The seed of a draw of its own (unlabeled batches, the critic's
+        held-out split and batches): ``random_state`` plus ``offset``; with
+        ``random_state=None``, a seed drawn from torch's global generator, so
+        that ``torch.manual_seed`` before ``fit`` reproduces the draws, as it
+        does a skorch net's."""
+        seed = self._torch_seed(offset=offset)
+        if seed is None:
+            seed = int(torch.randint(2 ** 63 - 1, (), dtype=torch.int64))
+        return seed
+
     @contextlib.contextmanager
     def _seeded(self):
         """Seed torch inside a forked RNG, so the caller's global state is untouched."""
@@ -1033,10 +1071,27 @@ class ResNetClassifier(NeuralNetClassifier):
         scaler = getattr(self, "grad_scaler_", None)
         (loss if scaler is None else scaler.scale(loss)).backward()
 
+    def _unscale_gradients(self, named_parameters):
+        """With fp16, divide the gradients of the optimizers that hold any of
+        ``named_parameters`` by the loss scale (``GradScaler.unscale_``, the
+        AMP recipe before gradient clipping), so that ``on_grad_computed``
+        callbacks see the true gradients; :meth:`_step` then steps them
+        without unscaling again, and skips the step if they are not finite."""
+        scaler = getattr(self, "grad_scaler_", None)
+        if scaler is None:
+            return
+        ids = {id(p) for _, p in named_parameters}
+        for name in self._optimizers:
+            optimizer = getattr(self, name + "_")
+            if any(id(p) in ids for group in optimizer.param_groups for p in group["params"]):
+                scaler.unscale_(optimizer)
+
     def _step(self, *optimizers):
         """Step ``optimizers`` on the gradients of the last backward passes;
         with fp16, through the loss scaler (a step with infinite or NaN
-        gradients is skipped), then update the scale once."""
+        gradients is skipped; gradients already unscaled for
+        ``on_grad_computed`` are not unscaled again), then update the scale
+        once."""
         scaler = getattr(self, "grad_scaler_", None)
         self._sync_gradients(*optimizers)
         for optimizer in optimizers:
@@ -1060,10 +1115,12 @@ class ResNetClassifier(NeuralNetClassifier):
                              for p in group["params"])
 
     def notify(self, method_name, **cb_kwargs):
-        """skorch's callback dispatch; in a distributed job, the gradients are
-        summed over the processes before ``on_grad_computed`` (so gradient
-        callbacks, e.g. clipping, see the whole batch's gradient, as in one
-        process).
+        """skorch's callback dispatch; before ``on_grad_computed``, in a
+        distributed job the gradients are summed over the processes (so
+        gradient callbacks, e.g. clipping, see the whole batch's gradient, as
+        in one process), and with ``precision="fp16"`` they are unscaled (so
+        that skorch's :class:`~skorch.callbacks.GradientNormClipping` clips
+        the true gradient, not the loss-scaled one).
 
         Parameters
         ----------
@@ -1072,12 +1129,14 @@ class ResNetClassifier(NeuralNetClassifier):
         **cb_kwargs : dict
             Passed to the callbacks.
         """
-        if world()[1] > 1:
-            if method_name == "on_batch_begin":
-                vars(self).pop("_grads_summed", None)
-            elif method_name == "on_grad_computed":
+        distributed = world()[1] > 1
+        if distributed and method_name == "on_batch_begin":
+            vars(self).pop("_grads_summed", None)
+        elif method_name == "on_grad_computed":
+            if distributed:
                 all_reduce_gradients(p for _, p in cb_kwargs["named_parameters"])
                 self._grads_summed = True
+            self._unscale_gradients(cb_kwargs["named_parameters"])
         return super().notify(method_name, **cb_kwargs)
 
     def _all_modules(self):
@@ -1174,6 +1233,7 @@ class ResNetClassifier(NeuralNetClassifier):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_compiled_taps", None)  # rebuilt on first use
+        state.pop("_fit_datasets", None)  # a fit's data, not the model
         return state
 
     def __setstate__(self, state):
@@ -1371,6 +1431,7 @@ class ResNetClassifier(NeuralNetClassifier):
                     NeuralNetClassifier.partial_fit(self, X_fit, y_fit, **fit_params)
                 finally:
                     self.classes_inferred_ = classes
+                    vars(self).pop("_fit_datasets", None)
         finally:
             vars(self).pop("_shared_seed", None)
         return self
@@ -1381,27 +1442,44 @@ class ResNetClassifier(NeuralNetClassifier):
             self.n_features_in_ = n_features
             self.input_shape_ = tuple(int(s) for s in X.shape[1:])
         previous = self._module_snapshot() if self.initialized_ else None
-        if initialize or not self.initialized_:
+        kept = self.initialized_ and not initialize
+        if not kept:
             self.initialize()
         elif restart_optimizers:
-            # a new cycle of the reference code: new optimizers (no momentum
-            # carried over); MilestoneLR restarts the schedule at every fit
-            self._initialize_optimizer()
-        self._check_module_matches(len(classes))
+            self._restart_optimizers()
+        self._check_module_matches(len(classes), kept=kept)
         # weights as they were before this fit: the end of the previous fit,
         # or the initial weights on the first one (used by cod_sampling)
         self.previous_state_dict_ = previous or self._module_snapshot()
+
+    def _restart_optimizers(self):
+        """New optimizers for a warm-started ``fit`` (a new cycle of the
+        reference code: no momentum carried over; the built-in schedules
+        restart at every fit). With a skorch ``LRScheduler`` in the
+        callbacks, the new ``optimizer_`` takes over the learning rates and
+        the scheduler's entries (``initial_lr``...) of the old one's
+        parameter groups: the user's schedule continues, as in skorch."""
+        old_groups = self.optimizer_.param_groups if _user_lr_schedulers(self) else None
+        self._initialize_optimizer()
+        new_groups = self.optimizer_.param_groups
+        if old_groups is None or len(old_groups) != len(new_groups):
+            return
+        for old, new in zip(old_groups, new_groups):
+            new.update({k: v for k, v in old.items()
+                        if k != "params" and (k == "lr" or k not in new)})
 
     def _module_snapshot(self):
         """A CPU copy of ``module_.state_dict()``."""
         return {k: v.detach().to("cpu", copy=True)
                 for k, v in self.module_.state_dict().items()}
 
-    def _check_module_matches(self, n_classes):
+    def _check_module_matches(self, n_classes, kept=False):
         n_out = getattr(self.module_, "num_classes", None)
         if n_out is not None and n_out != n_classes:
+            hint = ("; the module of an initialised net is kept (warm_start=True, "
+                    "partial_fit): set classes before initialize()" if kept else "")
             raise ValueError(f"the module has {n_out} outputs but the data have {n_classes} "
-                             "classes; leave module__num_classes unset to infer it")
+                             f"classes; leave module__num_classes unset to infer it{hint}")
         n_in = getattr(self.module_, "in_channels", None)
         if n_in is not None and n_in != self.input_shape_[0]:
             raise ValueError(
@@ -1422,6 +1500,40 @@ class ResNetClassifier(NeuralNetClassifier):
                 y = _dataset_labels(X)
             X = DatasetArray(X)
         return X, y
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        """skorch's training and validation datasets of the running ``fit``,
+        remembered until it ends: they hold the encoded labels
+        ``0 .. n_classes-1``, so :meth:`predict` on them (skorch's scoring
+        callbacks) returns encoded labels, and labels from ``classes_`` on
+        any other dataset.
+
+        Parameters
+        ----------
+        X, y : array-like
+            The training data, as skorch passes them.
+        **fit_params : dict
+            Passed to ``train_split``.
+
+        Returns
+        -------
+        dataset_train : torch.utils.data.Dataset
+        dataset_valid : torch.utils.data.Dataset or None
+        """
+        datasets = super().get_split_datasets(X, y, **fit_params)
+        self._fit_datasets = tuple(d for d in datasets if d is not None)
+        return datasets
+
+    def _is_fit_dataset(self, X):
+        """Whether ``X`` is (a ``Subset`` of) a dataset of the running ``fit``
+        (see :meth:`get_split_datasets`)."""
+        fit_datasets = vars(self).get("_fit_datasets", ())
+        while True:
+            if any(X is d for d in fit_datasets):
+                return True
+            if not isinstance(X, torch.utils.data.Subset):
+                return False
+            X = X.dataset
 
     def _check_scoring_callbacks(self):
         """A validation scoring callback of the user with no validation data
@@ -1467,10 +1579,14 @@ class ResNetClassifier(NeuralNetClassifier):
         self._reject_fit_params(fit_params)
         self._check_scoring_callbacks()
         X, y = self._fit_input(X, y)
-        reset = not (self.warm_start and self._fitted_before())
+        # as skorch: a warm start keeps the modules of an initialised net (also
+        # right after initialize() and load_params); the data attributes are
+        # set from X and y unless a previous fit set them
+        warm = self.warm_start and self.initialized_
+        reset = not (warm and self._fitted_before())
         X4, y_enc, classes, n_features = self._validate_fit_data(X, y, reset=reset)
-        return self._fit_encoded(X4, y_enc, classes, initialize=reset,
-                                 restart_optimizers=not reset,
+        return self._fit_encoded(X4, y_enc, classes, initialize=not warm,
+                                 restart_optimizers=warm,
                                  n_features=n_features if reset else None, **fit_params)
 
     def partial_fit(self, X, y, classes=None, **fit_params):
@@ -1526,8 +1642,10 @@ class ResNetClassifier(NeuralNetClassifier):
         """Apply ``fn(module_, x_batch)`` to validated ``X`` in eval mode, no grad.
 
         ``X`` is validated (shape and finiteness, chunk by chunk) before any
-        batch runs, then visited ``batch_size`` rows at a time (only ``indices``
-        if given); ``modules`` are extra modules put in eval mode too. ``fn``
+        batch runs, then visited ``batch_size`` rows at a time (by default,
+        as skorch's inference iterator: ``iterator_valid__batch_size`` if set,
+        else the net's ``batch_size``; only ``indices`` if given); ``modules``
+        are extra modules put in eval mode too. ``fn``
         returns a numpy array of one row per image (or a tuple of them).
 
         Returns the outputs of all batches, in one array per output (a tuple
@@ -1540,7 +1658,8 @@ class ResNetClassifier(NeuralNetClassifier):
         """
         X4 = self._validate_X(X, reset=False, name=name)
         n = X4.shape[0] if indices is None else len(indices)
-        batch_size = batch_size or self.batch_size
+        batch_size = (batch_size or self.get_params_for("iterator_valid").get("batch_size")
+                      or self.batch_size)
         if batch_size == -1:  # skorch's "one batch of all samples"
             batch_size = max(1, n)
         out, single, start = None, False, 0
@@ -1579,9 +1698,10 @@ class ResNetClassifier(NeuralNetClassifier):
             Images, possibly a memory map or a
             :class:`~sklearn_crtcl.DatasetArray` (read one batch at a time).
             A map-style torch ``Dataset`` of images or ``(image, label)``
-            pairs is read through a ``DatasetArray``; the validation split
-            that skorch builds in ``fit`` goes through skorch's own
-            ``predict_proba`` (its scoring callbacks).
+            pairs (a ``skorch.dataset.Dataset`` of yours too) is read through
+            a ``DatasetArray``; the training and validation datasets of the
+            running ``fit`` (see :meth:`get_split_datasets`) go through
+            skorch's own ``predict_proba`` (its scoring callbacks).
 
         Returns
         -------
@@ -1589,7 +1709,7 @@ class ResNetClassifier(NeuralNetClassifier):
             Columns in the order of ``classes_``.
         """
         if isinstance(X, torch.utils.data.Dataset):
-            if _skorch_dataset(X):  # skorch's own scoring callbacks
+            if self._is_fit_dataset(X):  # skorch's own scoring callbacks
                 return super().predict_proba(X)
             X = DatasetArray(X)
         to_proba = self._output_to_proba()
@@ -1610,7 +1730,8 @@ class ResNetClassifier(NeuralNetClassifier):
         X : array-like of shape (n, C, H, W), (n, H, W) or (n, n_features)
             Images.
         batch_size : int, optional
-            Images per forward pass (default: the net's ``batch_size``).
+            Images per forward pass (default: ``iterator_valid__batch_size``
+            if set, else the net's ``batch_size``, as :meth:`predict_proba`).
 
         Returns
         -------
@@ -1656,13 +1777,15 @@ class ResNetClassifier(NeuralNetClassifier):
         Returns
         -------
         y_pred : ndarray of shape (n,)
-            Labels from ``classes_``; on the validation split that skorch
-            builds in ``fit`` (its scoring callbacks, e.g. ``valid_acc``), the
-            encoded labels ``0 .. n_classes-1`` that the split holds, as
-            skorch's ``NeuralNetClassifier.predict`` returns.
+            Labels from ``classes_``, for arrays and for any ``Dataset`` of
+            yours (a ``skorch.dataset.Dataset`` included); on the training
+            and validation datasets of the running ``fit`` (those that
+            skorch's scoring callbacks score, e.g. ``valid_acc``), the encoded
+            labels ``0 .. n_classes-1`` that they hold, as skorch's
+            ``NeuralNetClassifier.predict`` returns.
         """
         proba = self.predict_proba(X)
-        if isinstance(X, torch.utils.data.Dataset) and _skorch_dataset(X):
+        if self._is_fit_dataset(X):
             return np.argmax(proba, axis=1)
         return self.classes_[np.argmax(proba, axis=1)]
 

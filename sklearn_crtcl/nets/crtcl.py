@@ -277,13 +277,14 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
     nearly every training-set prediction is right, so a critic trained on the
     labeled batches sees few errors, and not the test set's kind. With
     ``critic_split`` a share of the labeled set (drawn once per ``fit`` from
-    ``random_state``) is held out: the classifier never trains on it, and
-    the critic takes its step on a batch of these images instead, classified
-    in eval mode without augmentation, as test images are (one extra
-    forward pass, without gradient, of ``batch_size * held / kept`` images
-    per step). ``"auto"`` holds out nothing for the Wasserstein critic (the
-    paper's protocol) and 20% for a probabilistic one (the docs' CrtCl page
-    gives the measurements).
+    ``random_state``, or from torch's global generator when it is ``None``)
+    is held out: the classifier never trains on it, and the critic takes its
+    step on a batch of these images instead, classified in eval mode without
+    augmentation, as test images are (one extra forward pass, without
+    gradient, of ``batch_size * held / kept`` images per step). ``"auto"``
+    holds out nothing for the Wasserstein critic (the paper's protocol) and
+    20% for a probabilistic one (the docs' CrtCl page gives the
+    measurements).
 
     The classifier takes **one** SGD step per labeled batch on the gradient
     of :math:`\\mathcal{L}_{CE} + \\mathcal{L}_G` instead of the paper's two
@@ -687,8 +688,7 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
         if n_held == 0:
             self.critic_split_indices_ = np.empty(0, dtype=np.intp)
             return super()._fit_encoded(X, y, classes, initialize, **kwargs)
-        seed = self._torch_seed(offset=3)
-        order = np.random.RandomState(None if seed is None else seed % 2 ** 32).permutation(n)
+        order = np.random.RandomState(self._draw_seed(offset=3) % 2 ** 32).permutation(n)
         held, kept = np.sort(order[:n_held]), np.sort(order[n_held:])
         self.critic_split_indices_ = held
         self._X_critic = torch.from_numpy(np.ascontiguousarray(X[held]))
@@ -704,18 +704,13 @@ class CriticLossNet(SemiSupervisedMixin, ResNetClassifier):
     def _held_out_batch(self):
         """A random batch of the held-out images and labels (``critic_split``),
         or ``None``: ``batch_size * held / kept`` rows (at least 2), drawn from
-        a generator seeded by ``random_state``."""
+        a generator seeded by ``random_state`` (with ``None``, by a seed from
+        torch's global generator)."""
         X_c = vars(self).get("_X_critic")
         if X_c is None:
             return None
         if self._critic_generator is None:
-            gen = torch.Generator()
-            seed = self._torch_seed(offset=3)
-            if seed is None:
-                gen.seed()
-            else:
-                gen.manual_seed(seed)
-            self._critic_generator = gen
+            self._critic_generator = torch.Generator().manual_seed(self._draw_seed(offset=3))
         n = X_c.shape[0]
         size = n if self.batch_size == -1 else int(np.ceil(self.batch_size
                                                            * self._critic_rows_per_step))
