@@ -871,6 +871,29 @@ def test_ece_and_mce_match_torchmetrics(seed, n_bins):
         assert ours(y, proba, n_bins=n_bins) == pytest.approx(expected, abs=1e-6), norm
 
 
+def test_ece_differs_from_torchmetrics_on_bin_edges_as_documented():
+    # docs/calibration.rst: right-closed bins (scikit-learn's calibration_curve)
+    # against torchmetrics' left-closed ones, which give a confidence of exactly 1
+    # a bin of its own
+    torch = pytest.importorskip("torch")
+    tm = pytest.importorskip("torchmetrics.classification")
+    from sklearn.calibration import calibration_curve
+
+    proba = np.array([[1, 0], [0.95, 0.05], [0.95, 0.05], [0.95, 0.05]], dtype=np.float32)
+    y = np.array([1, 0, 0, 0])
+    theirs = float(tm.MulticlassCalibrationError(num_classes=2, n_bins=15, norm="l1")(
+        torch.from_numpy(proba), torch.from_numpy(y)))
+    assert expected_calibration_error(y, proba) == pytest.approx(0.2125, abs=1e-6)
+    assert theirs == pytest.approx(0.2875, abs=1e-6)
+    # a confidence on an edge: 0.6 in (0.4, 0.6] of 5 bins and 0.7 in (0.6, 0.8], as
+    # in scikit-learn (left-closed bins would pool them in [0.6, 0.8))
+    conf = np.array([0.6, 0.7])
+    _, mean = calibration_curve(np.array([1, 0]), conf, n_bins=5)
+    np.testing.assert_allclose(mean, [0.6, 0.7])
+    np.testing.assert_array_equal(
+        reliability_curve([0, 0], np.c_[conf, 1 - conf], n_bins=5).count, [0, 0, 1, 1, 0])
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_classwise_ece_matches_torchmetrics_binary_per_class(seed):
     # torchmetrics' binary calibration error bins the positive-class probability
