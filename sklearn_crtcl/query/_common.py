@@ -460,7 +460,9 @@ def prepare_candidates(est, X_pool, n_instances, subset_size=None, random_state=
 
 
 def take_rows(source, rows):
-    """``source[rows]`` for an array, a stacked array for a list.
+    """The rows ``rows`` of ``source``: scikit-learn's ``_safe_indexing`` for a
+    DataFrame, a sparse matrix or a list (of the same type), ``source[rows]``
+    for an array, memory map or tensor, a stacked array for another sequence.
 
     Parameters
     ----------
@@ -471,13 +473,12 @@ def take_rows(source, rows):
 
     Returns
     -------
-    ndarray
+    array-like
     """
-    if isinstance(source, np.ndarray) or (hasattr(source, "shape") and not
-                                          (hasattr(source, "iloc") or issparse(source))):
-        return source[rows]  # an array, a memory map, a tensor
     if hasattr(source, "iloc") or issparse(source) or isinstance(source, list):
         return _safe_indexing(source, rows)  # rows of a DataFrame, a sparse matrix, a list
+    if hasattr(source, "shape"):
+        return source[rows]  # an array, a memory map, a tensor
     return np.asarray([source[int(i)] for i in rows])
 
 
@@ -538,7 +539,7 @@ def row_chunks(X, rows, chunk):
         stop = min(start + chunk, n)
         if rows is not None:
             block = take_rows(X, rows[start:stop])
-        elif hasattr(X, "iloc"):  # a DataFrame's rows (X[a:b] would also do, but say so)
+        elif hasattr(X, "iloc"):  # a DataFrame's rows by position, whatever its index
             block = X.iloc[start:stop]
         else:  # an array, a memory map, a sparse matrix, a list
             block = X[start:stop]
