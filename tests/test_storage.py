@@ -448,6 +448,56 @@ def test_writers_killed_at_random_moments_resume_to_the_same_records(tmp_path, r
     assert not list(out.rglob("*.tmp"))
 
 
+def test_leftovers_of_killed_writers_are_removed_and_nothing_else(tmp_path):
+    """A resumed or finished run removes the temporary files of dead writers and the
+    checkpoints no unit references; a live writer's files, files of other hosts
+    younger than heartbeat_timeout, and files that are not the runner's stay."""
+    import socket
+    out = tmp_path / "run"
+    cfg = dict(CFG, methods=["random"], n_trials=1)
+    # a run stopped after cycle 0: its unit references one checkpoint
+    from sklearn_crtcl.experiments import storage
+    real = storage.RunStore.commit_cycle
+
+    def stop_after_cycle_0(self, *args, **kwargs):
+        if args[3] == 1:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    storage.RunStore.commit_cycle = stop_after_cycle_0
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(**cfg, output_dir=str(out))
+    finally:
+        storage.RunStore.commit_cycle = real
+    ckpt = out / "checkpoints"
+    (kept_ckpt,) = [p.name for p in ckpt.glob("*.safetensors")]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    host, live, old = socket.gethostname(), os.getpid(), time.time() - 10 * 120.0
+    planted = {  # name -> removed by the resume
+        ckpt / f"random-trial0-cycle1-0123456789ab.safetensors": True,  # never committed
+        ckpt / f"random-trial0-cycle1-ba9876543210.safetensors.{dead}@{host}.ab_12cd.tmp":
+            True,
+        out / f"results.csv.{dead}@{host}.x9y8z7w6.tmp": True,
+        out / f"summary.md.{live}@{host}.abcdefgh.tmp": False,  # its writer lives
+        out / f"results.csv.{live}@other-host.example.abcdefgh.tmp": False,  # too young
+        out / f"summary.md.{live}@other-host.example.zyxwvuts.tmp": True,  # old: dead
+        out / f"notes.txt.{dead}@{host}.abcdefgh.tmp": False,  # not an export
+        out / "scratch.tmp": False,
+        ckpt / "mine.bin": False,
+    }
+    for p in planted:
+        p.write_bytes(b"x")
+    os.utime(out / f"summary.md.{live}@other-host.example.zyxwvuts.tmp", (old, old))
+    records = run_experiment(**cfg, output_dir=str(out), resume=True)
+    assert len(records) == 3
+    for p, removed in planted.items():
+        assert p.exists() != removed, p.name
+    assert not (ckpt / kept_ckpt).exists()  # the finished unit no longer needs it
+    assert sorted(p.name for p in ckpt.iterdir()) == ["mine.bin"]
+
+
 def test_an_interrupted_unit_is_released_at_once(tmp_path, monkeypatch):
     """Ctrl-C (or an error) in a unit gives it up in the store: no worker holds it,
     so a resume from the same, still running, process is not refused as live."""

@@ -5,6 +5,7 @@ import io
 import json
 import math
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -62,8 +63,10 @@ def _atomic_write_bytes(path, data):
     """Write ``data`` to ``path`` through a temporary file beside it, moved in
     place: a reader never sees a half-written file."""
     path = Path(path)
-    # a name of its own: several workers may export the same file at once
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    # a name of its own: several workers may export the same file at once; the
+    # writer's pid and host in it tell a later run whether a leftover's writer died
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.{os.getpid()}@{socket.gethostname()}.",
+                               suffix=".tmp", dir=path.parent)
     tmp = Path(tmp)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -31,7 +31,7 @@ from ._progress import CycleProgress
 from .methods import ALL_METHODS, METHODS, get_strategy, make_estimator, method_spec
 from .report import (RESULT_COLUMNS, _atomic_write_bytes, _atomic_write_json, record_columns,
                      save_plots, summary_table, write_results_csv)
-from .storage import LostClaimError
+from .storage import LostClaimError, worker_alive
 
 __all__ = ["ExperimentConfig", "PROTOCOLS", "QUICK_PRESET", "run_experiment", "load_state",
            "export_results"]
@@ -728,7 +728,50 @@ def _prepare_output(config, store, plan, recover):
         _store_call(store.reset_units, recover)
     if not (out / "config.json").exists():
         _atomic_write_json(out / "config.json", config.to_dict())
+    _remove_leftovers(config, store, out)
     return out
+
+
+# a temporary file of _atomic_write_bytes: <target>.<pid>@<host>.<random>.tmp
+_TMP_NAME = re.compile(r"(?P<target>.+)\.(?P<pid>[0-9]+)@(?P<host>.+)\.[A-Za-z0-9_]+\.tmp")
+
+
+def _remove_leftovers(config, store, out):
+    """Remove what killed workers left behind in ``out``: temporary files whose
+    writer is dead, and checkpoints that no unit references.
+
+    A temporary file of an export or a checkpoint goes once its writer's process
+    is gone (a writer of this host) or it is ``heartbeat_timeout`` seconds old
+    (another host's; a write takes seconds). An unreferenced checkpoint (saved by
+    a worker killed before it committed the cycle) goes once no live worker holds
+    a unit, or once it is ``heartbeat_timeout`` seconds old: a live worker's
+    checkpoint is unreferenced only between its write and its commit.
+    """
+    timeout, now = config.heartbeat_timeout, time.time()
+    ckpt = out / "checkpoints"
+
+    def old(p):
+        try:
+            return now - p.stat().st_mtime >= timeout
+        except FileNotFoundError:  # another worker removed it first
+            return False
+
+    for folder, ours in ((out, lambda t: t in _EXPORTS),
+                         (ckpt, lambda t: _CHECKPOINT_NAME.fullmatch(t) is not None)):
+        for p in folder.glob("*.tmp") if folder.is_dir() else ():
+            m = _TMP_NAME.fullmatch(p.name)
+            if m is None or not ours(m["target"]):
+                continue  # not a file of the runner's
+            if not worker_alive(f"{m['host']}:{m['pid']}:") or old(p):
+                p.unlink(missing_ok=True)
+    if not ckpt.is_dir():
+        return
+    units = _store_call(store.units_list)
+    referenced = {u["checkpoint"] for u in units}
+    idle = not _store_call(store.live_workers, timeout)
+    for p in ckpt.glob("*.safetensors"):
+        if p.name not in referenced and (idle or old(p)):
+            p.unlink(missing_ok=True)
 
 
 def _checkpoint_name(method, trial, cycle):
@@ -1360,7 +1403,10 @@ def run_experiment(config=None, **kwargs):
             from ..distributed import broadcast_object
             return broadcast_object(None)
         units = _store_call(store.units_list)
-        records = (_write_exports(config, store, out) if all(u["done"] for u in units)
+        complete = all(u["done"] for u in units)
+        if complete:
+            _remove_leftovers(config, store, out)
+        records = (_write_exports(config, store, out) if complete
                    else _store_records(config, store))
         if world()[1] > 1:
             from ..distributed import broadcast_object
