@@ -5,6 +5,7 @@ import io
 import json
 import math
 import os
+import re
 import socket
 import tempfile
 from pathlib import Path
@@ -57,6 +58,10 @@ def _parse(key, value):
     value = _TYPES.get(key, float)(value)
     # NaN as the one object math.nan, as the store gives it: records compare equal
     return math.nan if isinstance(value, float) and value != value else value
+
+
+# the name of _atomic_write_bytes' temporary file: <target>.<pid>@<host>.<random>.tmp
+_TMP_NAME = re.compile(r"(?P<target>.+)\.(?P<pid>[0-9]+)@(?P<host>.+)\.[A-Za-z0-9_]+\.tmp")
 
 
 def _atomic_write_bytes(path, data):

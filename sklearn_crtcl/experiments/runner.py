@@ -29,8 +29,8 @@ import numpy as np
 from ..distributed import world
 from ._progress import CycleProgress
 from .methods import ALL_METHODS, METHODS, get_strategy, make_estimator, method_spec
-from .report import (RESULT_COLUMNS, _atomic_write_bytes, _atomic_write_json, record_columns,
-                     save_plots, summary_table, write_results_csv)
+from .report import (RESULT_COLUMNS, _TMP_NAME, _atomic_write_bytes, _atomic_write_json,
+                     record_columns, save_plots, summary_table, write_results_csv)
 from .storage import LostClaimError, worker_alive
 
 __all__ = ["ExperimentConfig", "PROTOCOLS", "QUICK_PRESET", "run_experiment", "load_state",
@@ -730,10 +730,6 @@ def _prepare_output(config, store, plan, recover):
         _atomic_write_json(out / "config.json", config.to_dict())
     _remove_leftovers(config, store, out)
     return out
-
-
-# a temporary file of _atomic_write_bytes: <target>.<pid>@<host>.<random>.tmp
-_TMP_NAME = re.compile(r"(?P<target>.+)\.(?P<pid>[0-9]+)@(?P<host>.+)\.[A-Za-z0-9_]+\.tmp")
 
 
 def _remove_leftovers(config, store, out):
