@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from .metrics import _check_proba, _estimator_labels
+from .metrics import _check_proba, _entropy, _estimator_labels
 
 __all__ = ["AccuracyEstimate", "estimate_accuracy", "draw_probabilities", "ESTIMATION_METHODS",
            "ATC_SCORES", "IMPORTANCE_ESTIMATORS", "IMPORTANCE_INTERVALS"]
@@ -168,8 +168,7 @@ def _score(proba, score):
     """The ATC score of each row: max probability or negative entropy."""
     if score == "max_confidence":
         return proba.max(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(proba > 0, proba * np.log(proba), 0.0).sum(axis=1)
+    return -_entropy(proba)
 
 
 def _check_y(y, n, name="y_labeled"):

@@ -93,38 +93,60 @@ def _to_numpy(a, name):
     return np.asarray(a)
 
 
-def _check_proba(y_proba):
-    """Validate a 2-D probability matrix and return it as float64."""
-    proba = _to_numpy(y_proba, "y_proba")
+def _check_proba(y_proba, *, normalized=True, name="y_proba"):
+    """Validate a 2-D probability matrix and return it as float64.
+
+    With ``normalized=False`` the rows need only be non-negative scores with a
+    positive sum (what :func:`scipy.stats.entropy`, and so modAL, accepts and
+    renormalises), and one column is accepted (a scikit-learn classifier
+    fitted on one class); otherwise they are probabilities summing to 1
+    within :data:`ROW_SUM_TOL`, in at least two columns.
+    """
+    proba = _to_numpy(y_proba, name)
     if proba.dtype == object or not (
         np.issubdtype(proba.dtype, np.floating)
         or np.issubdtype(proba.dtype, np.integer)
         or proba.dtype == bool
     ):
         raise TypeError(
-            f"y_proba must be a numeric array, got dtype {proba.dtype}."
+            f"{name} must be a numeric array, got dtype {proba.dtype}."
         )
     if proba.ndim != 2:
         raise ValueError(
-            "y_proba must be a 2-D array of shape (n_samples, n_classes) with "
+            f"{name} must be a 2-D array of shape (n_samples, n_classes) with "
             f"n_classes >= 2, got an array with shape {proba.shape}. Binary "
             "probabilities of shape (n_samples,) are not accepted: pass both "
             "columns, e.g. np.column_stack([1 - p, p])."
         )
     if proba.shape[0] == 0:
-        raise ValueError("y_proba is empty: at least one sample is required.")
-    if proba.shape[1] < 2:
+        raise ValueError(f"{name} is empty: at least one sample is required.")
+    if proba.shape[1] < (2 if normalized else 1):
         raise ValueError(
-            "y_proba must have at least 2 columns (one per class), got shape "
+            f"{name} must have at least 2 columns (one per class), got shape "
             f"{proba.shape}. Binary probabilities must be given as two "
             "columns, e.g. np.column_stack([1 - p, p])."
         )
     proba = proba.astype(np.float64, copy=True)
     if not np.all(np.isfinite(proba)):
-        raise ValueError("y_proba contains NaN or infinite values.")
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    if not normalized:
+        if proba.min() < 0.0:
+            raise ValueError(
+                f"{name} must be non-negative (probabilities, or scores that are "
+                f"renormalised per row), got a minimum of {proba.min():.6g}; logits "
+                "are not probabilities (a skorch net with predict_nonlinearity=None "
+                "returns them)."
+            )
+        row_sums = proba.sum(axis=1)
+        if np.any(row_sums <= 0.0):
+            raise ValueError(
+                f"Each row of {name} must have a positive sum; "
+                f"{int((row_sums <= 0.0).sum())} row(s) are all zeros."
+            )
+        return proba
     if proba.min() < 0.0 or proba.max() > 1.0:
         raise ValueError(
-            "y_proba must contain probabilities in [0, 1], got values in "
+            f"{name} must contain probabilities in [0, 1], got values in "
             f"[{proba.min():.6g}, {proba.max():.6g}]."
         )
     row_sums = proba.sum(axis=1)
@@ -132,11 +154,23 @@ def _check_proba(y_proba):
     if np.any(bad):
         first = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"Each row of y_proba must sum to 1 (tolerance {ROW_SUM_TOL}); "
+            f"Each row of {name} must sum to 1 (tolerance {ROW_SUM_TOL}); "
             f"{int(bad.sum())} row(s) do not, e.g. row {first} sums to "
             f"{row_sums[first]:.6g}."
         )
     return proba
+
+
+def _entropy(proba):
+    r"""Entropy in nats of each row of a validated ``proba``, renormalised.
+
+    Each row is divided by its sum first, as :func:`scipy.stats.entropy`
+    (which modAL's uncertainty measures call) does, with
+    :math:`0 \log 0 = 0`.
+    """
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.where(proba > 0, proba * np.log(proba), 0.0).sum(axis=1)
 
 
 def _map_with_labels(y, labels, n_classes):

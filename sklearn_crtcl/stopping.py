@@ -33,7 +33,7 @@ import numpy as np
 
 from ._checks import check_number
 from .estimation import estimate_accuracy
-from .metrics import _check_proba
+from .metrics import _check_proba, _entropy
 
 __all__ = ["StopDecision", "StoppingCriterion", "StabilizingPredictions", "OverallUncertainty",
            "MaxUncertainty", "ClassificationChange", "AccuracyGain", "stopping_summary",
@@ -100,9 +100,7 @@ def _normalized_entropy(learner, X, name):
     if X is None or len(X) == 0:
         raise ValueError(f"{name} needs a non-empty pool X_pool")
     proba = _check_proba(est.predict_proba(X))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -np.where(proba > 0, proba * np.log(proba), 0.0).sum(axis=1)
-    return h / math.log(proba.shape[1])
+    return _entropy(proba) / math.log(proba.shape[1])
 
 
 def _check_stop_set(X_stop, name):

@@ -900,3 +900,61 @@ def test_a_scikit_learn_classifier_gets_the_pool_as_modal_gives_it():
         entropy_sampling(dense, None)
     with pytest.raises(ValueError, match="array-like of samples"):
         entropy_sampling(dense, 3.0)
+
+
+class _Scores:
+    """A classifier whose predict_proba returns the given rows: non-negative
+    scores that need not sum to 1 (one-vs-rest sigmoids), logits, zeros."""
+
+    def __init__(self, rows):
+        self.rows = np.asarray(rows, dtype=np.float64)
+
+    def fit(self, X, y=None):
+        return self
+
+    def predict_proba(self, X):
+        return self.rows[np.asarray(X, dtype=np.intp).ravel()]
+
+
+def test_classifier_entropy_renormalises_rows_as_modal_and_refuses_what_is_not_a_score():
+    """Rows that do not sum to 1 get modAL's entropy (scipy.stats.entropy divides
+    each row by its sum): the same values and the same top-k picks; logits,
+    NaN and all-zero rows, for which modAL returns nan or -inf, are a
+    ValueError naming predict_proba."""
+    from modAL.uncertainty import classifier_entropy as modal_classifier_entropy
+    from modAL.uncertainty import entropy_sampling as modal_entropy
+
+    rng = np.random.RandomState(0)
+    rows = rng.uniform(0.0, 1.0, size=(40, 4))  # sigmoids: sums between 0.2 and 3.5
+    rows[3] = [0.0, 0.5, 0.5, 0.0]  # a zero: 0 log 0 = 0
+    rows[5] = [1.0, 1.0, 1.0, 1.0]  # sums to 4: the uniform entropy, log 4
+    scores = _Scores(rows)
+    X = np.arange(40).reshape(-1, 1)
+    ours = classifier_entropy(scores, X, batch_size=7)
+    theirs = np.asarray(modal_classifier_entropy(scores, X))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    assert ours[5] == pytest.approx(np.log(4)) and ours[3] == pytest.approx(np.log(2))
+    # the raw rows' -sum p log p would differ: the renormalisation is what matches
+    raw = -(rows * np.log(np.where(rows > 0, rows, 1.0))).sum(axis=1)
+    assert np.abs(raw - theirs).max() > 0.5
+    np.testing.assert_array_equal(
+        np.sort(entropy_sampling(scores, X, n_instances=6, selection="topk")),
+        np.sort(np.asarray(modal_entropy(scores, X, n_instances=6))))
+
+    # a classifier fitted on one class (a random forest from a first labeled
+    # batch of one class) has one column: entropy 0, as modAL's
+    from sklearn.ensemble import RandomForestClassifier
+    one = RandomForestClassifier(n_estimators=3, random_state=0).fit(np.zeros((4, 2)), [7] * 4)
+    assert one.predict_proba(np.zeros((5, 2))).shape == (5, 1)
+    np.testing.assert_array_equal(classifier_entropy(one, np.zeros((5, 2))), np.zeros(5))
+    np.testing.assert_array_equal(modal_classifier_entropy(one, np.zeros((5, 2))), np.zeros(5))
+    assert len(entropy_sampling(one, np.zeros((5, 2)), n_instances=2)) == 2
+
+    for bad, match in (([[2.0, -1.0]] * 3, "non-negative.*predict_nonlinearity=None"),
+                       ([[np.nan, 1.0]] * 3, "NaN or infinite"),
+                       ([[0.5, 0.5], [0.0, 0.0], [0.2, 0.8]], "1 row\\(s\\) are all zeros")):
+        with pytest.raises(ValueError, match="_Scores.predict_proba\\(X\\)") as info:
+            classifier_entropy(_Scores(bad), np.arange(3).reshape(-1, 1))
+        assert info.match(match)
+        with pytest.raises(ValueError, match=match):
+            entropy_sampling(_Scores(bad), np.arange(3).reshape(-1, 1))

@@ -7,9 +7,8 @@ as images, any other classifier gets the rows as given (a sparse matrix, a
 DataFrame, a list of texts: only their number is checked).
 """
 
-import numpy as np
-
 from .._modal_compat import package_strategy
+from ..metrics import _check_proba, _entropy
 from ._common import (check_batch_size, get_estimator, method_scores, require_method, select,
                       validate_rows)
 from .selection import DEFAULT_SELECTION, selection_doc
@@ -17,11 +16,11 @@ from .selection import DEFAULT_SELECTION, selection_doc
 __all__ = ["entropy_sampling", "classifier_entropy"]
 
 
-def _entropy(proba):
-    proba = np.asarray(proba, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(proba > 0, proba * np.log(proba), 0.0)
-    return -terms.sum(axis=1)
+def _entropy_of(est):
+    """Rows -> their entropy under ``est.predict_proba``, rows renormalised as modAL's."""
+    name = f"{type(est).__name__}.predict_proba(X)"
+    return lambda rows: _entropy(_check_proba(est.predict_proba(rows), normalized=False,
+                                              name=name))
 
 
 def classifier_entropy(classifier, X, *, batch_size=None):
@@ -31,7 +30,13 @@ def classifier_entropy(classifier, X, *, batch_size=None):
 
         H(x) = -\sum_{k=1}^{K} p_k(x) \log p_k(x), \qquad 0 \log 0 = 0,
 
-    where :math:`p(x)` is the classifier's ``predict_proba``.
+    where :math:`p(x)` is the classifier's ``predict_proba``, each row divided
+    by its sum first, as in ``modAL.uncertainty.classifier_entropy`` (which
+    calls :func:`scipy.stats.entropy`): rows of non-negative scores that do
+    not sum to 1 get modAL's entropy. Negative, NaN or infinite values, and
+    all-zero rows, raise a ``ValueError`` (modAL returns ``nan`` or ``-inf``
+    for them): logits from a skorch net with ``predict_nonlinearity=None`` are
+    not probabilities.
 
     Parameters
     ----------
@@ -50,12 +55,19 @@ def classifier_entropy(classifier, X, *, batch_size=None):
     -------
     entropy : ndarray of shape (n,)
         In nats, between 0 and :math:`\log K`.
+
+    Raises
+    ------
+    TypeError
+        If the estimator has no ``predict_proba``.
+    ValueError
+        For an empty or invalid ``X``, or a ``predict_proba`` output with
+        negative, NaN or infinite values or an all-zero row.
     """
     est, X = get_estimator(classifier, "classifier_entropy", X)
     require_method(est, "predict_proba", "classifier_entropy", "a fitted classifier")
     batch_size = check_batch_size(batch_size, est)
-    return method_scores(lambda rows: _entropy(est.predict_proba(rows)),
-                         validate_rows(est, X, name="X"), None, batch_size)
+    return method_scores(_entropy_of(est), validate_rows(est, X, name="X"), None, batch_size)
 
 
 @package_strategy
@@ -119,15 +131,15 @@ def entropy_sampling(classifier, X_pool, n_instances=1, *, subset_size=None, ran
     ValueError
         For an empty or invalid pool, ``n_instances`` larger than the number
         of candidates, or an invalid ``selection``, ``beta``,
-        ``cluster_pool`` or ``return_proposal``.
+        ``cluster_pool`` or ``return_proposal``, or a ``predict_proba``
+        output that :func:`classifier_entropy` refuses.
     """
     est, X_pool = get_estimator(classifier, "entropy_sampling", X_pool)
     require_method(est, "predict_proba", "entropy_sampling", "a fitted classifier")
     batch_size = check_batch_size(batch_size, est)
 
     def score(X4, candidates):
-        return method_scores(lambda rows: _entropy(est.predict_proba(rows)), X4, candidates,
-                             batch_size)
+        return method_scores(_entropy_of(est), X4, candidates, batch_size)
 
     return select(est, X_pool, n_instances, score, largest=True, subset_size=subset_size,
                   random_state=random_state, validate=validate_rows, selection=selection,
