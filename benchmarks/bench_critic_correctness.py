@@ -29,6 +29,11 @@ Models and their scores:
   ``posthoc_tcp`` again (the baselines on this run's net), and those that also
   read the net's predictions on test-time views (``CorrectnessCritic(views=...)``:
   ``*_views`` the flip and the four one-pixel shifts, ``*_flip`` the flip);
+* ``ce-probe``: the same net again, its ``max_proba`` and ``temp_max_proba``,
+  ``posthoc_tcp`` and the class probes of :data:`PROBE_CRITICS`
+  (``CorrectnessCritic(critic_loss="probe")``: its defaults, with the flipped
+  images' taps, with the head's taps), with each probe's own accuracy and
+  chosen ``C``;
 * ``ll4al``: :class:`~sklearn_crtcl.LossPredictionNet`, score ``neg_pred_loss``;
 * ``crtcl-*``: :class:`~sklearn_crtcl.CriticLossNet` with ``X_unlabeled``,
   score ``critic`` (``predict_correctness``), for the critic settings of
@@ -96,6 +101,15 @@ VIEW_CRITICS = [
     ("posthoc_tcp_views", dict(critic_loss="tcp", views=("flip", "shift"))),
     ("posthoc_bce_flip", dict(views=("flip",))),
     ("posthoc_tcp_flip", dict(critic_loss="tcp", views=("flip",))),
+]
+
+#: (score name, CorrectnessCritic parameters) of the class probes against the head
+#: (model "ce-probe", the net of "ce-views").
+PROBE_CRITICS = [
+    ("posthoc_tcp", dict(critic_loss="tcp")),  # the best head, on the same net
+    ("posthoc_probe", dict(critic_loss="probe")),  # its defaults
+    ("posthoc_probe_flip", dict(critic_loss="probe", views=("flip",))),
+    ("posthoc_probe_s4p", dict(critic_loss="probe", taps=_S4P)),  # the head's taps
 ]
 
 #: Data set sizes: labeled, unlabeled, held-out (post-hoc critic and temperature), test,
@@ -187,6 +201,27 @@ def run_model(model, data, sizes, seed):
                                        **params).fit(*data["heldout"])
             scores[name] = (critic.predict_correctness(X_te), True)
         return _rows(model, proba, y_te, scores, seconds)
+    if model == "ce-probe":
+        # the net of "ce-views" again: its maximum probability (temperature-scaled
+        # too), the TCP head and the class probes, and each probe's own accuracy
+        net = ResNetClassifier(**common).fit(X, y)
+        seconds = time.perf_counter() - t0
+        proba = net.predict_proba(X_te)
+        scores = {"max_proba": _confidence_scores(proba)["max_proba"]}
+        cal = CalibratedClassifierCV(FrozenEstimator(net), method="temperature")
+        cal.fit(*data["heldout"])
+        scores["temp_max_proba"] = (cal.predict_proba(X_te).max(1), True)
+        extra = {}
+        for name, params in PROBE_CRITICS:
+            critic = CorrectnessCritic(FrozenEstimator(net), random_state=seed,
+                                       **params).fit(*data["heldout"])
+            scores[name] = (critic.predict_correctness(X_te), True)
+            if critic.critic_loss == "probe":
+                feats, _ = critic._features(net, X_te)
+                guess = critic.critic_.predict(critic._probe_inputs(feats))
+                extra[f"{name}_acc"] = float(np.mean(net.classes_[guess] == y_te))
+                extra[f"{name}_C"] = float(critic.critic_.C)
+        return _rows(model, proba, y_te, scores, seconds, extra=extra)
     if model == "ll4al":
         net = LossPredictionNet(**common).fit(X, y)
         seconds = time.perf_counter() - t0
@@ -266,7 +301,7 @@ def main(argv=None):
     p.add_argument("--datasets", nargs="+", default=["digits", "fashion_mnist"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--models", nargs="*",
-                   help="models to run (default: ce, ce-views, ll4al and every VARIANTS "
+                   help="models to run (default: ce, ce-views, ce-probe, ll4al and every VARIANTS "
                         "name)")
     p.add_argument("--timing", action="store_true", help="also time the objectives")
     p.add_argument("--timing-reps", type=int, default=3)
@@ -276,8 +311,8 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="skip what <out>.json already has")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    models = args.models or ["ce", "ce-views", "ll4al"] + [n for n, _ in VARIANTS]
-    unknown = set(models) - {"ce", "ce-views", "ll4al"} - set(dict(VARIANTS))
+    models = args.models or ["ce", "ce-views", "ce-probe", "ll4al"] + [n for n, _ in VARIANTS]
+    unknown = set(models) - {"ce", "ce-views", "ce-probe", "ll4al"} - set(dict(VARIANTS))
     if unknown:
         p.error(f"unknown models {sorted(unknown)}")
     state_path = Path(args.out + ".json")

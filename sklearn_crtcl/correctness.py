@@ -22,14 +22,25 @@ from sklearn.utils.validation import check_is_fitted
 from ._checks import check_number
 from .augment import VIEWS
 from .losses import correctness_critic_loss
-from .nets.crtcl import Critic, backbone_tap_dims, critic_inputs
+from .nets.crtcl import Critic, backbone_tap_dims, check_critic_taps, critic_inputs
 
 __all__ = ["CorrectnessCritic"]
 
 _PROBA_TAPS = ("proba", "proba_sorted")
 
-#: The default inputs of :class:`CorrectnessCritic`.
+#: The default inputs of :class:`CorrectnessCritic`'s critic head (``critic_loss``
+#: ``"bce"`` or ``"tcp"``).
 DEFAULT_TAPS = ("stage4", "proba", "proba_sorted")
+
+#: The default inputs of :class:`CorrectnessCritic`'s class probe
+#: (``critic_loss="probe"``): the four stages, pooled, and the logits.
+PROBE_TAPS = ("stage1", "stage2", "stage3", "stage4", "logits")
+
+#: The inverse regularisation strengths among which the class probe chooses by
+#: cross-validated log loss (``probe_C=None``).
+PROBE_CS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+
+_OBJECTIVES = ("bce", "tcp", "probe")
 
 
 def _unwrap(estimator):
@@ -76,13 +87,38 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     standard deviation, and trains
     a :class:`~sklearn_crtcl.nets.crtcl.Critic` head with AdamW on "is the
     net's prediction right" (``critic_loss="bce"``) or on the true-class
-    probability (``"tcp"``, ConfidNet). The net is not changed: any fitted
+    probability (``"tcp"``, ConfidNet), or fits a class probe on them
+    (``"probe"``, below). The net is not changed: any fitted
     :class:`~sklearn_crtcl.ResNetClassifier` (the four nets of the package,
     or one with a user backbone whose taps
     :func:`~sklearn_crtcl.backbones.forward_taps` reads) gets a critic
     without retraining. :meth:`predict_correctness` then returns the
     probability that the net's prediction is right, and
     :func:`~sklearn_crtcl.query.critic_sampling` queries by it.
+
+    The class probe (``critic_loss="probe"``) learns from the held-out
+    labels themselves rather than from "right or wrong": a multinomial
+    logistic regression (scikit-learn's
+    :class:`~sklearn.linear_model.LogisticRegression`, a linear probe of the
+    frozen features, Alain and Bengio 2016) of the class on the standardised
+    inputs :math:`z(x)` (by default the four stages, pooled, and the logits),
+    its inverse regularisation :math:`C` chosen among :data:`PROBE_CS` by
+    5-fold cross-validated log loss on the held-out images. The probability
+    that the net's prediction :math:`\\hat y(x)` is right is the probe's
+    probability of that class,
+
+    .. math::
+
+        \\hat P(\\text{correct} \\mid x) = \\operatorname{softmax}(W z(x) + b)_{\\hat y(x)},
+
+    low where a second classifier, fitted on images the net never saw, puts
+    its mass on another class. A binary objective sees only the held-out
+    errors (a few hundred in 2,000 images); the probe learns from every
+    label, and ranked the errors better than the critic head on held-out
+    digits and Fashion-MNIST (the docs' CrtCl page). The probe is itself a
+    classifier of the held-out images and can be more accurate than the net
+    (it was on both data sets there): then the held-out labels are worth
+    training on, too.
 
     With ``views``, the critic also reads the frozen net's predictions on
     deterministic test-time views of each image (a left-right flip, shifts by
@@ -93,7 +129,9 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     as an uncertainty estimate, Ayhan and Berens 2018; Liu et al. 2024 train
     a correctness-aware calibrator on transformed images). The net runs once
     per view on each batch (in eval mode, without gradients; no copy of ``X``
-    is kept beyond a batch).
+    is kept beyond a batch). The class probe reads each view's taps instead,
+    beside the image's (its features are the taps of the image and of each
+    view, side by side).
 
     ``predict``, ``predict_proba`` and ``classes_`` are those of the wrapped
     net, as with :class:`~sklearn.calibration.CalibratedClassifierCV` around
@@ -106,15 +144,21 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         :class:`~sklearn.frozen.FrozenEstimator` to say so explicitly). It is
         never refitted: the critic must learn from images the net has not
         trained on.
-    critic_loss : {"bce", "tcp"}, default="bce"
-        The critic's objective (:func:`~sklearn_crtcl.losses.correctness_critic_loss`).
-    taps : sequence of str, default=("stage4", "proba", "proba_sorted")
+    critic_loss : {"bce", "tcp", "probe"}, default="bce"
+        The critic's objective: the head's
+        (:func:`~sklearn_crtcl.losses.correctness_critic_loss`), or the class
+        probe (``"probe"``). ``hidden``, ``confidence_skip``, ``max_epochs``,
+        ``lr`` and ``weight_decay`` apply to the head only, ``probe_C`` to
+        the probe only.
+    taps : sequence of str or None, default=None
         The net's outputs the critic reads (``"input"``, ``"stage1"`` ..
         ``"stage4"``, ``"logits"``, ``"proba"``, ``"proba_sorted"``; CrtCl's
-        critic reads :data:`~sklearn_crtcl.nets.crtcl.CRITIC_TAPS`). The
-        default, the last stage, the output distribution and its sorted
-        version, ranked errors better than CrtCl's taps on held-out digits
-        and Fashion-MNIST (the docs' CrtCl page).
+        critic reads :data:`~sklearn_crtcl.nets.crtcl.CRITIC_TAPS`). ``None``:
+        the objective's default, :data:`DEFAULT_TAPS` for the head (the last
+        stage, the output distribution and its sorted version, which ranked
+        errors better than CrtCl's taps on held-out digits and Fashion-MNIST,
+        the docs' CrtCl page) and :data:`PROBE_TAPS` for the probe (the four
+        stages and the logits).
     hidden : int, default=128
         Width of the critic's projections.
     confidence_skip : bool, default=True
@@ -154,15 +198,22 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         AdamW learning rate.
     weight_decay : float, default=1e-2
         AdamW weight decay.
+    probe_C : float or None, default=None
+        The class probe's inverse regularisation strength; ``None`` chooses
+        it among :data:`PROBE_CS` by cross-validated log loss (stratified
+        folds, unshuffled: deterministic; 5, or as many as the rarest class
+        has images; ``C=1`` if it has one).
     random_state : int, RandomState instance or None, default=None
-        Seed of the critic's initialisation and batch order.
+        Seed of the critic's initialisation and batch order (the probe is
+        deterministic).
 
     Attributes
     ----------
     estimator_ : estimator
         The wrapped (fitted) estimator, as given.
-    critic_ : Critic
-        The trained critic head (on CPU).
+    critic_ : Critic or LogisticRegression
+        The trained critic head (on CPU), or the fitted class probe (its
+        classes are the columns of the net's output).
     classes_ : ndarray
         The net's classes.
     tap_mean_, tap_scale_ : dict of str to ndarray
@@ -170,7 +221,7 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     n_features_in_ : int
         Features of the net's inputs.
     loss_curve_ : list of float
-        Mean critic loss per epoch.
+        Mean critic loss per epoch (the head only).
 
     See Also
     --------
@@ -191,6 +242,9 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     Y. Liu et al., "Optimizing Calibration by Gaining Aware of Prediction
     Correctness", 2024 (a calibrator trained on transformed images).
 
+    G. Alain and Y. Bengio, "Understanding intermediate layers using linear
+    classifier probes", arXiv:1610.01644, 2016.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -207,9 +261,9 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     ((5,), True)
     """
 
-    def __init__(self, estimator, *, critic_loss="bce", taps=DEFAULT_TAPS, hidden=128,
+    def __init__(self, estimator, *, critic_loss="bce", taps=None, hidden=128,
                  confidence_skip=True, views=(), max_epochs=50, batch_size=128, lr=1e-3,
-                 weight_decay=1e-2, random_state=None):
+                 weight_decay=1e-2, probe_C=None, random_state=None):
         self.estimator = estimator
         self.critic_loss = critic_loss
         self.taps = taps
@@ -220,13 +274,16 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
+        self.probe_C = probe_C
         self.random_state = random_state
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
-        if self.critic_loss not in ("bce", "tcp"):
-            raise ValueError(f"critic_loss must be 'bce' or 'tcp' (a post-hoc critic is "
-                             f"probabilistic), got {self.critic_loss!r}")
+        if not isinstance(self.critic_loss, str) or self.critic_loss not in _OBJECTIVES:
+            raise ValueError(f"critic_loss must be 'bce', 'tcp' or 'probe' (a post-hoc critic "
+                             f"is probabilistic), got {self.critic_loss!r}")
+        if self.probe_C is not None:
+            check_number(self.probe_C, "probe_C", min_val=0, include_boundaries="neither")
         check_number(self.hidden, "hidden", integer=True, min_val=1)
         check_number(self.max_epochs, "max_epochs", integer=True, min_val=1)
         check_number(self.batch_size, "batch_size", integer=True, min_val=1)
@@ -234,9 +291,16 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         check_number(self.weight_decay, "weight_decay", min_val=0)
         check_random_state(self.random_state)
         taps = self.taps
-        if isinstance(taps, str) or not hasattr(taps, "__iter__"):
-            raise ValueError(f"taps must be a sequence of tap names, got {taps!r}")
+        if taps is not None and (isinstance(taps, str) or not hasattr(taps, "__iter__")):
+            raise ValueError(f"taps must be a sequence of tap names, or None for the "
+                             f"objective's default, got {taps!r}")
         self._view_fns()
+
+    def _taps(self):
+        """The tap names read: ``taps``, or the objective's default for ``None``."""
+        if self.taps is not None:
+            return tuple(self.taps)
+        return PROBE_TAPS if self.critic_loss == "probe" else DEFAULT_TAPS
 
     def _view_fns(self):
         """The test-time view functions named by ``views`` (validated)."""
@@ -272,21 +336,31 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ features
     def _features(self, net, X):
-        """The critic's inputs on ``X`` (CPU tensors, one per tap, and ``"views"``
-        with ``views``) and the logits."""
-        names = tuple(self.taps)
+        """The critic's inputs on ``X`` (CPU tensors, one per tap; with ``views``,
+        ``"views"`` for the head, each view's taps ``"<tap>@<j>"`` for the probe)
+        and the logits."""
+        tap_names = self._taps()
         view_fns = self._view_fns()
+        probe = self.critic_loss == "probe"
+        names = tap_names
         if view_fns:
-            names = names + ("views",)
+            names = names + (tuple(f"{k}@{j}" for j in range(len(view_fns)) for k in tap_names)
+                             if probe else ("views",))
 
         def fn(module, xb):
             from .backbones import forward_taps
             taps = forward_taps(module, xb)
-            inputs = critic_inputs(taps, tuple(self.taps))
+            inputs = critic_inputs(taps, tap_names)
             if view_fns:
-                inputs["views"] = _view_features(
-                    taps["logits"], [forward_taps(module, net._to_memory_format(f(xb)))["logits"]
-                                     for f in view_fns])
+                view_taps = [forward_taps(module, net._to_memory_format(f(xb)))
+                             for f in view_fns]
+                if probe:
+                    for j, vt in enumerate(view_taps):
+                        inputs.update({f"{k}@{j}": v for k, v in
+                                       critic_inputs(vt, tap_names).items()})
+                else:
+                    inputs["views"] = _view_features(taps["logits"],
+                                                     [vt["logits"] for vt in view_taps])
             return tuple(inputs[k].float().cpu().numpy() for k in names) + (
                 taps["logits"].float().cpu().numpy(),)
 
@@ -296,9 +370,13 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def _standardized(self, feats):
         # the probabilities stay as they are (in [0, 1]; the confidence skip reads them)
-        return {k: v if k in _PROBA_TAPS else
+        return {k: v if k.split("@")[0] in _PROBA_TAPS else
                 (v - torch.from_numpy(self.tap_mean_[k])) / torch.from_numpy(self.tap_scale_[k])
                 for k, v in feats.items()}
+
+    def _probe_inputs(self, feats):
+        """The class probe's design matrix: the standardised inputs side by side."""
+        return torch.cat(list(self._standardized(feats).values()), dim=1).double().numpy()
 
     # ------------------------------------------------------------------ fit / predict
     def fit(self, X, y):
@@ -327,26 +405,39 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         if len(y) != getattr(X, "shape", (len(X),))[0]:
             raise ValueError(f"X and y have different numbers of samples: "
                              f"{getattr(X, 'shape', (len(X),))[0]} and {len(y)}")
-        # the critic's taps and head (validates the tap names before the forward passes)
+        probe = self.critic_loss == "probe"
+        index = {label: i for i, label in enumerate(classes.tolist())}
+        y_idx = torch.tensor([index[label] for label in y.tolist()], dtype=torch.long)
+        if probe and len(np.unique(y_idx.numpy())) < 2:
+            raise ValueError("critic_loss='probe' fits a classifier of the held-out labels: "
+                             "y needs at least two classes")
+        # the critic's taps and head, or the probe's taps (validated before the forward passes)
         dims = backbone_tap_dims(net.module_, getattr(net, "input_shape_", None))
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(2 ** 31 - 1))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            n_views = len(self._view_fns())
-            critic = Critic(dims, taps=self.taps, hidden=self.hidden,
-                            confidence_skip=self.confidence_skip,
-                            extra_inputs={"views": 3 * n_views + 4} if n_views else None)
+        if probe:
+            check_critic_taps(self._taps())
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                n_views = len(self._view_fns())
+                critic = Critic(dims, taps=self._taps(), hidden=self.hidden,
+                                confidence_skip=self.confidence_skip,
+                                extra_inputs={"views": 3 * n_views + 4} if n_views else None)
         feats, logits = self._features(net, X)
-        index = {label: i for i, label in enumerate(classes.tolist())}
-        y_idx = torch.tensor([index[label] for label in y.tolist()], dtype=torch.long)
+        self.tap_mean_ = {k: v.mean(dim=0).numpy() for k, v in feats.items()}
+        self.tap_scale_ = {k: np.where(s > 1e-6, s, 1.0).astype(np.float32)
+                           for k, s in ((k, v.std(dim=0).numpy()) for k, v in feats.items())}
+        self.estimator_ = self.estimator
+        self.classes_ = classes
+        self.n_features_in_ = getattr(net, "n_features_in_", None)
+        if probe:
+            self.critic_ = self._fit_probe(self._probe_inputs(feats), y_idx.numpy())
+            return self
         correct = logits.argmax(dim=1) == y_idx
         target = correct
         if self.critic_loss == "tcp":
             target = torch.softmax(logits, dim=1).gather(1, y_idx.view(-1, 1)).view(-1)
-        self.tap_mean_ = {k: v.mean(dim=0).numpy() for k, v in feats.items()}
-        self.tap_scale_ = {k: np.where(s > 1e-6, s, 1.0).astype(np.float32)
-                           for k, s in ((k, v.std(dim=0).numpy()) for k, v in feats.items())}
         inputs = self._standardized(feats)
         optimizer = torch.optim.AdamW(critic.parameters(), lr=self.lr,
                                       weight_decay=self.weight_decay)
@@ -369,10 +460,23 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             self.loss_curve_.append(total / n)
         critic.eval()
         self.critic_ = critic
-        self.estimator_ = self.estimator
-        self.classes_ = classes
-        self.n_features_in_ = getattr(net, "n_features_in_", None)
         return self
+
+    def _fit_probe(self, Z, y_idx):
+        """The class probe: a multinomial logistic regression of ``y_idx`` on ``Z``,
+        its ``C`` chosen by cross-validated log loss unless ``probe_C`` is given."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import GridSearchCV, StratifiedKFold
+        probe = LogisticRegression(C=1.0 if self.probe_C is None else float(self.probe_C),
+                                   max_iter=5000)
+        # 5 folds (stratified, unshuffled: deterministic), fewer if a class is rarer;
+        # none possible with a class of one image (then C=1)
+        folds = int(min(5, np.bincount(y_idx)[np.unique(y_idx)].min()))
+        if self.probe_C is not None or folds < 2:
+            return probe.fit(Z, y_idx)
+        search = GridSearchCV(probe, {"C": list(PROBE_CS)}, scoring="neg_log_loss",
+                              cv=StratifiedKFold(folds)).fit(Z, y_idx)
+        return search.best_estimator_
 
     def predict_correctness(self, X):
         """Probability that the net's prediction of each image is right.
@@ -385,11 +489,24 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         Returns
         -------
         p_correct : ndarray of shape (n,)
-            :math:`\\sigma(C_\\phi(F_\\theta(x)))`, in ``[0, 1]``; higher: more
-            likely right.
+            :math:`\\sigma(C_\\phi(F_\\theta(x)))` for the head, the probe's
+            probability of the net's predicted class for ``"probe"`` (0 for a
+            class the held-out labels did not have); in ``[0, 1]``, higher:
+            more likely right.
         """
         check_is_fitted(self, "critic_")
-        feats, _ = self._features(self._net(), X)
+        feats, logits = self._features(self._net(), X)
+        if self.critic_loss == "probe":
+            # the probe's probability of the net's predicted class (0 for a class the
+            # held-out labels did not have)
+            proba = self.critic_.predict_proba(self._probe_inputs(feats))
+            column = {c: j for j, c in enumerate(self.critic_.classes_.tolist())}
+            pred = logits.argmax(dim=1).numpy()
+            out = np.zeros(len(pred), dtype=np.float64)
+            known = np.array([p in column for p in pred.tolist()], dtype=bool)
+            out[known] = proba[np.flatnonzero(known),
+                               [column[p] for p in pred[known].tolist()]]
+            return out
         with torch.no_grad():
             scores = self.critic_(self._standardized(feats))
         return torch.sigmoid(scores).numpy().astype(np.float64)

@@ -52,6 +52,23 @@ def backbone_tap_dims(module, sample_shape=None):
     return dims
 
 
+def check_critic_taps(taps):
+    """Validate a critic's tap names (a non-empty sequence of distinct names of
+    :data:`_ALL_TAPS`) and return them as a tuple."""
+    if isinstance(taps, str):
+        raise ValueError(f"critic taps must be a sequence of tap names, got the string "
+                         f"{taps!r}")
+    taps = tuple(taps)
+    if not taps:
+        raise ValueError("the critic needs at least one tap")
+    unknown = [t for t in taps if t not in _ALL_TAPS]
+    if unknown:
+        raise ValueError(f"unknown critic taps {unknown}; valid names are {_ALL_TAPS}")
+    if len(set(taps)) != len(taps):
+        raise ValueError(f"critic taps must not repeat, got {taps}")
+    return taps
+
+
 def _derived_tap(name, logits):
     """``"proba"`` or ``"proba_sorted"`` from the logits (differentiable)."""
     proba = torch.softmax(logits, dim=1)
@@ -162,17 +179,7 @@ class Critic(MultiTapHead):
 
     def __init__(self, tap_dims, taps=CRITIC_TAPS, hidden=128, confidence_skip=False,
                  extra_inputs=None):
-        if isinstance(taps, str):
-            raise ValueError(f"critic taps must be a sequence of tap names, got the string "
-                             f"{taps!r}")
-        taps = tuple(taps)
-        if not taps:
-            raise ValueError("the critic needs at least one tap")
-        unknown = [t for t in taps if t not in _ALL_TAPS]
-        if unknown:
-            raise ValueError(f"unknown critic taps {unknown}; valid names are {_ALL_TAPS}")
-        if len(set(taps)) != len(taps):
-            raise ValueError(f"critic taps must not repeat, got {taps}")
+        taps = check_critic_taps(taps)
         missing = [t for t in taps if t not in tap_dims]
         if missing:
             raise ValueError(f"tap_dims has no dimension for the taps {missing}")
