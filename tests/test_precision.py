@@ -299,7 +299,10 @@ def test_fp16_gradient_callbacks_see_the_unscaled_gradients(digits, name):
     fp32, _ = _fit_with_grad_callbacks(digits, name, "fp32")
     fp16, _ = _fit_with_grad_callbacks(digits, name, "fp16", init_scale=2.0 ** 8)
     first = [net.history[0, "batches", 0, "seen"] for net in (fp32, fp16)]
-    assert first[1] == pytest.approx(first[0], rel=0.02)  # same batch, same weights
+    # same batch, same weights: the fp16 norm is the fp32 one up to fp16 rounding (within
+    # 2 % where fp16 is emulated, up to 3.6 % measured on a CPU with native fp16, AVX-512-FP16);
+    # the scaled gradient would be 256 times it
+    assert first[1] == pytest.approx(first[0], rel=0.1)
     clipped = [b["clipped"] for b in fp16.history[0, "batches"]]
     assert len(clipped) == 2 and all(c <= 1 + 1e-4 for c in clipped)
     assert _finite_losses(fp16)
