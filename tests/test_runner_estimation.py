@@ -219,6 +219,23 @@ def test_summary_and_plot_report_estimates_and_stops(run):
     assert table.split("|")[2 + RUN_ESTIMATES.index("importance")].strip() == "-"
 
 
+def test_a_summary_of_runs_too_short_for_a_gain_has_dashes_and_no_warning(run):
+    """One cycle per trial: no gain and no break-even verdict exists; their cells are
+    dashes, not the mean of nothing (numpy's "Mean of empty slice" and a nan)."""
+    import warnings
+    _, records = run
+    first = [r for r in records if r["cycle"] == 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = estimation_summary(first)
+    stops = summary.split("## Stopping")[1]
+    assert "nan" not in summary
+    line = next(ln for ln in stops.splitlines() if ln.startswith("| break_even_confidence ")
+                and "| random " in ln)
+    assert [c.strip() for c in line.split("|")[3:6]] == ["-"] * 3
+    assert "or no trial with the two cycles a gain needs" in stops
+
+
 def test_uniform_draw_importance_estimate_is_the_batch_mean_with_lure():
     """The runner's per-draw probabilities of random sampling, 1 / (N - m), are
     those of a uniform draw: LURE's weights are then all 1 (the batch mean)."""

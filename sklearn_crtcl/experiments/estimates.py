@@ -323,7 +323,7 @@ def estimation_summary(records, prices=STOP_PRICES, interval=None):
         for price in prices:
             best = [s["best_cycle"] for s in summaries[m]
                     if s["criterion"] == RUN_CRITERIA[0] and s["price"] == price]
-            row.append(f"{np.mean(best):.1f} / 0 / 100%")
+            row.append(f"{np.mean(best):.1f} / 0 / 100%" if best else "-")
         rows.append(row)
     for name in RUN_CRITERIA + tuple(f"break_even_{e}" for e in RUN_ESTIMATES):
         for m in methods:
@@ -334,6 +334,9 @@ def estimation_summary(records, prices=STOP_PRICES, interval=None):
                     continue
                 got = [s for s in summaries[m]
                        if s["criterion"] == name and s["price"] == price]
+                if not got:  # no trial has the two cycles a gain needs
+                    row.append("-")
+                    continue
                 stop = np.mean([s["stop_cycle"] for s in got])
                 regret = np.mean([s["regret"] for s in got])
                 near = np.mean([abs(s["stop_cycle"] - s["best_cycle"]) <= 1 for s in got])
@@ -345,7 +348,8 @@ def estimation_summary(records, prices=STOP_PRICES, interval=None):
               "hindsight; cost = labels + price x test errors, Pullar-Strecker et al. 2022) "
               "/ share of trials stopped within one cycle of the cheapest (first rows: the "
               "cheapest cycle itself). A criterion that never fires stops at the last cycle; "
-              "`-`: the gain of an estimate the method does not give. `break_even_<e>`: "
+              "`-`: the gain of an estimate the method does not give, or no trial with the "
+              "two cycles a gain needs. `break_even_<e>`: "
               "stop once estimate e rose by less than query size / (price x test size) "
               "since the previous cycle, the gain that pays for a batch at that price "
               "(AccuracyGain.break_even, decided from the recorded estimates).", "",
