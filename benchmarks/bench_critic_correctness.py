@@ -34,6 +34,10 @@ Models and their scores:
   (``CorrectnessCritic(critic_loss="probe")``: its defaults, with the flipped
   images' taps, with the head's taps), with each probe's own accuracy and
   chosen ``C``;
+* ``ce-split0.2``: with no labels beyond the labeled set: a cross-entropy net
+  on 80 % of it (a random share, seeded), its ``max_proba``, and
+  ``posthoc_tcp``, ``posthoc_probe`` and ``posthoc_probe_flip`` fitted on the
+  other 20 %;
 * ``ll4al``: :class:`~sklearn_crtcl.LossPredictionNet`, score ``neg_pred_loss``;
 * ``crtcl-*``: :class:`~sklearn_crtcl.CriticLossNet` with ``X_unlabeled``,
   score ``critic`` (``predict_correctness``), for the critic settings of
@@ -222,6 +226,20 @@ def run_model(model, data, sizes, seed):
                 extra[f"{name}_acc"] = float(np.mean(net.classes_[guess] == y_te))
                 extra[f"{name}_C"] = float(critic.critic_.C)
         return _rows(model, proba, y_te, scores, seconds, extra=extra)
+    if model == "ce-split0.2":
+        # the post-hoc critics on a held-out share of the labeled set itself
+        rng = np.random.RandomState(seed)
+        order = rng.permutation(len(y))
+        held, kept = order[:int(round(0.2 * len(y)))], order[int(round(0.2 * len(y))):]
+        net = ResNetClassifier(**common).fit(X[kept], y[kept])
+        seconds = time.perf_counter() - t0
+        proba = net.predict_proba(X_te)
+        scores = {"max_proba": _confidence_scores(proba)["max_proba"]}
+        for name, params in PROBE_CRITICS[:3]:
+            critic = CorrectnessCritic(FrozenEstimator(net), random_state=seed,
+                                       **params).fit(X[held], y[held])
+            scores[name] = (critic.predict_correctness(X_te), True)
+        return _rows(model, proba, y_te, scores, seconds)
     if model == "ll4al":
         net = LossPredictionNet(**common).fit(X, y)
         seconds = time.perf_counter() - t0
@@ -301,8 +319,8 @@ def main(argv=None):
     p.add_argument("--datasets", nargs="+", default=["digits", "fashion_mnist"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--models", nargs="*",
-                   help="models to run (default: ce, ce-views, ce-probe, ll4al and every VARIANTS "
-                        "name)")
+                   help="models to run (default: ce, ce-views, ce-probe, ce-split0.2, ll4al "
+                        "and every VARIANTS name)")
     p.add_argument("--timing", action="store_true", help="also time the objectives")
     p.add_argument("--timing-reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
@@ -311,8 +329,9 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="skip what <out>.json already has")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    models = args.models or ["ce", "ce-views", "ce-probe", "ll4al"] + [n for n, _ in VARIANTS]
-    unknown = set(models) - {"ce", "ce-views", "ce-probe", "ll4al"} - set(dict(VARIANTS))
+    fixed = ["ce", "ce-views", "ce-probe", "ce-split0.2", "ll4al"]
+    models = args.models or fixed + [n for n, _ in VARIANTS]
+    unknown = set(models) - set(fixed) - set(dict(VARIANTS))
     if unknown:
         p.error(f"unknown models {sorted(unknown)}")
     state_path = Path(args.out + ".json")

@@ -167,3 +167,23 @@ def test_bench_temperature_estimate_table(capsys):
     assert np.ptp([r[6] for r in oracle]) == 0 and oracle[0][5] == abs(oracle[0][6])
     assert oracle[0][5] < by[("uniform", "confidence")][5]
     assert capsys.readouterr().out.count("\n| digits | 100 |") == 4
+
+
+def test_bench_critic_correctness_probe_models_give_their_scores():
+    """The class-probe models of bench_critic_correctness at a tiny size: each score's
+    row, the probes' own accuracy and C, and ce-split0.2's critics fitted on a share of
+    the labeled set that its net did not train on."""
+    bench = _load("bench_critic_correctness")
+    sizes = dict(n_labeled=120, n_unlabeled=0, n_heldout=150, n_test=100, epochs=1, width=2,
+                 augment=None)
+    data = bench.load("digits", sizes, 0)
+    rows = bench.run_model("ce-probe", data, sizes, 0)
+    assert [r["score"] for r in rows] == ["max_proba", "temp_max_proba"] + [
+        name for name, _ in bench.PROBE_CRITICS]
+    for r in rows:
+        assert 0 <= r["auroc"] <= 1 and 0 <= r["ece_pc"] <= 1
+        assert 0 <= r["posthoc_probe_acc"] <= 1 and r["posthoc_probe_C"] > 0
+    split = bench.run_model("ce-split0.2", data, sizes, 0)
+    assert [r["score"] for r in split] == ["max_proba", "posthoc_tcp", "posthoc_probe",
+                                           "posthoc_probe_flip"]
+    assert all(0 <= r["auroc"] <= 1 for r in split)
