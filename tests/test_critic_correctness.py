@@ -302,6 +302,25 @@ def test_correctness_critic_sklearn_contract(digits, ce_net):
         CorrectnessCritic(ce_net, taps=("stage9",)).fit(X[:50], y[:50])
 
 
+@pytest.mark.parametrize("params", [dict(hidden=8, max_epochs=2, random_state=0),
+                                    dict(critic_loss="probe", probe_C=1.0),
+                                    dict(critic_loss="probe", views=("flip",))])
+def test_a_fitted_correctness_critic_pickles_and_clones(digits, ce_net, params):
+    """pickle keeps the fitted critic (head or probe) and its net; clone gives an
+    unfitted one with the same parameters."""
+    import pickle
+    X, X_test, y, _ = digits
+    critic = CorrectnessCritic(FrozenEstimator(ce_net), **params).fit(X[300:500], y[300:500])
+    p = critic.predict_correctness(X_test[:40])
+    restored = pickle.loads(pickle.dumps(critic))
+    np.testing.assert_array_equal(restored.predict_correctness(X_test[:40]), p)
+    np.testing.assert_array_equal(restored.predict(X_test[:40]), ce_net.predict(X_test[:40]))
+    fresh = clone(critic)
+    assert fresh.get_params(deep=False).keys() == critic.get_params(deep=False).keys()
+    assert all(fresh.get_params(deep=False)[k] == v for k, v in params.items())
+    assert not hasattr(fresh, "critic_")
+
+
 # predict_correctness(X_test[:4]) of the critic below, computed with the code at main
 # before ``views`` existed (d00be21; views=() must stay the same). The net is trained
 # one epoch at lr=1e-6, so that it is the same net on every CPU: a net trained for real
