@@ -32,6 +32,7 @@ used as ``scoring=`` in :mod:`sklearn.model_selection` and in
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from dataclasses import dataclass
 
@@ -260,6 +261,27 @@ def _check_inputs(y_true, y_proba, labels):
             f"{idx.shape[0]} != {proba.shape[0]}."
         )
     return idx, proba
+
+
+def _check_sample_weight(sample_weight, n):
+    """``None``, or ``n`` finite non-negative weights (float64) with a positive sum,
+    checked after the cast."""
+    if sample_weight is None:
+        return None
+    w = _to_numpy(sample_weight, "sample_weight")
+    if w.dtype == object or w.dtype == bool or not (
+            np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)):
+        raise TypeError(f"sample_weight must be numeric, got dtype {w.dtype}.")
+    w = w.astype(np.float64)
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(f"sample_weight must be 1-D with one weight per sample ({n}), got "
+                         f"shape {w.shape}.")
+    if not np.all(np.isfinite(w)) or w.min() < 0:
+        raise ValueError("sample_weight must hold finite weights >= 0.")
+    if w.sum() <= 0:
+        raise ValueError("sample_weight sums to 0: at least one sample needs a positive "
+                         "weight.")
+    return w
 
 
 def _check_n_bins(n_bins):
@@ -724,7 +746,7 @@ def classwise_calibration_error(y_true, y_proba, n_bins=15, labels=None,
 # ---------------------------------------------------------------------------
 
 
-def brier_score(y_true, y_proba, labels=None):
+def brier_score(y_true, y_proba, labels=None, sample_weight=None):
     r"""Multiclass Brier score.
 
     .. math::
@@ -734,7 +756,10 @@ def brier_score(y_true, y_proba, labels=None):
 
     This is the original (Brier, 1950) multiclass definition, ranging in
     ``[0, 2]``; for two classes it is twice
-    :func:`sklearn.metrics.brier_score_loss` on the positive-class column.
+    :func:`sklearn.metrics.brier_score_loss` on the positive-class column
+    (it is ``brier_score_loss(..., scale_by_half=False)`` of scikit-learn
+    1.7 and later). With ``sample_weight`` the mean is the weighted mean
+    :math:`\sum_i w_i \ell_i / \sum_i w_i`, as in scikit-learn.
 
     Parameters
     ----------
@@ -746,6 +771,8 @@ def brier_score(y_true, y_proba, labels=None):
         summing to 1 within ``1e-3``.
     labels : array-like of shape (n_classes,), default=None
         Class labels of the columns of ``y_proba`` (e.g. ``classes_``).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative weights of the samples (not all zero); ``None``: all 1.
 
     Returns
     -------
@@ -755,7 +782,9 @@ def brier_score(y_true, y_proba, labels=None):
     Raises
     ------
     ValueError
-        On invalid inputs (see :func:`expected_calibration_error`).
+        On invalid inputs (see :func:`expected_calibration_error`), or a
+        ``sample_weight`` of the wrong length, with a negative or
+        non-finite weight, or summing to 0.
     TypeError
         If ``y_true`` holds non-numeric labels and ``labels`` is None.
 
@@ -768,13 +797,14 @@ def brier_score(y_true, y_proba, labels=None):
     """
     idx, proba = _check_inputs(y_true, y_proba, labels)
     n = proba.shape[0]
+    weight = _check_sample_weight(sample_weight, n)
     sq = np.sum(proba**2, axis=1)
     # sum_k (p_k - e_yk)^2 = sum_k p_k^2 - 2 p_y + 1
     p_true = proba[np.arange(n), idx]
-    return float(np.mean(sq - 2.0 * p_true + 1.0))
+    return float(np.average(sq - 2.0 * p_true + 1.0, weights=weight))
 
 
-def negative_log_likelihood(y_true, y_proba, labels=None, eps=1e-12):
+def negative_log_likelihood(y_true, y_proba, labels=None, eps=1e-12, sample_weight=None):
     r"""Mean negative log-likelihood (cross-entropy) of the true class.
 
     .. math::
@@ -782,7 +812,9 @@ def negative_log_likelihood(y_true, y_proba, labels=None, eps=1e-12):
         \mathrm{NLL} = -\frac{1}{N} \sum_{i=1}^{N}
             \log \max(p_{i, y_i}, \varepsilon).
 
-    Probabilities are not renormalised.
+    Probabilities are not renormalised. With ``sample_weight`` the mean is
+    the weighted mean :math:`\sum_i w_i \ell_i / \sum_i w_i`, as in
+    :func:`sklearn.metrics.log_loss`.
 
     Parameters
     ----------
@@ -798,6 +830,8 @@ def negative_log_likelihood(y_true, y_proba, labels=None, eps=1e-12):
         Lower clip :math:`\varepsilon` of the true-class probability, which
         bounds the loss of a single sample by :math:`-\log \varepsilon`.
         Must satisfy ``0 < eps < 1``.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative weights of the samples (not all zero); ``None``: all 1.
 
     Returns
     -------
@@ -807,8 +841,9 @@ def negative_log_likelihood(y_true, y_proba, labels=None, eps=1e-12):
     Raises
     ------
     ValueError
-        On invalid inputs (see :func:`expected_calibration_error`) or if
-        ``eps`` is not in ``(0, 1)``.
+        On invalid inputs (see :func:`expected_calibration_error`), if
+        ``eps`` is not in ``(0, 1)``, or for an invalid ``sample_weight``
+        (see :func:`brier_score`).
     TypeError
         If ``y_true`` holds non-numeric labels and ``labels`` is None.
 
@@ -825,8 +860,9 @@ def negative_log_likelihood(y_true, y_proba, labels=None, eps=1e-12):
     if not (0.0 < eps < 1.0):
         raise ValueError(f"eps must be in (0, 1), got {eps!r}.")
     idx, proba = _check_inputs(y_true, y_proba, labels)
+    weight = _check_sample_weight(sample_weight, proba.shape[0])
     p_true = proba[np.arange(proba.shape[0]), idx]
-    return float(-np.mean(np.log(np.maximum(p_true, eps))))
+    return float(-np.average(np.log(np.maximum(p_true, eps)), weights=weight))
 
 
 # ---------------------------------------------------------------------------
@@ -1253,6 +1289,16 @@ def _estimator_labels(estimator, n_classes):
     )
 
 
+def _takes_sample_weight(metric):
+    """Whether ``metric`` has a ``sample_weight`` parameter (or takes ``**kwargs``)."""
+    try:
+        params = inspect.signature(metric).parameters.values()
+    except (TypeError, ValueError):  # a callable without a signature: let it say
+        return True
+    return any(p.name == "sample_weight" or p.kind is inspect.Parameter.VAR_KEYWORD
+               for p in params)
+
+
 class ProbaScorer:
     """Scorer for metrics of ``predict_proba`` outputs (scikit-learn protocol).
 
@@ -1309,7 +1355,7 @@ class ProbaScorer:
         """int: ``1`` if greater is better, else ``-1``."""
         return 1 if self.greater_is_better else -1
 
-    def __call__(self, estimator, X, y_true):
+    def __call__(self, estimator, X, y_true, sample_weight=None):
         """Score ``estimator`` on ``(X, y_true)``.
 
         Parameters
@@ -1321,6 +1367,11 @@ class ProbaScorer:
         y_true : array-like of shape (n_samples,)
             True labels (values of ``estimator.classes_`` or column
             indices), as a list, numpy array or torch tensor.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples, passed to the metric; only for a metric
+            with a ``sample_weight`` parameter (:func:`brier_score`,
+            :func:`negative_log_likelihood`), else a ``TypeError``, raised
+            before ``predict_proba`` runs.
 
         Returns
         -------
@@ -1331,12 +1382,23 @@ class ProbaScorer:
             raise ValueError(
                 f"{self.name} needs the true labels y, got None."
             )
+        weights = {}
+        if sample_weight is not None:
+            if not _takes_sample_weight(self.metric):
+                name = getattr(self.metric, "__name__", repr(self.metric))
+                raise TypeError(
+                    f"{self.name}: {name} takes no sample_weight (the binned calibration "
+                    "errors have none, as scikit-learn's calibration_curve); the Brier "
+                    "score and the NLL do."
+                )
+            weights["sample_weight"] = sample_weight
         y = _to_numpy(y_true, "y_true")
         proba = _to_numpy(estimator.predict_proba(X), "y_proba")
         labels = None
         if proba.ndim == 2:
             labels = _estimator_labels(estimator, proba.shape[1])
-        return self.sign * float(self.metric(y, proba, labels=labels, **self.kwargs))
+        return self.sign * float(self.metric(y, proba, labels=labels, **self.kwargs,
+                                             **weights))
 
     def __repr__(self):
         kw = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())

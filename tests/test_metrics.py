@@ -993,3 +993,73 @@ def test_ood_auroc_extremes_and_ties():
 def test_ood_auroc_rejects_bad_input(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         ood_auroc(*args, **kwargs)
+
+
+# ------------------------------------------------------------------ sample weights
+def test_brier_and_nll_sample_weight_match_scikit_learn():
+    """The weighted Brier score and NLL are scikit-learn's brier_score_loss
+    (scale_by_half=False: the multiclass sum) and log_loss with the same weights;
+    integer weights are repeated samples; unit weights are the plain mean."""
+    from sklearn.metrics import brier_score_loss, log_loss
+
+    from sklearn_crtcl.metrics import brier_score, negative_log_likelihood
+    rng = np.random.RandomState(0)
+    proba = rng.dirichlet(np.ones(4), size=60)
+    y = rng.randint(0, 4, size=60)
+    w = rng.uniform(0, 3, size=60)
+    assert brier_score(y, proba, sample_weight=w) == pytest.approx(
+        brier_score_loss(y, proba, sample_weight=w, labels=range(4), scale_by_half=False),
+        rel=1e-12)
+    assert negative_log_likelihood(y, proba, sample_weight=w) == pytest.approx(
+        log_loss(y, proba, sample_weight=w, labels=range(4)), rel=1e-12)
+    counts = rng.randint(0, 4, size=60)
+    counts[0] = 1
+    rep = np.repeat(np.arange(60), counts)
+    for metric in (brier_score, negative_log_likelihood):
+        assert metric(y, proba, sample_weight=counts) == pytest.approx(
+            metric(y[rep], proba[rep]), rel=1e-12)
+        assert metric(y, proba, sample_weight=np.ones(60)) == metric(y, proba)
+        for bad, match in (([1.0] * 59, "one weight per sample"),
+                           ([-1.0] + [1.0] * 59, "finite weights >= 0"),
+                           ([np.nan] + [1.0] * 59, "finite weights >= 0"),
+                           ([0.0] * 60, "sums to 0"),
+                           (np.ones((60, 1)), "1-D")):
+            with pytest.raises(ValueError, match=match):
+                metric(y, proba, sample_weight=bad)
+        with pytest.raises(TypeError, match="numeric"):
+            metric(y, proba, sample_weight=["a"] * 60)
+
+
+def test_scorers_pass_sample_weight_to_the_metrics_that_take_one():
+    """brier_scorer / nll_scorer weigh the samples as the metric does; the binned
+    calibration errors' scorers refuse a weight (TypeError) before predict_proba."""
+    from sklearn.linear_model import LogisticRegression
+
+    from sklearn_crtcl.metrics import (brier_score, brier_scorer, ece_scorer, make_proba_scorer,
+                                       negative_log_likelihood, nll_scorer)
+    rng = np.random.RandomState(1)
+    X = rng.normal(size=(120, 3))
+    y = np.array(["a", "b", "c"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)]
+    clf = LogisticRegression().fit(X, y)
+    w = rng.uniform(0.1, 2.0, size=120)
+    proba = clf.predict_proba(X)
+    assert brier_scorer(clf, X, y, sample_weight=w) == pytest.approx(
+        -brier_score(y, proba, labels=clf.classes_, sample_weight=w))
+    assert nll_scorer(clf, X, y, sample_weight=w) == pytest.approx(
+        -negative_log_likelihood(y, proba, labels=clf.classes_, sample_weight=w))
+    assert brier_scorer(clf, X, y, sample_weight=w) != brier_scorer(clf, X, y)
+
+    class Counting(LogisticRegression):
+        calls = 0
+
+        def predict_proba(self, X):
+            type(self).calls += 1
+            return super().predict_proba(X)
+
+    counting = Counting().fit(X, y)
+    with pytest.raises(TypeError, match="expected_calibration_error takes no sample_weight"):
+        ece_scorer(counting, X, y, sample_weight=w)
+    custom = make_proba_scorer(lambda y_true, y_proba, labels=None: 0.0, name="zero")
+    with pytest.raises(TypeError, match="zero: .* takes no sample_weight"):
+        custom(counting, X, y, sample_weight=w)
+    assert Counting.calls == 0
