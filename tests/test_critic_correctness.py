@@ -460,7 +460,8 @@ def test_class_probe_is_a_logistic_regression_of_the_class_on_the_taps(digits, c
 def test_class_probe_ranks_the_errors_of_a_frozen_net_above_its_head_and_confidence(
         digits, ce_net):
     """Measured here: the probe 0.978, the BCE head 0.867, the net's maximum probability
-    0.808 (the net: 73 % right); with the flipped images' taps 0.991."""
+    0.808 (the net: 73 % right); with the flipped images' taps 0.991. The probe is a
+    critic for estimate_accuracy(method="critic") too."""
     X, X_test, y, y_test = digits
     correct = ce_net.predict(X_test) == y_test
     assert 0.6 < correct.mean() < 0.85
@@ -473,9 +474,19 @@ def test_class_probe_ranks_the_errors_of_a_frozen_net_above_its_head_and_confide
         p = critic.predict_correctness(X_test)
         assert p.min() >= 0 and p.max() <= 1
         auc[name] = correctness_auroc(correct, p)
+        if name == "probe":
+            probe = critic
     auc["confidence"] = correctness_auroc(correct, ce_net.predict_proba(X_test).max(1))
     assert auc["probe"] > 0.95 and auc["flip"] > 0.95
     assert auc["probe"] > auc["head"] + 0.05 and auc["probe"] > auc["confidence"] + 0.1
+    # its mean P(correct) estimates the accuracy (0.744 for 0.729 here; the average
+    # confidence 0.810)
+    from sklearn_crtcl.estimation import estimate_accuracy
+    critic_error = abs(estimate_accuracy(ce_net, X_test, "critic", critic=probe).estimate
+                       - correct.mean())
+    confidence_error = abs(estimate_accuracy(ce_net, X_test, "confidence").estimate
+                           - correct.mean())
+    assert critic_error < 0.04 and critic_error < confidence_error - 0.03
 
 
 def test_class_probe_with_views_and_a_class_missing_from_the_held_out_labels(digits, ce_net):
