@@ -21,7 +21,9 @@ logits from ``predict_proba`` (skorch itself infers the softmax only for
 logits can declare it too.
 
 Like torch's losses under :func:`torch.autocast`, the criteria compute in
-float32 when given float16 or bfloat16 logits.
+float32 when given float16 or bfloat16 logits. Like
+:class:`torch.nn.CrossEntropyLoss`, they ignore the samples whose target is
+``ignore_index`` (default -100): a loss of 0, left out of the mean.
 
 Label smoothing (Szegedy et al. 2016) needs no class of its own: it is
 torch's ``criterion=torch.nn.CrossEntropyLoss,
@@ -75,9 +77,27 @@ def _loss_precision(input):
     return input
 
 
-def _reduce(loss, reduction):
+def _check_ignore_index(ignore_index, owner):
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"{owner} ignore_index must be an integer (as "
+                        f"torch.nn.CrossEntropyLoss's), got {ignore_index!r}")
+    return int(ignore_index)
+
+
+def _kept(target, ignore_index):
+    """The samples whose target is not ``ignore_index``, and the target with the
+    ignored ones set to class 0 (so that gathering stays in range)."""
+    keep = target != ignore_index
+    return keep, torch.where(keep, target, torch.zeros_like(target))
+
+
+def _reduce(loss, reduction, keep):
+    """Reduce per-sample losses as torch's losses with ``ignore_index``: the ignored
+    samples are 0 (``"none"``), out of the sum, and out of the mean's count (all
+    ignored: nan)."""
+    loss = torch.where(keep, loss, torch.zeros_like(loss))
     if reduction == "mean":
-        return loss.mean()
+        return loss.sum() / keep.sum()
     if reduction == "sum":
         return loss.sum()
     return loss
@@ -121,6 +141,10 @@ class FocalLoss(torch.nn.Module):
         encoded labels (the net's ``classes_``); ``None``: all 1.
     reduction : {"mean", "sum", "none"}, default="mean"
         Mean or sum over the batch, or the per-sample losses.
+    ignore_index : int, default=-100
+        A target value that is ignored, as in
+        :class:`torch.nn.CrossEntropyLoss`: its samples' losses are 0 and do
+        not count in the mean (a batch of ignored samples only: nan).
 
     Attributes
     ----------
@@ -146,11 +170,12 @@ class FocalLoss(torch.nn.Module):
     #: The criterion takes logits: ``predict_nonlinearity="auto"`` is the softmax.
     takes_logits = True
 
-    def __init__(self, gamma=2.0, alpha=None, reduction="mean"):
+    def __init__(self, gamma=2.0, alpha=None, reduction="mean", ignore_index=-100):
         super().__init__()
         check_number(gamma, "FocalLoss gamma", min_val=0)
         self.gamma = float(gamma)
         self.reduction = _check_reduction(reduction, "FocalLoss")
+        self.ignore_index = _check_ignore_index(ignore_index, "FocalLoss")
         self.register_buffer("alpha", self._check_alpha(alpha))
 
     @staticmethod
@@ -198,7 +223,7 @@ class FocalLoss(torch.nn.Module):
         input : torch.Tensor of shape (n, n_classes)
             Logits.
         target : torch.Tensor of shape (n,)
-            Class indices ``0 .. n_classes - 1``.
+            Class indices ``0 .. n_classes - 1``, or ``ignore_index``.
 
         Returns
         -------
@@ -210,7 +235,7 @@ class FocalLoss(torch.nn.Module):
         if self.alpha is not None and self.alpha.shape[0] != input.shape[1]:
             raise ValueError(f"FocalLoss alpha has {self.alpha.shape[0]} class weights but "
                              f"the logits have {input.shape[1]} classes")
-        target = target.long()
+        keep, target = _kept(target.long(), self.ignore_index)
         log_p = F.log_softmax(_loss_precision(input), dim=1).gather(1, target[:, None]).squeeze(1)
         loss = -log_p
         if self.gamma:
@@ -218,7 +243,7 @@ class FocalLoss(torch.nn.Module):
             loss = one_minus_p ** self.gamma * loss
         if self.alpha is not None:
             loss = self.alpha.to(loss.dtype)[target] * loss
-        return _reduce(loss, reduction)
+        return _reduce(loss, reduction, keep)
 
     def extra_repr(self):
         """Arguments shown in the module's ``repr``.
@@ -228,7 +253,8 @@ class FocalLoss(torch.nn.Module):
         str
         """
         alpha = None if self.alpha is None else [round(a, 4) for a in self.alpha.tolist()]
-        return f"gamma={self.gamma}, alpha={alpha}, reduction={self.reduction!r}"
+        return (f"gamma={self.gamma}, alpha={alpha}, reduction={self.reduction!r}, "
+                f"ignore_index={self.ignore_index}")
 
 
 # ---------------------------------------------------------------------------
@@ -358,6 +384,9 @@ class IQLoss(torch.nn.Module):
         towards the edge of its domain, at the price of larger gradients.
     reduction : {"mean", "sum", "none"}, default="mean"
         Mean or sum over the batch, or the per-sample losses.
+    ignore_index : int, default=-100
+        A target value that is ignored, as in
+        :class:`torch.nn.CrossEntropyLoss` (see :class:`FocalLoss`).
 
     Attributes
     ----------
@@ -388,7 +417,8 @@ class IQLoss(torch.nn.Module):
     #: The criterion takes logits: ``predict_nonlinearity="auto"`` is the softmax.
     takes_logits = True
 
-    def __init__(self, divergence, alpha=1.0, max_slope=1.5, reduction="mean"):
+    def __init__(self, divergence, alpha=1.0, max_slope=1.5, reduction="mean",
+                 ignore_index=-100):
         super().__init__()
         if not isinstance(divergence, str) or divergence not in _DIVERGENCE_SPECS:
             raise ValueError(f"IQLoss divergence must be one of {IQ_DIVERGENCES}, got "
@@ -399,6 +429,7 @@ class IQLoss(torch.nn.Module):
         self.alpha = float(alpha)
         self.max_slope = float(max_slope)
         self.reduction = _check_reduction(reduction, "IQLoss")
+        self.ignore_index = _check_ignore_index(ignore_index, "IQLoss")
         spec = _DIVERGENCE_SPECS[divergence]
         self.x0 = None if spec.x_at_slope is None else spec.x_at_slope(self.max_slope)
 
@@ -432,7 +463,7 @@ class IQLoss(torch.nn.Module):
         input : torch.Tensor of shape (n, n_classes)
             Logits, read as energies.
         target : torch.Tensor of shape (n,)
-            Class indices ``0 .. n_classes - 1``.
+            Class indices ``0 .. n_classes - 1``, or ``ignore_index``.
 
         Returns
         -------
@@ -442,11 +473,12 @@ class IQLoss(torch.nn.Module):
         _check_logits_and_target(input, target, "IQLoss")
         reduction = _check_reduction(self.reduction, "IQLoss")
         input = _loss_precision(input)
-        energy_y = input.gather(1, target.long()[:, None]).squeeze(1)
+        keep, target = _kept(target.long(), self.ignore_index)
+        energy_y = input.gather(1, target[:, None]).squeeze(1)
         alpha = self.alpha
         log_z = torch.logsumexp(input / alpha, dim=1)
         loss = -self.phi(energy_y) + alpha * log_z
-        return _reduce(loss, reduction)
+        return _reduce(loss, reduction, keep)
 
     def extra_repr(self):
         """Arguments shown in the module's ``repr``.
@@ -456,4 +488,5 @@ class IQLoss(torch.nn.Module):
         str
         """
         return (f"divergence={self.divergence!r}, alpha={self.alpha}, "
-                f"max_slope={self.max_slope}, reduction={self.reduction!r}")
+                f"max_slope={self.max_slope}, reduction={self.reduction!r}, "
+                f"ignore_index={self.ignore_index}")

@@ -483,3 +483,44 @@ def test_skorch_scoring_gets_probabilities_with_any_criterion():
                            callbacks=[("ece", EpochScoring(ece_scorer, name="valid_ece"))])
     net.fit(X, y[:200])
     assert -1 <= net.history[-1, "valid_ece"] < 0  # a scorer: the negated ECE
+
+
+# ------------------------------------------------------------------ ignore_index
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_ignore_index_is_torch_cross_entropys(reduction):
+    """Targets equal to ignore_index (default -100, as torch.nn.CrossEntropyLoss) are
+    ignored: at gamma=0 FocalLoss is torch's cross-entropy with the same ignore_index
+    in every reduction, and the ignored samples get no gradient; IQLoss over a batch
+    with ignored samples is IQLoss over the others."""
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(8, 4, generator=gen, dtype=torch.float64)
+    target = torch.tensor([0, -100, 3, 1, -100, 2, 2, 0])
+    for ignore, y in ((-100, target), (3, torch.where(target == -100, 3, target))):
+        z = logits.clone().requires_grad_(True)
+        ours = FocalLoss(gamma=0.0, reduction=reduction, ignore_index=ignore)(z, y)
+        theirs = torch.nn.CrossEntropyLoss(reduction=reduction, ignore_index=ignore)(logits, y)
+        torch.testing.assert_close(ours, theirs)
+        FocalLoss(gamma=2.0, reduction=reduction, ignore_index=ignore)(z, y).sum().backward()
+        assert torch.all(z.grad[y == ignore] == 0) and torch.any(z.grad[y != ignore] != 0)
+    keep = target != -100
+    for divergence in ("forward_kl", "jensen_shannon"):
+        loss = IQLoss(divergence, reduction=reduction)
+        got = loss(logits, target)
+        subset = loss(logits[keep], target[keep])
+        if reduction == "none":
+            torch.testing.assert_close(got[keep], subset)
+            assert torch.all(got[~keep] == 0)
+        else:
+            torch.testing.assert_close(got, subset)
+    # a batch of ignored samples only: nan, as torch's mean
+    assert torch.isnan(FocalLoss()(logits, torch.full((8,), -100)))
+
+
+def test_bad_ignore_index_is_a_type_error():
+    for bad in (1.5, True, "x", None):
+        with pytest.raises(TypeError, match="ignore_index must be an integer"):
+            FocalLoss(ignore_index=bad)
+        with pytest.raises(TypeError, match="ignore_index must be an integer"):
+            IQLoss("forward_kl", ignore_index=bad)
+    assert "ignore_index=-100" in repr(FocalLoss()) and "ignore_index=7" in repr(
+        IQLoss("forward_kl", ignore_index=7))
