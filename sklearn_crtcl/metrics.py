@@ -32,6 +32,7 @@ used as ``scoring=`` in :mod:`sklearn.model_selection` and in
 
 from __future__ import annotations
 
+import copy
 import inspect
 import numbers
 from dataclasses import dataclass
@@ -1289,6 +1290,10 @@ def _estimator_labels(estimator, n_classes):
     )
 
 
+#: "Leave the request as it is" (the default of :meth:`ProbaScorer.set_score_request`).
+_UNCHANGED = "$UNCHANGED$"
+
+
 def _takes_sample_weight(metric):
     """Whether ``metric`` has a ``sample_weight`` parameter (or takes ``**kwargs``)."""
     try:
@@ -1332,6 +1337,14 @@ class ProbaScorer:
 
     Notes
     -----
+    With scikit-learn's metadata routing
+    (``sklearn.set_config(enable_metadata_routing=True)``), a scorer whose
+    metric takes ``sample_weight`` receives it from ``cross_validate(...,
+    params={"sample_weight": w})`` or a grid search once it asks for it,
+    ``scorer.set_score_request(sample_weight=True)``, as scikit-learn's own
+    scorers do (and, as theirs, it is an error to pass one to a scorer that
+    did not ask).
+
     ``y`` may be a list, numpy array or torch tensor (skorch passes either).
     If the estimator has no ``classes_`` attribute, or its ``classes_`` is a
     subset of ``0 .. n_columns - 1`` (a skorch net fitted on a labelled pool
@@ -1349,6 +1362,60 @@ class ProbaScorer:
             name = base if greater_is_better else f"neg_{base}"
         self.name = name
         self.__name__ = name
+        self._sample_weight_request = None  # scikit-learn's default: not requested
+
+    def set_score_request(self, *, sample_weight=_UNCHANGED):
+        """Request ``sample_weight`` under scikit-learn's metadata routing.
+
+        As :meth:`sklearn.metrics.make_scorer`'s ``set_score_request``: the
+        scorer is changed in place and returned.
+
+        Parameters
+        ----------
+        sample_weight : bool, None or str, default=unchanged
+            ``True``: pass the routed ``sample_weight`` to the metric;
+            ``False``: do not; ``None``: an error if one is routed here (the
+            default); a string: the name under which it is routed (an alias).
+
+        Returns
+        -------
+        self : ProbaScorer
+
+        Raises
+        ------
+        TypeError
+            If ``sample_weight`` is requested (``True`` or an alias) for a
+            metric without a ``sample_weight`` parameter, or is not a bool,
+            None or str.
+        """
+        if sample_weight is _UNCHANGED:
+            return self
+        if not (sample_weight is None or isinstance(sample_weight, (bool, str))):
+            raise TypeError(f"sample_weight must be True, False, None or an alias (str), got "
+                            f"{sample_weight!r}.")
+        if (sample_weight is True or isinstance(sample_weight, str)) \
+                and not _takes_sample_weight(self.metric):
+            name = getattr(self.metric, "__name__", repr(self.metric))
+            raise TypeError(f"{self.name}: {name} takes no sample_weight, so it cannot be "
+                            "requested.")
+        self._sample_weight_request = sample_weight
+        return self
+
+    def get_metadata_routing(self):
+        """The scorer's metadata request (scikit-learn's metadata routing).
+
+        Returns
+        -------
+        request : sklearn.utils.metadata_routing.MetadataRequest
+            ``score`` asks for ``sample_weight`` as set by
+            :meth:`set_score_request`.
+        """
+        from sklearn.utils.metadata_routing import MetadataRequest
+        request = MetadataRequest(owner=self.name)
+        # getattr: a scorer pickled by an earlier release has no request (the default)
+        request.score.add_request(param="sample_weight",
+                                  alias=getattr(self, "_sample_weight_request", None))
+        return request
 
     @property
     def sign(self):
@@ -1490,7 +1557,10 @@ def get_scorer(scoring):
     Returns
     -------
     scorer : callable
-        A scorer ``scorer(estimator, X, y) -> float`` (greater is better).
+        A scorer ``scorer(estimator, X, y) -> float`` (greater is better); a
+        calibration scorer is a copy of the one in
+        :data:`CALIBRATION_SCORERS`, as scikit-learn's ``get_scorer`` copies
+        its own, so that ``set_score_request`` on it changes nothing else.
 
     Raises
     ------
@@ -1500,7 +1570,8 @@ def get_scorer(scoring):
     if callable(scoring):
         return scoring
     if isinstance(scoring, str) and scoring in CALIBRATION_SCORERS:
-        return CALIBRATION_SCORERS[scoring]
+        # a copy, as scikit-learn's get_scorer: set_score_request changes a scorer
+        return copy.deepcopy(CALIBRATION_SCORERS[scoring])
     from sklearn.metrics import get_scorer as _sk_get_scorer
 
     try:

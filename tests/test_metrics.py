@@ -481,12 +481,16 @@ def test_scorer_registry_and_get_scorer():
         "neg_maximum_calibration_error",
         "neg_classwise_calibration_error",
     }
-    assert get_scorer("neg_expected_calibration_error") is ece_scorer
-    assert get_scorer("neg_brier_score_multiclass") is brier_scorer
-    assert get_scorer("neg_log_likelihood") is nll_scorer
-    assert get_scorer("neg_equal_mass_calibration_error") is equal_mass_ece_scorer
-    assert get_scorer("neg_maximum_calibration_error") is mce_scorer
-    assert get_scorer("neg_classwise_calibration_error") is classwise_ece_scorer
+    # copies (as scikit-learn's get_scorer), of the same metric, name and settings
+    for name, scorer in (("neg_expected_calibration_error", ece_scorer),
+                         ("neg_brier_score_multiclass", brier_scorer),
+                         ("neg_log_likelihood", nll_scorer),
+                         ("neg_equal_mass_calibration_error", equal_mass_ece_scorer),
+                         ("neg_maximum_calibration_error", mce_scorer),
+                         ("neg_classwise_calibration_error", classwise_ece_scorer)):
+        got = get_scorer(name)
+        assert got is not scorer and repr(got) == repr(scorer) and got.name == scorer.name
+        assert got.metric is scorer.metric
     for name, scorer in CALIBRATION_SCORERS.items():
         assert scorer.__name__ == name
     assert get_scorer(ece_scorer) is ece_scorer
@@ -1063,3 +1067,44 @@ def test_scorers_pass_sample_weight_to_the_metrics_that_take_one():
     with pytest.raises(TypeError, match="zero: .* takes no sample_weight"):
         custom(counting, X, y, sample_weight=w)
     assert Counting.calls == 0
+
+
+def test_scorers_take_routed_sample_weight_once_they_ask_for_it():
+    """Under scikit-learn's metadata routing, cross_validate(params={"sample_weight":
+    w}) weighs the Brier scorer's folds once it asked (set_score_request), as
+    scikit-learn's scorers; routing a weight to a scorer that did not ask is
+    scikit-learn's error; get_scorer gives a copy, so a request changes no other
+    scorer."""
+    import sklearn
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, cross_validate
+
+    from sklearn_crtcl.metrics import brier_score, brier_scorer, ece_scorer, get_scorer
+    rng = np.random.RandomState(2)
+    X = rng.normal(size=(150, 3))
+    y = (X[:, 0] + 0.5 * rng.normal(size=150) > 0).astype(int)
+    w = rng.uniform(0.1, 3.0, size=150)
+    cv = KFold(3)
+    scorer = get_scorer("neg_brier_score_multiclass").set_score_request(sample_weight=True)
+    assert scorer is not brier_scorer and brier_scorer._sample_weight_request is None
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = LogisticRegression().set_fit_request(sample_weight=False)
+        got = cross_validate(est, X, y, scoring=scorer, params={"sample_weight": w}, cv=cv)
+        expected = []
+        for train, test in cv.split(X):
+            fold = LogisticRegression().fit(X[train], y[train])
+            expected.append(-brier_score(y[test], fold.predict_proba(X[test]),
+                                         sample_weight=w[test]))
+        np.testing.assert_allclose(got["test_score"], expected, rtol=1e-10)
+        unweighted = cross_validate(est, X, y, scoring=get_scorer("neg_log_likelihood"),
+                                    cv=cv)["test_score"]
+        assert unweighted.shape == (3,)
+        with pytest.raises(Exception, match="sample_weight"):
+            cross_validate(est, X, y, scoring=get_scorer("neg_brier_score_multiclass"),
+                           params={"sample_weight": w}, cv=cv)
+    with pytest.raises(TypeError, match="takes no sample_weight, so it cannot be requested"):
+        get_scorer("neg_expected_calibration_error").set_score_request(sample_weight=True)
+    assert ece_scorer.set_score_request(sample_weight=False) is ece_scorer
+    ece_scorer.set_score_request(sample_weight=None)  # back to the default
+    with pytest.raises(TypeError, match="True, False, None or an alias"):
+        get_scorer("neg_log_likelihood").set_score_request(sample_weight=1)
