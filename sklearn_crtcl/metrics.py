@@ -226,7 +226,8 @@ def _check_targets(y_true, n_classes, labels):
     if labels is not None:
         return _map_with_labels(y, labels, n_classes)
 
-    if np.issubdtype(y.dtype, np.integer):
+    if np.issubdtype(y.dtype, np.integer) or y.dtype == bool:
+        # booleans are columns 0 (False) and 1 (True): scikit-learn's sorted classes
         idx = y.astype(np.int64)
     elif np.issubdtype(y.dtype, np.floating):
         if not np.all(np.isfinite(y)):

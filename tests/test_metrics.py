@@ -1108,3 +1108,21 @@ def test_scorers_take_routed_sample_weight_once_they_ask_for_it():
     ece_scorer.set_score_request(sample_weight=None)  # back to the default
     with pytest.raises(TypeError, match="True, False, None or an alias"):
         get_scorer("neg_log_likelihood").set_score_request(sample_weight=1)
+
+
+def test_boolean_labels_are_columns_false_then_true_as_scikit_learn():
+    """y_true of booleans: False is column 0, True column 1, as the classes_ of a
+    scikit-learn classifier fitted on booleans; the metrics equal those with 0/1 and
+    scikit-learn's log_loss."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    rng = np.random.RandomState(3)
+    X = rng.normal(size=(80, 2))
+    y = X[:, 0] + 0.3 * rng.normal(size=80) > 0
+    clf = LogisticRegression().fit(X, y)
+    assert clf.classes_.tolist() == [False, True]
+    proba = clf.predict_proba(X)
+    assert negative_log_likelihood(y, proba) == pytest.approx(log_loss(y, proba), rel=1e-12)
+    for metric in (expected_calibration_error, brier_score, negative_log_likelihood):
+        assert metric(y, proba) == metric(y.astype(int), proba)
+        assert metric(y, proba) == metric(y, proba, labels=clf.classes_)
