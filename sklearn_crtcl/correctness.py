@@ -118,7 +118,9 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     digits and Fashion-MNIST (the docs' CrtCl page). The probe is itself a
     classifier of the held-out images and can be more accurate than the net
     (it was on both data sets there): then the held-out labels are worth
-    training on, too.
+    training on, too. It needs held-out images in number: fitted on 200
+    Fashion-MNIST images (20 % of a labeled set of 1,000) it ranked the
+    errors below the net's own confidence.
 
     With ``views``, the critic also reads the frozen net's predictions on
     deterministic test-time views of each image (a left-right flip, shifts by
