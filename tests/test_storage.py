@@ -451,7 +451,9 @@ def test_writers_killed_at_random_moments_resume_to_the_same_records(tmp_path, r
 def test_leftovers_of_killed_writers_are_removed_and_nothing_else(tmp_path):
     """A resumed or finished run removes the temporary files of dead writers and the
     checkpoints no unit references; a live writer's files, files of other hosts
-    younger than heartbeat_timeout, and files that are not the runner's stay."""
+    younger than heartbeat_timeout, and files that are not the runner's stay. The
+    earlier release's temporary files (no writer in the name) go once
+    heartbeat_timeout old."""
     import socket
     out = tmp_path / "run"
     cfg = dict(CFG, methods=["random"], n_trials=1)
@@ -486,10 +488,18 @@ def test_leftovers_of_killed_writers_are_removed_and_nothing_else(tmp_path):
         out / f"notes.txt.{dead}@{host}.abcdefgh.tmp": False,  # not an export
         out / "scratch.tmp": False,
         ckpt / "mine.bin": False,
+        # the release before the writer was in the name (mkstemp's 8 characters)
+        out / "results.csv.k2j4_h8q.tmp": True,  # old: its writer is long gone
+        out / "summary.md.a1b2c3d4.tmp": False,  # young: it may still be written
+        ckpt / "random-trial0-cycle2-0123456789ab.safetensors.zz9y8x7w.tmp": True,  # old
+        out / "notes.txt.k2j4_h8q.tmp": False,  # old, but not an export
     }
     for p in planted:
         p.write_bytes(b"x")
     os.utime(out / f"summary.md.{live}@other-host.example.zyxwvuts.tmp", (old, old))
+    for name in ("results.csv.k2j4_h8q.tmp", "notes.txt.k2j4_h8q.tmp"):
+        os.utime(out / name, (old, old))
+    os.utime(ckpt / "random-trial0-cycle2-0123456789ab.safetensors.zz9y8x7w.tmp", (old, old))
     records = run_experiment(**cfg, output_dir=str(out), resume=True)
     assert len(records) == 3
     for p, removed in planted.items():

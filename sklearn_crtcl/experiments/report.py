@@ -63,6 +63,10 @@ def _parse(key, value):
 # the name of _atomic_write_bytes' temporary file: <target>.<pid>@<host>.<random>.tmp
 _TMP_NAME = re.compile(r"(?P<target>.+)\.(?P<pid>[0-9]+)@(?P<host>.+)\.[A-Za-z0-9_]+\.tmp")
 
+#: The name of such a file written by the release before the writer was in it
+#: (``tempfile.mkstemp``'s eight random characters): its writer is unknown.
+_OLD_TMP_NAME = re.compile(r"(?P<target>.+)\.[a-z0-9_]{8}\.tmp")
+
 
 def _atomic_write_bytes(path, data):
     """Write ``data`` to ``path`` through a temporary file beside it, moved in

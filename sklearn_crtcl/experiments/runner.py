@@ -29,8 +29,9 @@ import numpy as np
 from ..distributed import world
 from ._progress import CycleProgress
 from .methods import ALL_METHODS, METHODS, get_strategy, make_estimator, method_spec
-from .report import (RESULT_COLUMNS, _TMP_NAME, _atomic_write_bytes, _atomic_write_json,
-                     record_columns, save_plots, summary_table, write_results_csv)
+from .report import (RESULT_COLUMNS, _OLD_TMP_NAME, _TMP_NAME, _atomic_write_bytes,
+                     _atomic_write_json, record_columns, save_plots, summary_table,
+                     write_results_csv)
 from .storage import LostClaimError, worker_alive
 
 __all__ = ["ExperimentConfig", "PROTOCOLS", "QUICK_PRESET", "run_experiment", "load_state",
@@ -738,7 +739,8 @@ def _remove_leftovers(config, store, out):
 
     A temporary file of an export or a checkpoint goes once its writer's process
     is gone (a writer of this host) or it is ``heartbeat_timeout`` seconds old
-    (another host's; a write takes seconds). An unreferenced checkpoint (saved by
+    (another host's, or one of the release before the writer was in the name; a
+    write takes seconds). An unreferenced checkpoint (saved by
     a worker killed before it committed the cycle) goes once no live worker holds
     a unit, or once it is ``heartbeat_timeout`` seconds old: a live worker's
     checkpoint is unreferenced only between its write and its commit.
@@ -756,9 +758,13 @@ def _remove_leftovers(config, store, out):
                          (ckpt, lambda t: _CHECKPOINT_NAME.fullmatch(t) is not None)):
         for p in folder.glob("*.tmp") if folder.is_dir() else ():
             m = _TMP_NAME.fullmatch(p.name)
-            if m is None or not ours(m["target"]):
-                continue  # not a file of the runner's
-            if not worker_alive(f"{m['host']}:{m['pid']}:") or old(p):
+            if m is not None and ours(m["target"]):
+                if not worker_alive(f"{m['host']}:{m['pid']}:") or old(p):
+                    p.unlink(missing_ok=True)
+                continue
+            # an earlier release's name, without its writer: once heartbeat_timeout old
+            m = _OLD_TMP_NAME.fullmatch(p.name)
+            if m is not None and ours(m["target"]) and old(p):
                 p.unlink(missing_ok=True)
     if not ckpt.is_dir():
         return
