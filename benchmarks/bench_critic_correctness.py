@@ -96,6 +96,14 @@ VARIANTS = [
     ("crtcl-bce-batches-gamma0", dict(critic_loss="bce", critic_split=0.0, gamma=0.0)),
 ]
 
+#: (score name, CorrectnessCritic parameters) of the critics of model "ce".
+CE_CRITICS = [
+    ("posthoc_bce", dict()),
+    ("posthoc_tcp", dict(critic_loss="tcp")),
+    ("posthoc_bce_crtcl_taps", dict(taps=CRITIC_TAPS)),
+    ("posthoc_bce_noskip", dict(confidence_skip=False)),
+]
+
 #: (score name, CorrectnessCritic parameters) of the critics that read the net's
 #: predictions on test-time views (model "ce-views").
 VIEW_CRITICS = [
@@ -115,6 +123,9 @@ PROBE_CRITICS = [
     ("posthoc_probe_flip", dict(critic_loss="probe", views=("flip",))),
     ("posthoc_probe_s4p", dict(critic_loss="probe", taps=_S4P)),  # the head's taps
 ]
+
+#: The critics of model "ce-split0.2", on a held-out share of the labeled set.
+SPLIT_CRITICS = [c for c in PROBE_CRITICS if c[0] != "posthoc_probe_s4p"]
 
 #: Data set sizes: labeled, unlabeled, held-out (post-hoc critic and temperature), test,
 #: and the training settings.
@@ -169,11 +180,28 @@ def _confidence_scores(proba):
             "margin": (srt[:, 0] - srt[:, 1], False)}
 
 
-def run_model(model, data, sizes, seed):
-    """Train one model of one seed; return its rows."""
+def _temp_max_proba(net, heldout, X_te):
+    """The maximum probability after temperature scaling on the held-out images."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
+    cal = CalibratedClassifierCV(FrozenEstimator(net), method="temperature").fit(*heldout)
+    return cal.predict_proba(X_te).max(1), True
 
+
+def _posthoc(net, critics, X_fit, y_fit, X_te, seed):
+    """The scores on ``X_te`` of the CorrectnessCritics ``(name, params)`` fitted on
+    ``(X_fit, y_fit)``, and the fitted critics by name."""
+    from sklearn.frozen import FrozenEstimator
+    scores, fitted = {}, {}
+    for name, params in critics:
+        fitted[name] = CorrectnessCritic(FrozenEstimator(net), random_state=seed,
+                                         **params).fit(X_fit, y_fit)
+        scores[name] = (fitted[name].predict_correctness(X_te), True)
+    return scores, fitted
+
+
+def run_model(model, data, sizes, seed):
+    """Train one model of one seed; return its rows."""
     X, y = data["labeled"]
     X_te, y_te = data["test"]
     common = _common(sizes, seed)
@@ -183,15 +211,8 @@ def run_model(model, data, sizes, seed):
         seconds = time.perf_counter() - t0
         proba = net.predict_proba(X_te)
         scores = _confidence_scores(proba)
-        cal = CalibratedClassifierCV(FrozenEstimator(net), method="temperature")
-        cal.fit(*data["heldout"])
-        scores["temp_max_proba"] = (cal.predict_proba(X_te).max(1), True)
-        for name, params in (("posthoc_bce", dict()), ("posthoc_tcp", dict(critic_loss="tcp")),
-                             ("posthoc_bce_crtcl_taps", dict(taps=CRITIC_TAPS)),
-                             ("posthoc_bce_noskip", dict(confidence_skip=False))):
-            critic = CorrectnessCritic(FrozenEstimator(net), random_state=seed,
-                                       **params).fit(*data["heldout"])
-            scores[name] = (critic.predict_correctness(X_te), True)
+        scores["temp_max_proba"] = _temp_max_proba(net, data["heldout"], X_te)
+        scores.update(_posthoc(net, CE_CRITICS, *data["heldout"], X_te, seed)[0])
         return _rows(model, proba, y_te, scores, seconds)
     if model == "ce-views":
         # the net of "ce" (same seed and data), its maximum probability and critics
@@ -200,10 +221,7 @@ def run_model(model, data, sizes, seed):
         seconds = time.perf_counter() - t0
         proba = net.predict_proba(X_te)
         scores = {"max_proba": _confidence_scores(proba)["max_proba"]}
-        for name, params in VIEW_CRITICS:
-            critic = CorrectnessCritic(FrozenEstimator(net), random_state=seed,
-                                       **params).fit(*data["heldout"])
-            scores[name] = (critic.predict_correctness(X_te), True)
+        scores.update(_posthoc(net, VIEW_CRITICS, *data["heldout"], X_te, seed)[0])
         return _rows(model, proba, y_te, scores, seconds)
     if model == "ce-probe":
         # the net of "ce-views" again: its maximum probability (temperature-scaled
@@ -212,14 +230,11 @@ def run_model(model, data, sizes, seed):
         seconds = time.perf_counter() - t0
         proba = net.predict_proba(X_te)
         scores = {"max_proba": _confidence_scores(proba)["max_proba"]}
-        cal = CalibratedClassifierCV(FrozenEstimator(net), method="temperature")
-        cal.fit(*data["heldout"])
-        scores["temp_max_proba"] = (cal.predict_proba(X_te).max(1), True)
+        scores["temp_max_proba"] = _temp_max_proba(net, data["heldout"], X_te)
+        critic_scores, critics = _posthoc(net, PROBE_CRITICS, *data["heldout"], X_te, seed)
+        scores.update(critic_scores)
         extra = {}
-        for name, params in PROBE_CRITICS:
-            critic = CorrectnessCritic(FrozenEstimator(net), random_state=seed,
-                                       **params).fit(*data["heldout"])
-            scores[name] = (critic.predict_correctness(X_te), True)
+        for name, critic in critics.items():
             if critic.critic_loss == "probe":
                 feats, _ = critic._features(net, X_te)
                 guess = critic.critic_.predict(critic._probe_inputs(feats))
@@ -228,17 +243,14 @@ def run_model(model, data, sizes, seed):
         return _rows(model, proba, y_te, scores, seconds, extra=extra)
     if model == "ce-split0.2":
         # the post-hoc critics on a held-out share of the labeled set itself
-        rng = np.random.RandomState(seed)
-        order = rng.permutation(len(y))
-        held, kept = order[:int(round(0.2 * len(y)))], order[int(round(0.2 * len(y))):]
+        order = np.random.RandomState(seed).permutation(len(y))
+        n_held = int(round(0.2 * len(y)))
+        held, kept = order[:n_held], order[n_held:]
         net = ResNetClassifier(**common).fit(X[kept], y[kept])
         seconds = time.perf_counter() - t0
         proba = net.predict_proba(X_te)
         scores = {"max_proba": _confidence_scores(proba)["max_proba"]}
-        for name, params in PROBE_CRITICS[:3]:
-            critic = CorrectnessCritic(FrozenEstimator(net), random_state=seed,
-                                       **params).fit(X[held], y[held])
-            scores[name] = (critic.predict_correctness(X_te), True)
+        scores.update(_posthoc(net, SPLIT_CRITICS, X[held], y[held], X_te, seed)[0])
         return _rows(model, proba, y_te, scores, seconds)
     if model == "ll4al":
         net = LossPredictionNet(**common).fit(X, y)
