@@ -415,11 +415,10 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                              "y needs at least two classes")
         # the critic's taps and head, or the probe's taps (validated before the forward passes)
         dims = backbone_tap_dims(net.module_, getattr(net, "input_shape_", None))
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(2 ** 31 - 1))
         if probe:
             check_critic_taps(self._taps())
         else:
+            seed = int(check_random_state(self.random_state).randint(2 ** 31 - 1))
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 n_views = len(self._view_fns())
@@ -501,14 +500,10 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         if self.critic_loss == "probe":
             # the probe's probability of the net's predicted class (0 for a class the
             # held-out labels did not have)
-            proba = self.critic_.predict_proba(self._probe_inputs(feats))
-            column = {c: j for j, c in enumerate(self.critic_.classes_.tolist())}
-            pred = logits.argmax(dim=1).numpy()
-            out = np.zeros(len(pred), dtype=np.float64)
-            known = np.array([p in column for p in pred.tolist()], dtype=bool)
-            out[known] = proba[np.flatnonzero(known),
-                               [column[p] for p in pred[known].tolist()]]
-            return out
+            proba = np.zeros(tuple(logits.shape), dtype=np.float64)
+            proba[:, self.critic_.classes_] = self.critic_.predict_proba(
+                self._probe_inputs(feats))
+            return proba[np.arange(len(proba)), logits.argmax(dim=1).numpy()]
         with torch.no_grad():
             scores = self.critic_(self._standardized(feats))
         return torch.sigmoid(scores).numpy().astype(np.float64)

@@ -1396,9 +1396,8 @@ class ProbaScorer:
                             f"{sample_weight!r}.")
         if (sample_weight is True or isinstance(sample_weight, str)) \
                 and not _takes_sample_weight(self.metric):
-            name = getattr(self.metric, "__name__", repr(self.metric))
-            raise TypeError(f"{self.name}: {name} takes no sample_weight, so it cannot be "
-                            "requested.")
+            raise TypeError(f"{self.name}: {self._metric_name} takes no sample_weight, so it "
+                            "cannot be requested.")
         self._sample_weight_request = sample_weight
         return self
 
@@ -1417,6 +1416,10 @@ class ProbaScorer:
         request.score.add_request(param="sample_weight",
                                   alias=getattr(self, "_sample_weight_request", None))
         return request
+
+    @property
+    def _metric_name(self):
+        return getattr(self.metric, "__name__", repr(self.metric))
 
     @property
     def sign(self):
@@ -1453,11 +1456,10 @@ class ProbaScorer:
         weights = {}
         if sample_weight is not None:
             if not _takes_sample_weight(self.metric):
-                name = getattr(self.metric, "__name__", repr(self.metric))
                 raise TypeError(
-                    f"{self.name}: {name} takes no sample_weight (the binned calibration "
-                    "errors have none, as scikit-learn's calibration_curve); the Brier "
-                    "score and the NLL do."
+                    f"{self.name}: {self._metric_name} takes no sample_weight (the binned "
+                    "calibration errors have none, as scikit-learn's calibration_curve); "
+                    "the Brier score and the NLL do."
                 )
             weights["sample_weight"] = sample_weight
         y = _to_numpy(y_true, "y_true")
@@ -1470,9 +1472,8 @@ class ProbaScorer:
 
     def __repr__(self):
         kw = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
-        name = getattr(self.metric, "__name__", repr(self.metric))
         return (
-            f"{type(self).__name__}({name}, "
+            f"{type(self).__name__}({self._metric_name}, "
             f"greater_is_better={self.greater_is_better}{kw})"
         )
 
