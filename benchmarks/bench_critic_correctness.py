@@ -38,6 +38,12 @@ Models and their scores:
   on 80 % of it (a random share, seeded), its ``max_proba``, and
   ``posthoc_tcp``, ``posthoc_probe`` and ``posthoc_probe_flip`` fitted on the
   other 20 %;
+* ``ce-crossfit``: with no labels beyond the labeled set: the net of
+  ``ce-views`` (same seed, same weights), its ``max_proba``, and
+  :class:`~sklearn_crtcl.CrossFitCritic` fitted on the labeled set itself
+  (:data:`CROSSFIT_CRITICS`: ``crossfit`` five copies cross-fitted on its
+  folds and temperature-scaled on the fold each did not see, ``crossfit_raw``
+  without the temperature);
 * ``ll4al``: :class:`~sklearn_crtcl.LossPredictionNet`, score ``neg_pred_loss``;
 * ``crtcl-*``: :class:`~sklearn_crtcl.CriticLossNet` with ``X_unlabeled``,
   score ``critic`` (``predict_correctness``), for the critic settings of
@@ -70,8 +76,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.frozen import FrozenEstimator
 
-from sklearn_crtcl import CorrectnessCritic, CriticLossNet, LossPredictionNet, ResNetClassifier
+from sklearn_crtcl import (CorrectnessCritic, CriticLossNet, CrossFitCritic, LossPredictionNet,
+                           ResNetClassifier)
 from sklearn_crtcl.nets.crtcl import CRITIC_TAPS
 from sklearn_crtcl.experiments.report import _atomic_write_bytes, _atomic_write_json
 from sklearn_crtcl.metrics import (correctness_auroc, correctness_calibration_error,
@@ -126,6 +134,13 @@ PROBE_CRITICS = [
 
 #: The critics of model "ce-split0.2", on a held-out share of the labeled set.
 SPLIT_CRITICS = [c for c in PROBE_CRITICS if c[0] != "posthoc_probe_s4p"]
+
+#: (score name, CrossFitCritic parameters) of model "ce-crossfit", fitted on the
+#: labeled set.
+CROSSFIT_CRITICS = [
+    ("crossfit", dict()),
+    ("crossfit_raw", dict(calibration=None)),
+]
 
 #: Data set sizes: labeled, unlabeled, held-out (post-hoc critic and temperature), test,
 #: and the training settings.
@@ -183,7 +198,6 @@ def _confidence_scores(proba):
 def _temp_max_proba(net, heldout, X_te):
     """The maximum probability after temperature scaling on the held-out images."""
     from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.frozen import FrozenEstimator
     cal = CalibratedClassifierCV(FrozenEstimator(net), method="temperature").fit(*heldout)
     return cal.predict_proba(X_te).max(1), True
 
@@ -191,7 +205,6 @@ def _temp_max_proba(net, heldout, X_te):
 def _posthoc(net, critics, X_fit, y_fit, X_te, seed):
     """The scores on ``X_te`` of the CorrectnessCritics ``(name, params)`` fitted on
     ``(X_fit, y_fit)``, and the fitted critics by name."""
-    from sklearn.frozen import FrozenEstimator
     scores, fitted = {}, {}
     for name, params in critics:
         fitted[name] = CorrectnessCritic(FrozenEstimator(net), random_state=seed,
@@ -252,6 +265,19 @@ def run_model(model, data, sizes, seed):
         scores = {"max_proba": _confidence_scores(proba)["max_proba"]}
         scores.update(_posthoc(net, SPLIT_CRITICS, X[held], y[held], X_te, seed)[0])
         return _rows(model, proba, y_te, scores, seconds)
+    if model == "ce-crossfit":
+        # the net of "ce-views" again, criticised by copies cross-fitted on its own labels
+        net = ResNetClassifier(**common).fit(X, y)
+        seconds = time.perf_counter() - t0
+        proba = net.predict_proba(X_te)
+        scores = {"max_proba": _confidence_scores(proba)["max_proba"]}
+        extra = {}
+        for name, params in CROSSFIT_CRITICS:
+            t1 = time.perf_counter()
+            critic = CrossFitCritic(FrozenEstimator(net), random_state=seed, **params).fit(X, y)
+            scores[name] = (critic.predict_correctness(X_te), True)
+            extra[f"{name}_seconds"] = time.perf_counter() - t1
+        return _rows(model, proba, y_te, scores, seconds, extra=extra)
     if model == "ll4al":
         net = LossPredictionNet(**common).fit(X, y)
         seconds = time.perf_counter() - t0
@@ -331,7 +357,7 @@ def main(argv=None):
     p.add_argument("--datasets", nargs="+", default=["digits", "fashion_mnist"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--models", nargs="*",
-                   help="models to run (default: ce, ce-views, ce-probe, ce-split0.2, ll4al "
+                   help="models to run (default: ce, ce-views, ce-probe, ce-split0.2, ce-crossfit, ll4al "
                         "and every VARIANTS name)")
     p.add_argument("--timing", action="store_true", help="also time the objectives")
     p.add_argument("--timing-reps", type=int, default=3)
@@ -341,7 +367,7 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="skip what <out>.json already has")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    fixed = ["ce", "ce-views", "ce-probe", "ce-split0.2", "ll4al"]
+    fixed = ["ce", "ce-views", "ce-probe", "ce-split0.2", "ce-crossfit", "ll4al"]
     models = args.models or fixed + [n for n, _ in VARIANTS]
     unknown = set(models) - set(fixed) - set(dict(VARIANTS))
     if unknown:

@@ -24,7 +24,7 @@ from .augment import VIEWS
 from .losses import correctness_critic_loss
 from .nets.crtcl import Critic, backbone_tap_dims, check_critic_taps, critic_inputs
 
-__all__ = ["CorrectnessCritic"]
+__all__ = ["CorrectnessCritic", "CrossFitCritic", "CROSSFIT_CALIBRATIONS"]
 
 _PROBA_TAPS = ("proba", "proba_sorted")
 
@@ -49,6 +49,19 @@ def _unwrap(estimator):
     while type(inner).__name__ == "FrozenEstimator" and hasattr(inner, "estimator"):
         inner = inner.estimator
     return inner
+
+
+def _check_fitted(net, who, why):
+    """Raise a NotFittedError naming ``who`` (and ``why`` it is never refitted) unless
+    ``net`` is fitted."""
+    try:
+        if callable(getattr(net, "check_is_fitted", None)):
+            net.check_is_fitted()
+        else:
+            check_is_fitted(net)
+    except NotFittedError:
+        raise NotFittedError(f"{who} needs an already fitted estimator (it is never refitted: "
+                             f"{why}); fit it, then pass FrozenEstimator(net)") from None
 
 
 def _view_features(logits, view_logits):
@@ -327,13 +340,8 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                 f"CorrectnessCritic reads the taps of one of this package's nets (a "
                 f"ResNetClassifier or subclass, possibly in a FrozenEstimator), got "
                 f"{type(net).__name__}")
-        try:
-            net.check_is_fitted()
-        except NotFittedError:
-            raise NotFittedError(
-                "CorrectnessCritic needs an already fitted estimator (it is never refitted: "
-                "the critic must learn from images the net did not train on); fit it, then "
-                "pass FrozenEstimator(net)") from None
+        _check_fitted(net, "CorrectnessCritic", "the critic must learn from images the net "
+                      "did not train on")
         return net
 
     # ------------------------------------------------------------------ features
@@ -543,3 +551,253 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         tags.input_tags.allow_nan = False
         return tags
 
+
+
+#: The values of :class:`CrossFitCritic`'s ``calibration``.
+CROSSFIT_CALIBRATIONS = ("temperature", None)
+
+
+
+
+class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+    """A critic of a fitted classifier from copies of it cross-fitted on its own labels.
+
+    Needs no labels beyond the labeled set: ``fit(X, y)`` takes the images
+    the classifier was trained on. It splits them into ``cv`` stratified
+    folds and, for each fold :math:`k`, trains a copy of the classifier
+    (:func:`~sklearn.base.clone`: the same parameters, its own seed drawn
+    from ``random_state``) on the other folds; with
+    ``calibration="temperature"`` each copy's probabilities are
+    temperature-scaled on the fold it did not see (scikit-learn's
+    ``CalibratedClassifierCV(FrozenEstimator(copy), method="temperature")``,
+    as ``CalibratedClassifierCV(cv=...)`` does with ``ensemble=True``). The
+    probability that the classifier's prediction :math:`\\hat y(x)` is right
+    is the copies' mean (calibrated) probability of that class,
+
+    .. math::
+
+        \\hat P(\\text{correct} \\mid x) = \\frac{1}{K} \\sum_{k=1}^{K}
+        \\tilde p_k\\big(\\hat y(x) \\mid x\\big),
+
+    low where models trained on nearly the same data, from other seeds,
+    put their mass elsewhere: an ensemble's disagreement with one of its
+    members (Lakshminarayanan et al., NeurIPS 2017, for ensembles'
+    uncertainty; Jiang et al., ICLR 2022, for the disagreement of two runs
+    as an estimate of the test error). With few labels the copies differ
+    much, and their disagreement ranks the classifier's errors better than
+    its own confidence (measured on digits and Fashion-MNIST: the docs'
+    CrtCl page); :func:`~sklearn_crtcl.estimation.estimate_accuracy` with
+    ``method="critic"`` averages :math:`\\hat P` into an accuracy estimate.
+
+    It costs ``cv`` more fits, each on :math:`(K-1)/K` of the labeled set,
+    and ``cv`` more forward passes in :meth:`predict_correctness`. The
+    classifier itself is never refitted. Unlike
+    :class:`CorrectnessCritic`, it reads only ``predict_proba`` and
+    ``classes_``: any scikit-learn classifier can be criticised.
+
+    ``predict``, ``predict_proba`` and ``classes_`` are those of the wrapped
+    classifier.
+
+    Parameters
+    ----------
+    estimator : fitted classifier or FrozenEstimator of one
+        The classifier to criticise (fitted on ``X, y`` of :meth:`fit`,
+        usually). Its copies are trained with its parameters; a
+        ``random_state`` parameter gets a seed per copy, and an unset
+        ``classes`` parameter (the package's nets, skorch's classifiers) the
+        classifier's classes, so that every copy has all its columns.
+    cv : int, default=5
+        Number of stratified folds, and of copies; at least 2, and at most
+        the number of images of the rarest class of ``y``.
+    calibration : {"temperature", None}, default="temperature"
+        Temperature-scale each copy on its held-out fold (the mean of
+        :math:`\\hat P` is then an accuracy estimate), or use the copies'
+        raw probabilities.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the folds and of the copies' seeds.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The wrapped (fitted) classifier, as given.
+    estimators_ : list of estimators
+        The ``cv`` fitted copies (in a ``CalibratedClassifierCV`` each with
+        ``calibration="temperature"``).
+    classes_ : ndarray
+        The classifier's classes.
+    n_features_in_ : int or None
+        Features of the classifier's inputs.
+
+    See Also
+    --------
+    CorrectnessCritic : A critic trained on held-out labeled images.
+    sklearn.calibration.CalibratedClassifierCV : Cross-fitted calibration.
+
+    References
+    ----------
+    B. Lakshminarayanan, A. Pritzel and C. Blundell, "Simple and Scalable
+    Predictive Uncertainty Estimation using Deep Ensembles", NeurIPS 2017.
+
+    Y. Jiang, V. Nagarajan, C. Baek and J. Z. Kolter, "Assessing
+    Generalization of SGD via Disagreement", ICLR 2022.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.frozen import FrozenEstimator
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn_crtcl import CrossFitCritic
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = LogisticRegression(C=1e-3).fit(X[:300], y[:300])
+    >>> critic = CrossFitCritic(FrozenEstimator(clf), cv=3, random_state=0).fit(
+    ...     X[:300], y[:300])
+    >>> p = critic.predict_correctness(X[300:305])
+    >>> p.shape, bool(((p >= 0) & (p <= 1)).all())
+    ((5,), True)
+    """
+
+    def __init__(self, estimator, *, cv=5, calibration="temperature", random_state=None):
+        self.estimator = estimator
+        self.cv = cv
+        self.calibration = calibration
+        self.random_state = random_state
+
+    def _net(self):
+        net = _unwrap(self.estimator)
+        if not (hasattr(net, "predict_proba") and hasattr(net, "get_params")):
+            raise TypeError(f"CrossFitCritic criticises a scikit-learn classifier with "
+                            f"predict_proba, got {type(net).__name__}")
+        _check_fitted(net, "CrossFitCritic", "its copies are trained beside it")
+        return net
+
+    def fit(self, X, y):
+        """Train and calibrate the ``cv`` copies on the folds of ``X, y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, ...)
+            The labeled images (usually those the classifier was trained on).
+        y : array-like of shape (n,)
+            Their labels (among the classifier's ``classes_``).
+
+        Returns
+        -------
+        self : CrossFitCritic
+
+        Raises
+        ------
+        ValueError
+            For a bad ``cv`` or ``calibration``, labels the classifier does not
+            know, or a class with fewer than ``cv`` images (before any fit).
+        """
+        from sklearn.base import clone
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.frozen import FrozenEstimator
+        from sklearn.model_selection import StratifiedKFold
+        from sklearn.utils import _safe_indexing
+
+        check_number(self.cv, "cv", integer=True, min_val=2)
+        if self.calibration is not None and (not isinstance(self.calibration, str)
+                                             or self.calibration not in CROSSFIT_CALIBRATIONS):
+            raise ValueError(f"calibration must be 'temperature' or None, got "
+                             f"{self.calibration!r}")
+        rng = check_random_state(self.random_state)
+        net = self._net()
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-d, got shape {y.shape}")
+        n = getattr(X, "shape", (len(X),))[0]
+        if len(y) != n:
+            raise ValueError(f"X and y have different numbers of samples: {n} and {len(y)}")
+        classes = np.asarray(net.classes_)
+        unknown = np.setdiff1d(np.unique(y), classes)
+        if unknown.size:
+            raise ValueError(f"y has labels the classifier does not know: "
+                             f"{unknown[:10].tolist()}")
+        labels, counts = np.unique(y, return_counts=True)
+        if counts.min() < self.cv:
+            raise ValueError(
+                f"CrossFitCritic(cv={self.cv}) needs at least {self.cv} images of each class "
+                f"in y; class {labels[counts.argmin()]!r} has {counts.min()} (lower cv)")
+        seeds = rng.randint(2 ** 31 - 1, size=self.cv + 1)
+        folds = StratifiedKFold(self.cv, shuffle=True, random_state=int(seeds[0]))
+        params = net.get_params(deep=False)
+        estimators = []
+        for k, (train, held) in enumerate(folds.split(np.zeros((n, 1)), y)):
+            copy = clone(net)
+            if "random_state" in params:
+                copy.set_params(random_state=int(seeds[k + 1]))
+            if "classes" in params and params["classes"] is None:
+                copy.set_params(classes=classes)
+            copy.fit(_safe_indexing(X, train), y[train])
+            if self.calibration == "temperature":
+                # one split, the whole held-out fold (the frozen copy needs no folds; with
+                # at least cv images per class, every fold has every class)
+                rows = np.arange(len(held))
+                copy = CalibratedClassifierCV(FrozenEstimator(copy), method="temperature",
+                                              cv=[(rows, rows)]).fit(_safe_indexing(X, held),
+                                                                     y[held])
+            estimators.append(copy)
+        self.estimator_ = self.estimator
+        self.estimators_ = estimators
+        self.classes_ = classes
+        self.n_features_in_ = getattr(net, "n_features_in_", None)
+        return self
+
+    def predict_correctness(self, X):
+        """Probability that the classifier's prediction of each image is right.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, ...)
+            Images.
+
+        Returns
+        -------
+        p_correct : ndarray of shape (n,)
+            The copies' mean (calibrated) probability of the classifier's
+            predicted class (a copy without that class gives it 0); in
+            ``[0, 1]``, higher: more likely right.
+        """
+        check_is_fitted(self, "estimators_")
+        predicted = np.asarray(self._net().predict_proba(X)).argmax(axis=1)
+        rows = np.arange(len(predicted))
+        total = np.zeros(len(predicted), dtype=np.float64)
+        for est in self.estimators_:
+            # the copy's probability of the predicted class, by label (a copy's
+            # columns are its own classes_)
+            cols = np.searchsorted(self.classes_, np.asarray(est.classes_))
+            proba = np.zeros((len(predicted), len(self.classes_)), dtype=np.float64)
+            proba[:, cols] = est.predict_proba(X)
+            total += proba[rows, predicted]
+        return total / len(self.estimators_)
+
+    def predict_proba(self, X):
+        """The wrapped classifier's class probabilities.
+
+        Parameters
+        ----------
+        X : array-like
+            Images.
+
+        Returns
+        -------
+        ndarray of shape (n, n_classes)
+        """
+        check_is_fitted(self, "estimators_")
+        return self.estimator_.predict_proba(X)
+
+    def predict(self, X):
+        """The wrapped classifier's predictions.
+
+        Parameters
+        ----------
+        X : array-like
+            Images.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+        """
+        check_is_fitted(self, "estimators_")
+        return self.estimator_.predict(X)

@@ -171,8 +171,9 @@ def test_bench_temperature_estimate_table(capsys):
 
 def test_bench_critic_correctness_probe_models_give_their_scores():
     """The class-probe models of bench_critic_correctness at a tiny size: each score's
-    row, the probes' own accuracy and C, and ce-split0.2's critics fitted on a share of
-    the labeled set that its net did not train on."""
+    row, the probes' own accuracy and C, ce-split0.2's critics fitted on a share of
+    the labeled set that its net did not train on, and ce-crossfit's critics on the
+    labeled set itself."""
     bench = _load("bench_critic_correctness")
     sizes = dict(n_labeled=120, n_unlabeled=0, n_heldout=150, n_test=100, epochs=1, width=2,
                  augment=None)
@@ -187,3 +188,9 @@ def test_bench_critic_correctness_probe_models_give_their_scores():
     assert [r["score"] for r in split] == ["max_proba", "posthoc_tcp", "posthoc_probe",
                                            "posthoc_probe_flip"]
     assert all(0 <= r["auroc"] <= 1 for r in split)
+    crossfit = bench.run_model("ce-crossfit", data, sizes, 0)
+    assert [r["score"] for r in crossfit] == ["max_proba", "crossfit", "crossfit_raw"]
+    assert all(0 <= r["auroc"] <= 1 and 0 <= r["ece_pc"] <= 1 for r in crossfit)
+    assert all(r["crossfit_seconds"] > 0 for r in crossfit)
+    # the same net as ce-probe's (same seed, same data)
+    assert crossfit[0]["auroc"] == rows[0]["auroc"]
