@@ -32,7 +32,7 @@ Usage::
 
     python benchmarks/bench_estimation.py --out bench_estimation [--resume]
         [--datasets digits fashion_mnist] [--trials 3] [--cycles 8]
-        [--selection rank] [--beta 1.0]
+        [--selection rank] [--beta 1.0] [--crossfit-cv 5]
 """
 
 import argparse
@@ -61,8 +61,10 @@ from sklearn_crtcl.query import (DEFAULT_SELECTION, STOCHASTIC_SELECTIONS,  # no
 from sklearn_crtcl.stopping import stopping_summary  # noqa: E402
 
 METHODS = ("confidence", "temperature", "atc", "doc", "importance")
-#: Estimates computed beside estimation_record's: ATC with the negative entropy, LURE.
-EXTRA = ("atc_entropy", "importance_lure")
+#: Estimates computed beside estimation_record's: ATC with the negative entropy, LURE,
+#: and (with ``--crossfit-cv``, NaN without) the mean P(correct) of a
+#: :class:`~sklearn_crtcl.CrossFitCritic` cross-fitted on the labeled set.
+EXTRA = ("atc_entropy", "importance_lure", "crossfit")
 ESTIMATORS = METHODS + EXTRA
 PRICES = (0.1, 1.0, 10.0)
 
@@ -110,6 +112,9 @@ def run_trial(dataset, data, trial, args, emit):
                                                   score="negative_entropy", **batch),
                  "importance_lure": estimate_accuracy(learner, X_pool, "importance",
                                                       q=proposal.q, estimator="lure", **batch)}
+        extra["crossfit"] = _crossfit_estimate(learner.estimator, X_pool, X_train[labeled],
+                                               y_train[labeled], args.crossfit_cv,
+                                               seed=1000 * trial + cycle)
         for name, e in extra.items():
             record.update({f"est_{name}": e.estimate, f"est_{name}_low": e.low,
                            f"est_{name}_high": e.high})
@@ -118,6 +123,22 @@ def run_trial(dataset, data, trial, args, emit):
         chosen = pool[idx]
         learner.teach(X_train[chosen], y_train[chosen])
         labeled, pool = np.r_[labeled, chosen], np.setdiff1d(pool, chosen)
+
+
+def _crossfit_estimate(net, X_pool, X_labeled, y_labeled, cv, seed):
+    """``method="critic"`` with a CrossFitCritic of ``cv`` copies fitted on the labeled set
+    (fewer copies if a class has fewer images; NaN for ``cv=0`` or fewer than 2)."""
+    from sklearn.frozen import FrozenEstimator
+
+    from sklearn_crtcl import CrossFitCritic
+    from sklearn_crtcl.estimation import AccuracyEstimate
+    cv = min(cv, int(np.unique(y_labeled, return_counts=True)[1].min()))
+    if cv < 2:
+        nan = float("nan")
+        return AccuracyEstimate(nan, nan, nan, "critic")
+    critic = CrossFitCritic(FrozenEstimator(net), cv=cv, random_state=seed).fit(X_labeled,
+                                                                                 y_labeled)
+    return estimate_accuracy(net, X_pool, "critic", critic=critic)
 
 
 def _read(path):
@@ -209,9 +230,14 @@ def main(argv=None):
                              "probabilities weight the importance estimates)")
     parser.add_argument("--beta", type=float, default=1.0,
                         help="coldness of the selection")
+    parser.add_argument("--crossfit-cv", type=int, default=0,
+                        help="copies of the CrossFitCritic estimate (0: not computed; it "
+                             "costs that many more fits per cycle)")
     args = parser.parse_args(argv)
     if not (math.isfinite(args.beta) and args.beta > 0):
         parser.error(f"--beta must be a finite number > 0, got {args.beta}")
+    if args.crossfit_cv < 0 or args.crossfit_cv == 1:
+        parser.error(f"--crossfit-cv must be 0 (off) or at least 2, got {args.crossfit_cv}")
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from .augment import VIEWS
 from .losses import correctness_critic_loss
 from .nets.crtcl import Critic, backbone_tap_dims, check_critic_taps, critic_inputs
 
-__all__ = ["CorrectnessCritic", "CrossFitCritic", "CROSSFIT_CALIBRATIONS"]
+__all__ = ["CorrectnessCritic", "CrossFitCritic"]
 
 _PROBA_TAPS = ("proba", "proba_sorted")
 
@@ -554,7 +554,7 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
 
 #: The values of :class:`CrossFitCritic`'s ``calibration``.
-CROSSFIT_CALIBRATIONS = ("temperature", None)
+_CALIBRATIONS = ("temperature", None)
 
 
 
@@ -564,7 +564,9 @@ class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     Needs no labels beyond the labeled set: ``fit(X, y)`` takes the images
     the classifier was trained on. It splits them into ``cv`` stratified
-    folds and, for each fold :math:`k`, trains a copy of the classifier
+    folds (``n_repeats`` times, each time shuffled anew: scikit-learn's
+    :class:`~sklearn.model_selection.RepeatedStratifiedKFold`) and, for each
+    fold :math:`k`, trains a copy of the classifier
     (:func:`~sklearn.base.clone`: the same parameters, its own seed drawn
     from ``random_state``) on the other folds; with
     ``calibration="temperature"`` each copy's probabilities are
@@ -577,7 +579,8 @@ class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     .. math::
 
         \\hat P(\\text{correct} \\mid x) = \\frac{1}{K} \\sum_{k=1}^{K}
-        \\tilde p_k\\big(\\hat y(x) \\mid x\\big),
+        \\tilde p_k\\big(\\hat y(x) \\mid x\\big), \\qquad
+        K = \\texttt{cv} \\cdot \\texttt{n\\_repeats},
 
     low where models trained on nearly the same data, from other seeds,
     put their mass elsewhere: an ensemble's disagreement with one of its
@@ -589,8 +592,10 @@ class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     CrtCl page); :func:`~sklearn_crtcl.estimation.estimate_accuracy` with
     ``method="critic"`` averages :math:`\\hat P` into an accuracy estimate.
 
-    It costs ``cv`` more fits, each on :math:`(K-1)/K` of the labeled set,
-    and ``cv`` more forward passes in :meth:`predict_correctness`. The
+    It costs :math:`K` more fits, each on :math:`1 - 1/\\texttt{cv}` of the
+    labeled set, and :math:`K` more forward passes in
+    :meth:`predict_correctness`; more copies rank better (less of the
+    copies' noise in the mean). The
     classifier itself is never refitted. Unlike
     :class:`CorrectnessCritic`, it reads only ``predict_proba`` and
     ``classes_``: any scikit-learn classifier can be criticised.
@@ -607,8 +612,10 @@ class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         ``classes`` parameter (the package's nets, skorch's classifiers) the
         classifier's classes, so that every copy has all its columns.
     cv : int, default=5
-        Number of stratified folds, and of copies; at least 2, and at most
-        the number of images of the rarest class of ``y``.
+        Number of stratified folds; at least 2, and at most the number of
+        images of the rarest class of ``y``.
+    n_repeats : int, default=1
+        Times the folds are drawn; ``cv * n_repeats`` copies.
     calibration : {"temperature", None}, default="temperature"
         Temperature-scale each copy on its held-out fold (the mean of
         :math:`\\hat P` is then an accuracy estimate), or use the copies'
@@ -621,7 +628,7 @@ class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     estimator_ : estimator
         The wrapped (fitted) classifier, as given.
     estimators_ : list of estimators
-        The ``cv`` fitted copies (in a ``CalibratedClassifierCV`` each with
+        The ``cv * n_repeats`` fitted copies (in a ``CalibratedClassifierCV`` each with
         ``calibration="temperature"``).
     classes_ : ndarray
         The classifier's classes.
@@ -648,7 +655,8 @@ class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     >>> from sklearn.linear_model import LogisticRegression
     >>> from sklearn_crtcl import CrossFitCritic
     >>> X, y = load_digits(return_X_y=True)
-    >>> clf = LogisticRegression(C=1e-3).fit(X[:300], y[:300])
+    >>> X = X / 16
+    >>> clf = LogisticRegression(C=0.01, max_iter=1000).fit(X[:300], y[:300])
     >>> critic = CrossFitCritic(FrozenEstimator(clf), cv=3, random_state=0).fit(
     ...     X[:300], y[:300])
     >>> p = critic.predict_correctness(X[300:305])
@@ -656,9 +664,11 @@ class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     ((5,), True)
     """
 
-    def __init__(self, estimator, *, cv=5, calibration="temperature", random_state=None):
+    def __init__(self, estimator, *, cv=5, n_repeats=1, calibration="temperature",
+                 random_state=None):
         self.estimator = estimator
         self.cv = cv
+        self.n_repeats = n_repeats
         self.calibration = calibration
         self.random_state = random_state
 
@@ -671,7 +681,7 @@ class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         return net
 
     def fit(self, X, y):
-        """Train and calibrate the ``cv`` copies on the folds of ``X, y``.
+        """Train and calibrate the ``cv * n_repeats`` copies on the folds of ``X, y``.
 
         Parameters
         ----------
@@ -687,18 +697,19 @@ class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            For a bad ``cv`` or ``calibration``, labels the classifier does not
+            For a bad ``cv``, ``n_repeats`` or ``calibration``, labels the classifier does not
             know, or a class with fewer than ``cv`` images (before any fit).
         """
         from sklearn.base import clone
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.frozen import FrozenEstimator
-        from sklearn.model_selection import StratifiedKFold
+        from sklearn.model_selection import RepeatedStratifiedKFold
         from sklearn.utils import _safe_indexing
 
         check_number(self.cv, "cv", integer=True, min_val=2)
+        check_number(self.n_repeats, "n_repeats", integer=True, min_val=1)
         if self.calibration is not None and (not isinstance(self.calibration, str)
-                                             or self.calibration not in CROSSFIT_CALIBRATIONS):
+                                             or self.calibration not in _CALIBRATIONS):
             raise ValueError(f"calibration must be 'temperature' or None, got "
                              f"{self.calibration!r}")
         rng = check_random_state(self.random_state)
@@ -719,8 +730,10 @@ class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             raise ValueError(
                 f"CrossFitCritic(cv={self.cv}) needs at least {self.cv} images of each class "
                 f"in y; class {labels[counts.argmin()]!r} has {counts.min()} (lower cv)")
-        seeds = rng.randint(2 ** 31 - 1, size=self.cv + 1)
-        folds = StratifiedKFold(self.cv, shuffle=True, random_state=int(seeds[0]))
+        n_copies = self.cv * self.n_repeats
+        seeds = rng.randint(2 ** 31 - 1, size=n_copies + 1)
+        folds = RepeatedStratifiedKFold(n_splits=self.cv, n_repeats=self.n_repeats,
+                                        random_state=int(seeds[0]))
         params = net.get_params(deep=False)
         estimators = []
         for k, (train, held) in enumerate(folds.split(np.zeros((n, 1)), y)):

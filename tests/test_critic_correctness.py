@@ -655,6 +655,9 @@ def test_crossfit_critic_copies_seeds_folds_and_determinism(mlp_digits):
     assert np.array_equal(critic.predict_proba(X[200:]), clf.predict_proba(X[200:]))
     calibrated = _crossfit(clf, X[:200], y[:200])
     assert all(type(c).__name__ == "CalibratedClassifierCV" for c in calibrated.estimators_)
+    # n_repeats draws the folds again: cv * n_repeats copies, each with its own seed
+    repeated = _crossfit(clf, X[:200], y[:200], cv=2, n_repeats=3, calibration=None)
+    assert len({c.random_state for c in repeated.estimators_}) == 6
 
 
 def test_crossfit_critic_on_a_net_sets_classes_and_queries_in_modal(digits):
@@ -698,6 +701,7 @@ def test_crossfit_critic_refuses_bad_input_before_any_fit(mlp_digits):
     frozen = FrozenEstimator(counting)
     for params, err, match in [
             (dict(cv=1), ValueError, "cv"), (dict(cv=2.5), TypeError, "cv"),
+            (dict(n_repeats=0), ValueError, "n_repeats"),
             (dict(calibration="isotonic"), ValueError, "calibration"),
             (dict(cv=30), ValueError, "at least 30 images of each class")]:
         with pytest.raises(err, match=match):
