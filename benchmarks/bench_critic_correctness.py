@@ -38,13 +38,14 @@ Models and their scores:
   on 80 % of it (a random share, seeded), its ``max_proba``, and
   ``posthoc_tcp``, ``posthoc_probe`` and ``posthoc_probe_flip`` fitted on the
   other 20 %;
-* ``ce-crossfit``: with no labels beyond the labeled set: the net of
-  ``ce-views`` (same seed, same weights), its ``max_proba``, and
-  :class:`~sklearn_crtcl.CrossFitCritic` fitted on the labeled set itself
-  (:data:`CROSSFIT_CRITICS`: ``crossfit`` five copies cross-fitted on its
-  folds and temperature-scaled on the fold each did not see, ``crossfit_raw``
-  without the temperature); ``ce-crossfit-2x5``: the same with the folds
-  drawn twice (ten copies, ``crossfit_2x5``);
+* ``ce-ensemble``, ``ce-crossfit``, ...: with no labels beyond the labeled
+  set: the net of ``ce-views`` (same seed, same weights), its ``max_proba``,
+  and :class:`~sklearn_crtcl.EnsembleCritic` fitted on the labeled set itself
+  (:data:`ENSEMBLE_CRITICS`): ``ensemble`` five copies of the net trained on
+  it from other seeds, ``ensemble10`` ten (model ``ce-ensemble10``);
+  ``crossfit`` five copies cross-fitted on its folds and temperature-scaled
+  on the fold each did not see, ``crossfit_raw`` without the temperature,
+  ``crossfit_2x5`` ten (the folds drawn twice, model ``ce-crossfit-2x5``);
 * ``ll4al``: :class:`~sklearn_crtcl.LossPredictionNet`, score ``neg_pred_loss``;
 * ``crtcl-*``: :class:`~sklearn_crtcl.CriticLossNet` with ``X_unlabeled``,
   score ``critic`` (``predict_correctness``), for the critic settings of
@@ -79,7 +80,7 @@ import numpy as np
 import torch
 from sklearn.frozen import FrozenEstimator
 
-from sklearn_crtcl import (CorrectnessCritic, CriticLossNet, CrossFitCritic, LossPredictionNet,
+from sklearn_crtcl import (CorrectnessCritic, CriticLossNet, EnsembleCritic, LossPredictionNet,
                            ResNetClassifier)
 from sklearn_crtcl.nets.crtcl import CRITIC_TAPS
 from sklearn_crtcl.experiments.report import _atomic_write_bytes, _atomic_write_json
@@ -136,11 +137,14 @@ PROBE_CRITICS = [
 #: The critics of model "ce-split0.2", on a held-out share of the labeled set.
 SPLIT_CRITICS = [c for c in PROBE_CRITICS if c[0] != "posthoc_probe_s4p"]
 
-#: model -> (score name, CrossFitCritic parameters) of the models whose critics are
-#: cross-fitted on the labeled set.
-CROSSFIT_CRITICS = {
-    "ce-crossfit": [("crossfit", dict()), ("crossfit_raw", dict(calibration=None))],
-    "ce-crossfit-2x5": [("crossfit_2x5", dict(n_repeats=2))],
+#: model -> (score name, EnsembleCritic parameters) of the models whose critics are
+#: trained on the labeled set.
+ENSEMBLE_CRITICS = {
+    "ce-ensemble": [("ensemble", dict())],
+    "ce-ensemble10": [("ensemble10", dict(n_copies=10))],
+    "ce-crossfit": [("crossfit", dict(cv=5, calibration="temperature")),
+                    ("crossfit_raw", dict(cv=5))],
+    "ce-crossfit-2x5": [("crossfit_2x5", dict(cv=5, n_copies=10, calibration="temperature"))],
 }
 
 #: Data set sizes: labeled, unlabeled, held-out (post-hoc critic and temperature), test,
@@ -266,16 +270,16 @@ def run_model(model, data, sizes, seed):
         scores = {"max_proba": _confidence_scores(proba)["max_proba"]}
         scores.update(_posthoc(net, SPLIT_CRITICS, X[held], y[held], X_te, seed)[0])
         return _rows(model, proba, y_te, scores, seconds)
-    if model in CROSSFIT_CRITICS:
-        # the net of "ce-views" again, criticised by copies cross-fitted on its own labels
+    if model in ENSEMBLE_CRITICS:
+        # the net of "ce-views" again, criticised by copies trained on its own labels
         net = ResNetClassifier(**common).fit(X, y)
         seconds = time.perf_counter() - t0
         proba = net.predict_proba(X_te)
         scores = {"max_proba": _confidence_scores(proba)["max_proba"]}
         extra = {}
-        for name, params in CROSSFIT_CRITICS[model]:
+        for name, params in ENSEMBLE_CRITICS[model]:
             t1 = time.perf_counter()
-            critic = CrossFitCritic(FrozenEstimator(net), random_state=seed, **params).fit(X, y)
+            critic = EnsembleCritic(FrozenEstimator(net), random_state=seed, **params).fit(X, y)
             scores[name] = (critic.predict_correctness(X_te), True)
             extra[f"{name}_seconds"] = time.perf_counter() - t1
         return _rows(model, proba, y_te, scores, seconds, extra=extra)
@@ -358,8 +362,8 @@ def main(argv=None):
     p.add_argument("--datasets", nargs="+", default=["digits", "fashion_mnist"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--models", nargs="*",
-                   help="models to run (default: ce, ce-views, ce-probe, ce-split0.2, ce-crossfit, "
-                        "ce-crossfit-2x5, ll4al "
+                   help="models to run (default: ce, ce-views, ce-probe, ce-split0.2, ce-ensemble, "
+                        "ce-ensemble10, ce-crossfit, ce-crossfit-2x5, ll4al "
                         "and every VARIANTS name)")
     p.add_argument("--timing", action="store_true", help="also time the objectives")
     p.add_argument("--timing-reps", type=int, default=3)
@@ -369,7 +373,7 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="skip what <out>.json already has")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    fixed = ["ce", "ce-views", "ce-probe", "ce-split0.2", *CROSSFIT_CRITICS, "ll4al"]
+    fixed = ["ce", "ce-views", "ce-probe", "ce-split0.2", *ENSEMBLE_CRITICS, "ll4al"]
     models = args.models or fixed + [n for n, _ in VARIANTS]
     unknown = set(models) - set(fixed) - set(dict(VARIANTS))
     if unknown:

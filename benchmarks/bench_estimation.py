@@ -32,7 +32,7 @@ Usage::
 
     python benchmarks/bench_estimation.py --out bench_estimation [--resume]
         [--datasets digits fashion_mnist] [--trials 3] [--cycles 8]
-        [--selection rank] [--beta 1.0] [--crossfit-cv 5]
+        [--selection rank] [--beta 1.0] [--ensemble 5] [--crossfit-cv 5]
 """
 
 import argparse
@@ -62,9 +62,11 @@ from sklearn_crtcl.stopping import stopping_summary  # noqa: E402
 
 METHODS = ("confidence", "temperature", "atc", "doc", "importance")
 #: Estimates computed beside estimation_record's: ATC with the negative entropy, LURE,
-#: and (with ``--crossfit-cv``, NaN without) the mean P(correct) of a
-#: :class:`~sklearn_crtcl.CrossFitCritic` cross-fitted on the labeled set.
-EXTRA = ("atc_entropy", "importance_lure", "crossfit")
+#: and the mean P(correct) of an :class:`~sklearn_crtcl.EnsembleCritic` trained on the
+#: labeled set: ``ensemble`` (``--ensemble`` copies on all of it) and ``crossfit``
+#: (``--crossfit-cv`` copies cross-fitted on its folds, temperature-scaled on the fold
+#: each did not see); NaN when their option is 0.
+EXTRA = ("atc_entropy", "importance_lure", "ensemble", "crossfit")
 ESTIMATORS = METHODS + EXTRA
 PRICES = (0.1, 1.0, 10.0)
 
@@ -112,9 +114,12 @@ def run_trial(dataset, data, trial, args, emit):
                                                   score="negative_entropy", **batch),
                  "importance_lure": estimate_accuracy(learner, X_pool, "importance",
                                                       q=proposal.q, estimator="lure", **batch)}
-        extra["crossfit"] = _crossfit_estimate(learner.estimator, X_pool, X_train[labeled],
-                                               y_train[labeled], args.crossfit_cv,
-                                               seed=1000 * trial + cycle)
+        labels = dict(X_labeled=X_train[labeled], y_labeled=y_train[labeled],
+                      seed=1000 * trial + cycle)
+        extra["ensemble"] = _ensemble_estimate(learner.estimator, X_pool, args.ensemble,
+                                               **labels)
+        extra["crossfit"] = _ensemble_estimate(learner.estimator, X_pool, args.crossfit_cv,
+                                               cv=True, **labels)
         for name, e in extra.items():
             record.update({f"est_{name}": e.estimate, f"est_{name}_low": e.low,
                            f"est_{name}_high": e.high})
@@ -125,19 +130,26 @@ def run_trial(dataset, data, trial, args, emit):
         labeled, pool = np.r_[labeled, chosen], np.setdiff1d(pool, chosen)
 
 
-def _crossfit_estimate(net, X_pool, X_labeled, y_labeled, cv, seed):
-    """``method="critic"`` with a CrossFitCritic of ``cv`` copies fitted on the labeled set
-    (fewer copies if a class has fewer images; NaN for ``cv=0`` or fewer than 2)."""
+def _ensemble_estimate(net, X_pool, n_copies, X_labeled, y_labeled, seed, cv=False):
+    """``method="critic"`` with an EnsembleCritic of ``n_copies`` copies trained on the
+    labeled set: on all of it, or (``cv=True``) cross-fitted on ``n_copies`` folds and
+    temperature-scaled (fewer folds if a class has fewer images); NaN for ``n_copies=0``
+    or fewer than 2 folds."""
     from sklearn.frozen import FrozenEstimator
 
-    from sklearn_crtcl import CrossFitCritic
+    from sklearn_crtcl import EnsembleCritic
     from sklearn_crtcl.estimation import AccuracyEstimate
-    cv = min(cv, int(np.unique(y_labeled, return_counts=True)[1].min()))
-    if cv < 2:
+    params = {}
+    if cv:
+        n_copies = min(n_copies, int(np.unique(y_labeled, return_counts=True)[1].min()))
+        params = dict(cv=n_copies, calibration="temperature")
+        if n_copies < 2:
+            n_copies = 0
+    if n_copies == 0:
         nan = float("nan")
         return AccuracyEstimate(nan, nan, nan, "critic")
-    critic = CrossFitCritic(FrozenEstimator(net), cv=cv, random_state=seed).fit(X_labeled,
-                                                                                 y_labeled)
+    critic = EnsembleCritic(FrozenEstimator(net), n_copies=n_copies, random_state=seed,
+                            **params).fit(X_labeled, y_labeled)
     return estimate_accuracy(net, X_pool, "critic", critic=critic)
 
 
@@ -230,14 +242,19 @@ def main(argv=None):
                              "probabilities weight the importance estimates)")
     parser.add_argument("--beta", type=float, default=1.0,
                         help="coldness of the selection")
+    parser.add_argument("--ensemble", type=int, default=0,
+                        help="copies of the EnsembleCritic estimate, trained on all the "
+                             "labels (0: not computed; it costs that many more fits per cycle)")
     parser.add_argument("--crossfit-cv", type=int, default=0,
-                        help="copies of the CrossFitCritic estimate (0: not computed; it "
-                             "costs that many more fits per cycle)")
+                        help="folds (and copies) of the cross-fitted EnsembleCritic estimate "
+                             "(0: not computed)")
     args = parser.parse_args(argv)
     if not (math.isfinite(args.beta) and args.beta > 0):
         parser.error(f"--beta must be a finite number > 0, got {args.beta}")
     if args.crossfit_cv < 0 or args.crossfit_cv == 1:
         parser.error(f"--crossfit-cv must be 0 (off) or at least 2, got {args.crossfit_cv}")
+    if args.ensemble < 0:
+        parser.error(f"--ensemble must be 0 (off) or more, got {args.ensemble}")
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

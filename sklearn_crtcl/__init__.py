@@ -2,7 +2,7 @@
 active learning, in the scikit-learn / skorch / modAL idiom."""
 
 from . import _modal_compat  # noqa: F401  (makes modAL work with scikit-learn >= 1.8)
-from .correctness import CorrectnessCritic, CrossFitCritic
+from .correctness import CorrectnessCritic, EnsembleCritic
 from .data import DatasetArray
 from .metrics import (brier_score, classwise_calibration_error, expected_calibration_error,
                       maximum_calibration_error, negative_log_likelihood, ood_auroc,
@@ -17,7 +17,7 @@ __all__ = [
     "LossPredictionNet",
     "TODNet",
     "CorrectnessCritic",
-    "CrossFitCritic",
+    "EnsembleCritic",
     "DatasetArray",
     "expected_calibration_error",
     "maximum_calibration_error",

@@ -24,7 +24,7 @@ from .augment import VIEWS
 from .losses import correctness_critic_loss
 from .nets.crtcl import Critic, backbone_tap_dims, check_critic_taps, critic_inputs
 
-__all__ = ["CorrectnessCritic", "CrossFitCritic"]
+__all__ = ["CorrectnessCritic", "EnsembleCritic"]
 
 _PROBA_TAPS = ("proba", "proba_sorted")
 
@@ -553,52 +553,55 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
 
 
-#: The values of :class:`CrossFitCritic`'s ``calibration``.
+#: The values of :class:`EnsembleCritic`'s ``calibration``.
 _CALIBRATIONS = ("temperature", None)
 
 
-
-
-class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
-    """A critic of a fitted classifier from copies of it cross-fitted on its own labels.
+class EnsembleCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+    """A critic of a fitted classifier from copies of it trained on its own labels.
 
     Needs no labels beyond the labeled set: ``fit(X, y)`` takes the images
-    the classifier was trained on. It splits them into ``cv`` stratified
-    folds (``n_repeats`` times, each time shuffled anew: scikit-learn's
-    :class:`~sklearn.model_selection.RepeatedStratifiedKFold`) and, for each
-    fold :math:`k`, trains a copy of the classifier
-    (:func:`~sklearn.base.clone`: the same parameters, its own seed drawn
-    from ``random_state``) on the other folds; with
-    ``calibration="temperature"`` each copy's probabilities are
-    temperature-scaled on the fold it did not see (scikit-learn's
-    ``CalibratedClassifierCV(FrozenEstimator(copy), method="temperature")``,
-    as ``CalibratedClassifierCV(cv=...)`` does with ``ensemble=True``). The
-    probability that the classifier's prediction :math:`\\hat y(x)` is right
-    is the copies' mean (calibrated) probability of that class,
+    the classifier was trained on and trains ``n_copies`` copies of the
+    classifier (:func:`~sklearn.base.clone`: the same parameters, each with
+    its own seed drawn from ``random_state``). With ``cv=None`` (the
+    default) every copy trains on the whole labeled set: a deep ensemble
+    (Lakshminarayanan et al., NeurIPS 2017) beside the classifier. With an
+    int ``cv`` the copies are cross-fitted: the labeled set is split into
+    ``cv`` stratified folds (``n_copies / cv`` times, each time shuffled
+    anew: scikit-learn's
+    :class:`~sklearn.model_selection.RepeatedStratifiedKFold`), each copy
+    trains on all folds but one, and with ``calibration="temperature"`` its
+    probabilities are temperature-scaled on the fold it did not see
+    (scikit-learn's ``CalibratedClassifierCV(FrozenEstimator(copy),
+    method="temperature")``, as ``CalibratedClassifierCV(cv=...)`` does with
+    ``ensemble=True``). The probability that the classifier's prediction
+    :math:`\\hat y(x)` is right is the copies' mean probability of that
+    class,
 
     .. math::
 
         \\hat P(\\text{correct} \\mid x) = \\frac{1}{K} \\sum_{k=1}^{K}
-        \\tilde p_k\\big(\\hat y(x) \\mid x\\big), \\qquad
-        K = \\texttt{cv} \\cdot \\texttt{n\\_repeats},
+        \\tilde p_k\\big(\\hat y(x) \\mid x\\big), \\qquad K = \\texttt{n\\_copies},
 
-    low where models trained on nearly the same data, from other seeds,
-    put their mass elsewhere: an ensemble's disagreement with one of its
-    members (Lakshminarayanan et al., NeurIPS 2017, for ensembles'
-    uncertainty; Jiang et al., ICLR 2022, for the disagreement of two runs
-    as an estimate of the test error). With few labels the copies differ
+    low where models trained from the same labels, from other seeds, put
+    their mass elsewhere. Its mean over unlabeled images is the copies'
+    expected agreement with the classifier, which estimates its accuracy
+    (the disagreement of two training runs estimates the test error, Jiang
+    et al., ICLR 2022): :func:`~sklearn_crtcl.estimation.estimate_accuracy`
+    with ``method="critic"`` computes it. With few labels the copies differ
     much, and their disagreement ranks the classifier's errors better than
     its own confidence (measured on digits and Fashion-MNIST: the docs'
-    CrtCl page); :func:`~sklearn_crtcl.estimation.estimate_accuracy` with
-    ``method="critic"`` averages :math:`\\hat P` into an accuracy estimate.
+    CrtCl page). Cross-fitted copies see less data than the classifier, so
+    they are weaker and agree with it less: their mean underestimates its
+    accuracy (the docs' estimation page).
 
-    It costs :math:`K` more fits, each on :math:`1 - 1/\\texttt{cv}` of the
-    labeled set, and :math:`K` more forward passes in
+    It costs ``n_copies`` more fits and ``n_copies`` more forward passes in
     :meth:`predict_correctness`; more copies rank better (less of the
-    copies' noise in the mean). The
-    classifier itself is never refitted. Unlike
-    :class:`CorrectnessCritic`, it reads only ``predict_proba`` and
-    ``classes_``: any scikit-learn classifier can be criticised.
+    copies' noise in the mean). The classifier itself is never refitted.
+    Unlike :class:`CorrectnessCritic`, it reads only ``predict_proba`` and
+    ``classes_``: any scikit-learn classifier can be criticised, but one
+    trained deterministically (a logistic regression) gives copies that do
+    not differ.
 
     ``predict``, ``predict_proba`` and ``classes_`` are those of the wrapped
     classifier.
@@ -611,25 +614,25 @@ class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         ``random_state`` parameter gets a seed per copy, and an unset
         ``classes`` parameter (the package's nets, skorch's classifiers) the
         classifier's classes, so that every copy has all its columns.
-    cv : int, default=5
-        Number of stratified folds; at least 2, and at most the number of
-        images of the rarest class of ``y``.
-    n_repeats : int, default=1
-        Times the folds are drawn; ``cv * n_repeats`` copies.
-    calibration : {"temperature", None}, default="temperature"
-        Temperature-scale each copy on its held-out fold (the mean of
-        :math:`\\hat P` is then an accuracy estimate), or use the copies'
-        raw probabilities.
+    n_copies : int, default=5
+        Number of copies; with an int ``cv``, a multiple of it.
+    cv : int or None, default=None
+        ``None``: every copy trains on the whole labeled set. An int: the
+        number of stratified folds of the cross-fitted copies; at least 2,
+        and at most the number of images of the rarest class of ``y``.
+    calibration : {None, "temperature"}, default=None
+        Use the copies' probabilities as they are, or temperature-scale each
+        cross-fitted copy on its held-out fold (needs an int ``cv``).
     random_state : int, RandomState instance or None, default=None
-        Seed of the folds and of the copies' seeds.
+        Seed of the copies' seeds and of the folds.
 
     Attributes
     ----------
     estimator_ : estimator
         The wrapped (fitted) classifier, as given.
     estimators_ : list of estimators
-        The ``cv * n_repeats`` fitted copies (in a ``CalibratedClassifierCV`` each with
-        ``calibration="temperature"``).
+        The ``n_copies`` fitted copies (each in a ``CalibratedClassifierCV``
+        with ``calibration="temperature"``).
     classes_ : ndarray
         The classifier's classes.
     n_features_in_ : int or None
@@ -652,36 +655,53 @@ class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     --------
     >>> from sklearn.datasets import load_digits
     >>> from sklearn.frozen import FrozenEstimator
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from sklearn_crtcl import CrossFitCritic
+    >>> from sklearn.neural_network import MLPClassifier
+    >>> from sklearn_crtcl import EnsembleCritic
     >>> X, y = load_digits(return_X_y=True)
     >>> X = X / 16
-    >>> clf = LogisticRegression(C=0.01, max_iter=1000).fit(X[:300], y[:300])
-    >>> critic = CrossFitCritic(FrozenEstimator(clf), cv=3, random_state=0).fit(
+    >>> clf = MLPClassifier((16,), max_iter=1000, random_state=0).fit(X[:300], y[:300])
+    >>> critic = EnsembleCritic(FrozenEstimator(clf), n_copies=3, random_state=0).fit(
     ...     X[:300], y[:300])
     >>> p = critic.predict_correctness(X[300:305])
     >>> p.shape, bool(((p >= 0) & (p <= 1)).all())
     ((5,), True)
     """
 
-    def __init__(self, estimator, *, cv=5, n_repeats=1, calibration="temperature",
-                 random_state=None):
+    def __init__(self, estimator, *, n_copies=5, cv=None, calibration=None, random_state=None):
         self.estimator = estimator
+        self.n_copies = n_copies
         self.cv = cv
-        self.n_repeats = n_repeats
         self.calibration = calibration
         self.random_state = random_state
 
     def _net(self):
         net = _unwrap(self.estimator)
         if not (hasattr(net, "predict_proba") and hasattr(net, "get_params")):
-            raise TypeError(f"CrossFitCritic criticises a scikit-learn classifier with "
+            raise TypeError(f"EnsembleCritic criticises a scikit-learn classifier with "
                             f"predict_proba, got {type(net).__name__}")
-        _check_fitted(net, "CrossFitCritic", "its copies are trained beside it")
+        _check_fitted(net, "EnsembleCritic", "its copies are trained beside it")
         return net
 
+    def _check_params(self):
+        check_number(self.n_copies, "n_copies", integer=True, min_val=1)
+        if self.cv is not None:
+            check_number(self.cv, "cv", integer=True, min_val=2)
+            if self.n_copies % self.cv:
+                raise ValueError(f"n_copies must be a multiple of cv (each draw of the folds "
+                                 f"gives cv copies), got n_copies={self.n_copies}, "
+                                 f"cv={self.cv}")
+        if self.calibration is not None and (not isinstance(self.calibration, str)
+                                             or self.calibration not in _CALIBRATIONS):
+            raise ValueError(f"calibration must be None or 'temperature', got "
+                             f"{self.calibration!r}")
+        if self.calibration == "temperature" and self.cv is None:
+            raise ValueError("calibration='temperature' fits each copy's temperature on the "
+                             "fold it did not train on: it needs an int cv (cv=None trains "
+                             "every copy on all the labels)")
+        return check_random_state(self.random_state)
+
     def fit(self, X, y):
-        """Train and calibrate the ``cv * n_repeats`` copies on the folds of ``X, y``.
+        """Train (and calibrate) the ``n_copies`` copies on ``X, y``.
 
         Parameters
         ----------
@@ -692,13 +712,14 @@ class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
         Returns
         -------
-        self : CrossFitCritic
+        self : EnsembleCritic
 
         Raises
         ------
         ValueError
-            For a bad ``cv``, ``n_repeats`` or ``calibration``, labels the classifier does not
-            know, or a class with fewer than ``cv`` images (before any fit).
+            For a bad ``n_copies``, ``cv`` or ``calibration``, labels the
+            classifier does not know, or (with an int ``cv``) a class with
+            fewer than ``cv`` images; before any fit.
         """
         from sklearn.base import clone
         from sklearn.calibration import CalibratedClassifierCV
@@ -706,13 +727,7 @@ class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         from sklearn.model_selection import RepeatedStratifiedKFold
         from sklearn.utils import _safe_indexing
 
-        check_number(self.cv, "cv", integer=True, min_val=2)
-        check_number(self.n_repeats, "n_repeats", integer=True, min_val=1)
-        if self.calibration is not None and (not isinstance(self.calibration, str)
-                                             or self.calibration not in _CALIBRATIONS):
-            raise ValueError(f"calibration must be 'temperature' or None, got "
-                             f"{self.calibration!r}")
-        rng = check_random_state(self.random_state)
+        rng = self._check_params()
         net = self._net()
         y = np.asarray(y)
         if y.ndim != 1:
@@ -726,23 +741,28 @@ class CrossFitCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"y has labels the classifier does not know: "
                              f"{unknown[:10].tolist()}")
         labels, counts = np.unique(y, return_counts=True)
-        if counts.min() < self.cv:
+        if self.cv is not None and counts.min() < self.cv:
             raise ValueError(
-                f"CrossFitCritic(cv={self.cv}) needs at least {self.cv} images of each class "
-                f"in y; class {labels[counts.argmin()]!r} has {counts.min()} (lower cv)")
-        n_copies = self.cv * self.n_repeats
-        seeds = rng.randint(2 ** 31 - 1, size=n_copies + 1)
-        folds = RepeatedStratifiedKFold(n_splits=self.cv, n_repeats=self.n_repeats,
-                                        random_state=int(seeds[0]))
+                f"EnsembleCritic(cv={self.cv}) needs at least {self.cv} images of each class "
+                f"in y; class {labels[counts.argmin()]!r} has {counts.min()} (lower cv, or "
+                f"cv=None)")
+        seeds = rng.randint(2 ** 31 - 1, size=self.n_copies + 1)
+        if self.cv is None:
+            splits = [(np.arange(n), None)] * self.n_copies
+        else:
+            splits = RepeatedStratifiedKFold(
+                n_splits=self.cv, n_repeats=self.n_copies // self.cv,
+                random_state=int(seeds[0])).split(np.zeros((n, 1)), y)
         params = net.get_params(deep=False)
         estimators = []
-        for k, (train, held) in enumerate(folds.split(np.zeros((n, 1)), y)):
+        for k, (train, held) in enumerate(splits):
             copy = clone(net)
             if "random_state" in params:
                 copy.set_params(random_state=int(seeds[k + 1]))
             if "classes" in params and params["classes"] is None:
                 copy.set_params(classes=classes)
-            copy.fit(_safe_indexing(X, train), y[train])
+            copy.fit(X if held is None else _safe_indexing(X, train),
+                     y if held is None else y[train])
             if self.calibration == "temperature":
                 # one split, the whole held-out fold (the frozen copy needs no folds; with
                 # at least cv images per class, every fold has every class)

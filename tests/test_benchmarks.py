@@ -172,7 +172,7 @@ def test_bench_temperature_estimate_table(capsys):
 def test_bench_critic_correctness_probe_models_give_their_scores():
     """The class-probe models of bench_critic_correctness at a tiny size: each score's
     row, the probes' own accuracy and C, ce-split0.2's critics fitted on a share of
-    the labeled set that its net did not train on, and ce-crossfit's critics on the
+    the labeled set that its net did not train on, and the ensemble critics on the
     labeled set itself."""
     bench = _load("bench_critic_correctness")
     sizes = dict(n_labeled=120, n_unlabeled=0, n_heldout=150, n_test=100, epochs=1, width=2,
@@ -188,9 +188,42 @@ def test_bench_critic_correctness_probe_models_give_their_scores():
     assert [r["score"] for r in split] == ["max_proba", "posthoc_tcp", "posthoc_probe",
                                            "posthoc_probe_flip"]
     assert all(0 <= r["auroc"] <= 1 for r in split)
-    crossfit = bench.run_model("ce-crossfit", data, sizes, 0)
-    assert [r["score"] for r in crossfit] == ["max_proba", "crossfit", "crossfit_raw"]
-    assert all(0 <= r["auroc"] <= 1 and 0 <= r["ece_pc"] <= 1 for r in crossfit)
-    assert all(r["crossfit_seconds"] > 0 for r in crossfit)
-    # the same net as ce-probe's (same seed, same data)
-    assert crossfit[0]["auroc"] == rows[0]["auroc"]
+    for model, critics in bench.ENSEMBLE_CRITICS.items():
+        if model == "ce-ensemble10":
+            continue  # as ce-ensemble, with more copies
+        ens = bench.run_model(model, data, sizes, 0)
+        assert [r["score"] for r in ens] == ["max_proba"] + [name for name, _ in critics]
+        assert all(0 <= r["auroc"] <= 1 and 0 <= r["ece_pc"] <= 1 for r in ens)
+        assert all(r[f"{name}_seconds"] > 0 for name, _ in critics for r in ens)
+        # the same net as ce-probe's (same seed, same data)
+        assert ens[0]["auroc"] == rows[0]["auroc"]
+
+
+def test_bench_estimation_ensemble_estimates_are_the_critics_mean_or_nan():
+    """bench_estimation's --ensemble and --crossfit-cv estimates: NaN when off, the mean
+    P(correct) of an EnsembleCritic on the labeled set otherwise (cross-fitted: with fewer
+    folds when a class has fewer images than asked)."""
+    from sklearn.datasets import load_digits
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.neural_network import MLPClassifier
+
+    from sklearn_crtcl import EnsembleCritic
+
+    bench = _load("bench_estimation")
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    clf = MLPClassifier((8,), max_iter=2000, random_state=0).fit(X[:100], y[:100])
+    labels = dict(X_labeled=X[:100], y_labeled=y[:100])
+    for cv in (False, True):
+        off = bench._ensemble_estimate(clf, X[100:], 0, seed=0, cv=cv, **labels)
+        assert np.isnan(off.estimate) and off.method == "critic"
+    rarest = int(np.bincount(y[:100]).min())
+    est = bench._ensemble_estimate(clf, X[100:], 50, seed=3, cv=True, **labels)
+    critic = EnsembleCritic(FrozenEstimator(clf), n_copies=rarest, cv=rarest,
+                            calibration="temperature", random_state=3).fit(X[:100], y[:100])
+    assert est.estimate == pytest.approx(critic.predict_correctness(X[100:]).mean())
+    whole = bench._ensemble_estimate(clf, X[100:], 2, seed=3, **labels)
+    critic = EnsembleCritic(FrozenEstimator(clf), n_copies=2, random_state=3).fit(X[:100],
+                                                                                  y[:100])
+    assert whole.estimate == pytest.approx(critic.predict_correctness(X[100:]).mean())
+    assert 0 < whole.estimate < 1 and whole.estimate != est.estimate

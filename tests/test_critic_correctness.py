@@ -588,7 +588,7 @@ def test_runner_runs_the_probabilistic_critic_methods(tmp_path):
         assert len(set(state["runs"][f"{m}/0"]["labeled"])) == 30
 
 
-# ---------------------------------------------------------------- CrossFitCritic
+# ---------------------------------------------------------------- EnsembleCritic
 @pytest.fixture(scope="module")
 def mlp_digits():
     """scikit-learn's digits, 200 labeled images and an MLP that errs on the rest (a
@@ -602,75 +602,89 @@ def mlp_digits():
     return X, y, clf
 
 
-def _crossfit(clf, X, y, **params):
-    from sklearn_crtcl import CrossFitCritic
+def _ensemble(clf, X, y, **params):
+    from sklearn_crtcl import EnsembleCritic
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the copies do not converge either
-        return CrossFitCritic(FrozenEstimator(clf), **{"cv": 4, "random_state": 0,
+        return EnsembleCritic(FrozenEstimator(clf), **{"n_copies": 4, "random_state": 0,
                                                         **params}).fit(X, y)
 
 
-def test_crossfit_critic_ranks_errors_and_its_mean_estimates_the_accuracy(mlp_digits):
-    """Copies cross-fitted on the labeled set alone rank the held-out errors far above
-    chance (and here above the classifier's own confidence), and their temperature-scaled
-    mean P(correct) is closer to the held-out accuracy than the raw copies' or the
-    classifier's average confidence."""
+def test_ensemble_critic_ranks_errors_above_the_classifiers_confidence(mlp_digits):
+    """Copies trained on the labeled set alone (all of it, or cross-fitted) rank the
+    held-out errors well above the classifier's own confidence: the copies' disagreement
+    with its prediction."""
     X, y, clf = mlp_digits
     correct = clf.predict(X[200:]) == y[200:]
-    acc, msp = correct.mean(), clf.predict_proba(X[200:]).max(axis=1)
-    cal = _crossfit(clf, X[:200], y[:200]).predict_correctness(X[200:])
-    raw = _crossfit(clf, X[:200], y[:200], calibration=None).predict_correctness(X[200:])
-    for p in (cal, raw):
+    msp = clf.predict_proba(X[200:]).max(axis=1)
+    for params in (dict(), dict(cv=4), dict(cv=4, calibration="temperature")):
+        p = _ensemble(clf, X[:200], y[:200], **params).predict_correctness(X[200:])
         assert p.shape == (len(X) - 200,) and p.dtype == np.float64
         assert ((p >= 0) & (p <= 1)).all()
-        assert correctness_auroc(correct, p) > correctness_auroc(correct, msp) + 0.05
-    assert abs(cal.mean() - acc) < 0.08
-    assert abs(cal.mean() - acc) < abs(raw.mean() - acc) - 0.05
-    assert abs(cal.mean() - acc) < abs(msp.mean() - acc) - 0.05
+        assert correctness_auroc(correct, p) > correctness_auroc(correct, msp) + 0.05, params
 
 
-def test_crossfit_critic_copies_seeds_folds_and_determinism(mlp_digits):
-    """Each copy is a clone with its own seed (drawn from random_state), trained on its
-    folds only (all classes in each); the classifier given is neither refitted nor
-    changed; the same random_state gives the same critic."""
+def test_crossfitted_temperature_brings_the_critics_mean_to_the_accuracy(mlp_digits):
+    """Temperature-scaled on the folds they did not see, the cross-fitted copies' mean
+    P(correct) is close to the held-out accuracy of this under-confident MLP, closer than
+    the raw copies' mean or the classifier's average confidence."""
+    X, y, clf = mlp_digits
+    acc = np.mean(clf.predict(X[200:]) == y[200:])
+    cal = _ensemble(clf, X[:200], y[:200], cv=4, calibration="temperature")
+    raw = _ensemble(clf, X[:200], y[:200], cv=4)
+    cal, raw = cal.predict_correctness(X[200:]).mean(), raw.predict_correctness(X[200:]).mean()
+    conf = clf.predict_proba(X[200:]).max(axis=1).mean()
+    assert abs(cal - acc) < 0.08
+    assert abs(cal - acc) < abs(raw - acc) - 0.05
+    assert abs(cal - acc) < abs(conf - acc) - 0.05
+
+
+def test_ensemble_critic_copies_seeds_folds_and_determinism(mlp_digits):
+    """Each copy is a clone with its own seed (drawn from random_state), trained on the
+    whole labeled set or on its folds (all classes in each); the classifier given is
+    neither refitted nor changed; the same random_state gives the same critic."""
     X, y, clf = mlp_digits
     before = clf.predict_proba(X)
-    critic = _crossfit(clf, X[:200], y[:200], calibration=None)
+    critic = _ensemble(clf, X[:200], y[:200])
     assert np.array_equal(clf.predict_proba(X), before)
     assert critic.estimator_ is critic.estimator and critic.estimator.estimator is clf
     seeds = [c.random_state for c in critic.estimators_]
     assert len(seeds) == 4 and len(set(seeds)) == 4 and 0 not in seeds
     assert all(c is not clf and list(c.classes_) == list(range(10)) for c in critic.estimators_)
-    # each copy saw (K-1)/K of the images: it is not the classifier refitted on all
-    assert all(c.n_features_in_ == 64 for c in critic.estimators_)
-    again = _crossfit(clf, X[:200], y[:200], calibration=None)
+    again = _ensemble(clf, X[:200], y[:200])
     assert np.array_equal(again.predict_correctness(X[200:]),
                           critic.predict_correctness(X[200:]))
-    other = _crossfit(clf, X[:200], y[:200], calibration=None, random_state=1)
+    other = _ensemble(clf, X[:200], y[:200], random_state=1)
     assert not np.array_equal(other.predict_correctness(X[200:]),
                               critic.predict_correctness(X[200:]))
     # the classifier's own predictions pass through
     assert np.array_equal(critic.predict(X[200:]), clf.predict(X[200:]))
     assert np.array_equal(critic.predict_proba(X[200:]), clf.predict_proba(X[200:]))
-    calibrated = _crossfit(clf, X[:200], y[:200])
+    # the same seeds, on the folds: each copy saw 3/4 of the images, so it differs
+    folds = _ensemble(clf, X[:200], y[:200], cv=4)
+    assert [c.random_state for c in folds.estimators_] == seeds
+    assert not any(np.allclose(a.coefs_[0], b.coefs_[0])
+                   for a, b in zip(folds.estimators_, critic.estimators_))
+    calibrated = _ensemble(clf, X[:200], y[:200], cv=4, calibration="temperature")
     assert all(type(c).__name__ == "CalibratedClassifierCV" for c in calibrated.estimators_)
-    # n_repeats draws the folds again: cv * n_repeats copies, each with its own seed
-    repeated = _crossfit(clf, X[:200], y[:200], cv=2, n_repeats=3, calibration=None)
+    # n_copies / cv draws of the folds: cv * draws copies, each with its own seed
+    repeated = _ensemble(clf, X[:200], y[:200], cv=2, n_copies=6)
     assert len({c.random_state for c in repeated.estimators_}) == 6
 
 
-def test_crossfit_critic_on_a_net_sets_classes_and_queries_in_modal(digits):
+def test_ensemble_critic_on_a_net_sets_classes_and_queries_in_modal(digits):
     """On the package's net: every copy gets the net's classes and its own seed,
     P(correct) is in [0, 1], critic_sampling queries by it, and method='critic' of
     estimate_accuracy averages it; clone and pickle keep it."""
     import pickle
-    from sklearn_crtcl import CrossFitCritic
+    from sklearn_crtcl import EnsembleCritic
     from sklearn_crtcl.estimation import estimate_accuracy
     X, X_te, y, _ = digits
     net = ResNetClassifier(module__width=2, max_epochs=2, batch_size=32, device="cpu",
                            random_state=0).fit(X[:100], y[:100])
-    critic = CrossFitCritic(net, cv=2, random_state=0).fit(X[:100], y[:100])
+    critic = EnsembleCritic(net, n_copies=2, cv=2, calibration="temperature",
+                            random_state=0).fit(X[:100], y[:100])
     copies = [c.estimator.estimator for c in critic.estimators_]
     assert all(list(c.classes) == list(net.classes_) for c in copies)
     assert len({c.random_state for c in copies}) == 2
@@ -683,10 +697,12 @@ def test_crossfit_critic_on_a_net_sets_classes_and_queries_in_modal(digits):
     assert clone(critic).get_params()["cv"] == 2
     restored = pickle.loads(pickle.dumps(critic))
     assert np.allclose(restored.predict_correctness(X_te[:50]), p)
+    whole = EnsembleCritic(net, n_copies=1, random_state=0).fit(X[:100], y[:100])
+    assert whole.estimators_[0].n_features_in_ == net.n_features_in_
 
 
-def test_crossfit_critic_refuses_bad_input_before_any_fit(mlp_digits):
-    from sklearn_crtcl import CrossFitCritic
+def test_ensemble_critic_refuses_bad_input_before_any_fit(mlp_digits):
+    from sklearn_crtcl import EnsembleCritic
     X, y, clf = mlp_digits
 
     class Counting(LogisticRegression):
@@ -696,24 +712,26 @@ def test_crossfit_critic_refuses_bad_input_before_any_fit(mlp_digits):
             type(self).fits += 1
             return super().fit(X, y)
 
-    counting = Counting(max_iter=50).fit(X[:100], y[:100])
+    counting = Counting(max_iter=1000).fit(X[:100], y[:100])
     Counting.fits = 0
     frozen = FrozenEstimator(counting)
     for params, err, match in [
+            (dict(n_copies=0), ValueError, "n_copies"), (dict(n_copies=2.0), TypeError, "n_copies"),
             (dict(cv=1), ValueError, "cv"), (dict(cv=2.5), TypeError, "cv"),
-            (dict(n_repeats=0), ValueError, "n_repeats"),
+            (dict(n_copies=5, cv=2), ValueError, "multiple of cv"),
             (dict(calibration="isotonic"), ValueError, "calibration"),
-            (dict(cv=30), ValueError, "at least 30 images of each class")]:
+            (dict(calibration="temperature"), ValueError, "needs an int cv"),
+            (dict(n_copies=30, cv=30), ValueError, "at least 30 images of each class")]:
         with pytest.raises(err, match=match):
-            CrossFitCritic(frozen, **params).fit(X[:100], y[:100])
+            EnsembleCritic(frozen, **params).fit(X[:100], y[:100])
     with pytest.raises(ValueError, match="labels the classifier does not know"):
-        CrossFitCritic(frozen, cv=2).fit(X[:100], np.r_[y[:99], 11])
+        EnsembleCritic(frozen, n_copies=2).fit(X[:100], np.r_[y[:99], 11])
     with pytest.raises(ValueError, match="different numbers of samples"):
-        CrossFitCritic(frozen, cv=2).fit(X[:100], y[:99])
+        EnsembleCritic(frozen, n_copies=2).fit(X[:100], y[:99])
     assert Counting.fits == 0
     with pytest.raises(NotFittedError, match="already fitted"):
-        CrossFitCritic(LogisticRegression()).fit(X[:100], y[:100])
+        EnsembleCritic(LogisticRegression()).fit(X[:100], y[:100])
     with pytest.raises(TypeError, match="predict_proba"):
-        CrossFitCritic(object()).fit(X[:100], y[:100])
+        EnsembleCritic(object()).fit(X[:100], y[:100])
     with pytest.raises(NotFittedError):
-        CrossFitCritic(frozen).predict_correctness(X[:5])
+        EnsembleCritic(frozen).predict_correctness(X[:5])
