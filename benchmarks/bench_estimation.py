@@ -31,7 +31,7 @@ the rest (a trial cut short is run again from its start).
 Usage::
 
     python benchmarks/bench_estimation.py --out bench_estimation [--resume]
-        [--datasets digits fashion_mnist] [--trials 3] [--cycles 8]
+        [--datasets digits fashion_mnist] [--trials 3 | --trial-ids 0 1 2] [--cycles 8]
         [--selection rank] [--beta 1.0] [--ensemble 5] [--crossfit-cv 5]
 """
 
@@ -229,6 +229,9 @@ def main(argv=None):
     parser.add_argument("--datasets", nargs="+", default=["digits", "fashion_mnist"],
                         choices=["digits", "fashion_mnist"])
     parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--trial-ids", type=int, nargs="+",
+                        help="run these trials instead of 0 .. --trials - 1 (e.g. one per "
+                             "process, each with its own --out)")
     parser.add_argument("--cycles", type=int, default=8)
     parser.add_argument("--initial", type=int, default=100)
     parser.add_argument("--query", type=int, default=100)
@@ -265,7 +268,7 @@ def main(argv=None):
     records = [r for r in records if (r["dataset"], r["trial"]) in done]
     for dataset in args.datasets:
         data = _load(dataset, args.n_train, args.n_test)
-        for trial in range(args.trials):
+        for trial in (args.trial_ids if args.trial_ids is not None else range(args.trials)):
             if (dataset, trial) in done:
                 print(f"{dataset} trial {trial}: done, kept", flush=True)
                 continue
