@@ -64,6 +64,60 @@ def _check_fitted(net, who, why):
                              f"{why}); fit it, then pass FrozenEstimator(net)") from None
 
 
+class _PosthocCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+    """What the post-hoc critics share: the labeled set's checks, and ``predict``
+    and ``predict_proba`` of the wrapped classifier (``_fitted`` names the
+    attribute that ``fit`` sets)."""
+
+    _fitted = None
+
+    @staticmethod
+    def _check_labeled(net, X, y):
+        """``y`` as an array, and the classifier's classes; errors name what is wrong."""
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-d, got shape {y.shape}")
+        n = getattr(X, "shape", (len(X),))[0]
+        if len(y) != n:
+            raise ValueError(f"X and y have different numbers of samples: {n} and {len(y)}")
+        classes = np.asarray(net.classes_)
+        unknown = np.setdiff1d(np.unique(y), classes)
+        if unknown.size:
+            raise ValueError(f"y has labels the classifier does not know: "
+                             f"{unknown[:10].tolist()}")
+        return y, classes
+
+    def predict_proba(self, X):
+        """The wrapped classifier's class probabilities.
+
+        Parameters
+        ----------
+        X : array-like
+            Images.
+
+        Returns
+        -------
+        ndarray of shape (n, n_classes)
+        """
+        check_is_fitted(self, self._fitted)
+        return self.estimator_.predict_proba(X)
+
+    def predict(self, X):
+        """The wrapped classifier's predictions.
+
+        Parameters
+        ----------
+        X : array-like
+            Images.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+        """
+        check_is_fitted(self, self._fitted)
+        return self.estimator_.predict(X)
+
+
 def _view_features(logits, view_logits):
     """Features of the net's predictions on test-time views of a batch.
 
@@ -89,7 +143,7 @@ def _view_features(logits, view_logits):
                      dim=1)
 
 
-class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+class CorrectnessCritic(_PosthocCritic):
     """A probabilistic critic of a fitted net's predictions, trained post hoc.
 
     ``fit(X, y)`` runs the (frozen) net once on held-out labeled images, reads
@@ -276,6 +330,8 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     ((5,), True)
     """
 
+    _fitted = "critic_"
+
     def __init__(self, estimator, *, critic_loss="bce", taps=None, hidden=128,
                  confidence_skip=True, views=(), max_epochs=50, batch_size=128, lr=1e-3,
                  weight_decay=1e-2, probe_C=None, random_state=None):
@@ -405,16 +461,7 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         self._check_params()
         net = self._net()
-        y = np.asarray(y)
-        if y.ndim != 1:
-            raise ValueError(f"y must be 1-d, got shape {y.shape}")
-        classes = np.asarray(net.classes_)
-        unknown = np.setdiff1d(np.unique(y), classes)
-        if unknown.size:
-            raise ValueError(f"y has labels the net does not know: {unknown[:10].tolist()}")
-        if len(y) != getattr(X, "shape", (len(X),))[0]:
-            raise ValueError(f"X and y have different numbers of samples: "
-                             f"{getattr(X, 'shape', (len(X),))[0]} and {len(y)}")
+        y, classes = self._check_labeled(net, X, y)
         probe = self.critic_loss == "probe"
         index = {label: i for i, label in enumerate(classes.tolist())}
         y_idx = torch.tensor([index[label] for label in y.tolist()], dtype=torch.long)
@@ -516,36 +563,6 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             scores = self.critic_(self._standardized(feats))
         return torch.sigmoid(scores).numpy().astype(np.float64)
 
-    def predict_proba(self, X):
-        """The wrapped net's class probabilities.
-
-        Parameters
-        ----------
-        X : array-like
-            Images.
-
-        Returns
-        -------
-        ndarray of shape (n, n_classes)
-        """
-        check_is_fitted(self, "critic_")
-        return self.estimator_.predict_proba(X)
-
-    def predict(self, X):
-        """The wrapped net's predictions.
-
-        Parameters
-        ----------
-        X : array-like
-            Images.
-
-        Returns
-        -------
-        ndarray of shape (n,)
-        """
-        check_is_fitted(self, "critic_")
-        return self.estimator_.predict(X)
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
@@ -557,7 +574,7 @@ class CorrectnessCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 _CALIBRATIONS = ("temperature", None)
 
 
-class EnsembleCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+class EnsembleCritic(_PosthocCritic):
     """A critic of a fitted classifier from copies of it trained on its own labels.
 
     Needs no labels beyond the labeled set: ``fit(X, y)`` takes the images
@@ -667,6 +684,8 @@ class EnsembleCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     ((5,), True)
     """
 
+    _fitted = "estimators_"
+
     def __init__(self, estimator, *, n_copies=5, cv=None, calibration=None, random_state=None):
         self.estimator = estimator
         self.n_copies = n_copies
@@ -729,17 +748,8 @@ class EnsembleCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
         rng = self._check_params()
         net = self._net()
-        y = np.asarray(y)
-        if y.ndim != 1:
-            raise ValueError(f"y must be 1-d, got shape {y.shape}")
-        n = getattr(X, "shape", (len(X),))[0]
-        if len(y) != n:
-            raise ValueError(f"X and y have different numbers of samples: {n} and {len(y)}")
-        classes = np.asarray(net.classes_)
-        unknown = np.setdiff1d(np.unique(y), classes)
-        if unknown.size:
-            raise ValueError(f"y has labels the classifier does not know: "
-                             f"{unknown[:10].tolist()}")
+        y, classes = self._check_labeled(net, X, y)
+        n = len(y)
         labels, counts = np.unique(y, return_counts=True)
         if self.cv is not None and counts.min() < self.cv:
             raise ValueError(
@@ -805,32 +815,3 @@ class EnsembleCritic(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             total += proba[rows, predicted]
         return total / len(self.estimators_)
 
-    def predict_proba(self, X):
-        """The wrapped classifier's class probabilities.
-
-        Parameters
-        ----------
-        X : array-like
-            Images.
-
-        Returns
-        -------
-        ndarray of shape (n, n_classes)
-        """
-        check_is_fitted(self, "estimators_")
-        return self.estimator_.predict_proba(X)
-
-    def predict(self, X):
-        """The wrapped classifier's predictions.
-
-        Parameters
-        ----------
-        X : array-like
-            Images.
-
-        Returns
-        -------
-        ndarray of shape (n,)
-        """
-        check_is_fitted(self, "estimators_")
-        return self.estimator_.predict(X)
