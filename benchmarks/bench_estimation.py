@@ -193,6 +193,9 @@ def summarize(records, cycles):
             truth = np.array([r["pool_accuracy"] for r in rows])
             cov = (float(np.mean((low <= truth) & (truth <= high)))
                    if np.isfinite(low).all() else float("nan"))
+            if np.isnan(err).all():  # not computed in this run (an option left at 0)
+                lines.append(f"| {m} | — | — | — |")
+                continue
             lines.append(f"| {m} | {_fmt(np.nanmean(np.abs(err)))} | {_fmt(np.nanmean(err))} "
                          f"| {_fmt(cov, 2)} |")
         lines += ["", "Stopping criteria (means over trials; cost = labels + price x test "
