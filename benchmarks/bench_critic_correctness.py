@@ -42,7 +42,8 @@ Models and their scores:
   set: the net of ``ce-views`` (same seed, same weights), its ``max_proba``,
   and :class:`~sklearn_crtcl.EnsembleCritic` fitted on the labeled set itself
   (:data:`ENSEMBLE_CRITICS`): ``ensemble`` five copies of the net trained on
-  it from other seeds, ``ensemble10`` ten (model ``ce-ensemble10``);
+  it from other seeds, ``ensemble10`` ten (model ``ce-ensemble10``),
+  ``ensemble20`` twenty (``ce-ensemble20``);
   ``crossfit`` five copies cross-fitted on its folds and temperature-scaled
   on the fold each did not see, ``crossfit_raw`` without the temperature,
   ``crossfit_2x5`` ten (the folds drawn twice, model ``ce-crossfit-2x5``);
@@ -142,6 +143,7 @@ SPLIT_CRITICS = [c for c in PROBE_CRITICS if c[0] != "posthoc_probe_s4p"]
 ENSEMBLE_CRITICS = {
     "ce-ensemble": [("ensemble", dict())],
     "ce-ensemble10": [("ensemble10", dict(n_copies=10))],
+    "ce-ensemble20": [("ensemble20", dict(n_copies=20))],
     "ce-crossfit": [("crossfit", dict(cv=5, calibration="temperature")),
                     ("crossfit_raw", dict(cv=5))],
     "ce-crossfit-2x5": [("crossfit_2x5", dict(cv=5, n_copies=10, calibration="temperature"))],
@@ -363,7 +365,7 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--models", nargs="*",
                    help="models to run (default: ce, ce-views, ce-probe, ce-split0.2, ce-ensemble, "
-                        "ce-ensemble10, ce-crossfit, ce-crossfit-2x5, ll4al "
+                        "ce-ensemble10, ce-ensemble20, ce-crossfit, ce-crossfit-2x5, ll4al "
                         "and every VARIANTS name)")
     p.add_argument("--timing", action="store_true", help="also time the objectives")
     p.add_argument("--timing-reps", type=int, default=3)
