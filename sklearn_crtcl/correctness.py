@@ -802,14 +802,17 @@ class EnsembleCritic(_PosthocCritic):
             predicted class (a copy without that class gives it 0); in
             ``[0, 1]``, higher: more likely right.
         """
+        from .estimation import _label_columns
+
         check_is_fitted(self, "estimators_")
-        predicted = np.asarray(self._net().predict_proba(X)).argmax(axis=1)
+        net = self._net()
+        predicted = np.asarray(net.predict_proba(X)).argmax(axis=1)
         rows = np.arange(len(predicted))
         total = np.zeros(len(predicted), dtype=np.float64)
         for est in self.estimators_:
             # the copy's probability of the predicted class, by label (a copy's
-            # columns are its own classes_)
-            cols = np.searchsorted(self.classes_, np.asarray(est.classes_))
+            # columns are its own classes_, in its own order)
+            _, cols = _label_columns(net, len(self.classes_), est.classes_)
             proba = np.zeros((len(predicted), len(self.classes_)), dtype=np.float64)
             proba[:, cols] = est.predict_proba(X)
             total += proba[rows, predicted]
