@@ -66,7 +66,7 @@ IMPORTANCE_INTERVALS = ("korn-graubard", "normal")
 # the keyword arguments each method reads; any other one given is an error
 _USES = {
     "confidence": (),
-    "temperature": ("X_labeled", "y_labeled", "q", "indices"),
+    "temperature": ("X_labeled", "y_labeled", "q", "indices", "held_out"),
     "atc": ("X_labeled", "y_labeled", "score"),
     "doc": ("X_labeled", "y_labeled"),
     "critic": ("critic",),
@@ -77,7 +77,7 @@ _USES = {
 _NEEDS_LABELS = ("temperature", "atc", "doc", "importance")
 _DEFAULTS = {"X_labeled": None, "y_labeled": None, "score": "max_confidence", "critic": None,
              "q": None, "indices": None, "estimator": "desraj", "confidence_level": 0.95,
-             "interval": "korn-graubard"}
+             "interval": "korn-graubard", "held_out": None}
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def _proba(est, X, name):
         raise ValueError(f"predict_proba({name}) is not a probability matrix: {exc}") from None
 
 
-def _label_columns(est, n_classes, y):
+def _label_columns(est, n_classes, y, name="y_labeled"):
     """The classifier's classes and the column of each label of ``y`` among them.
 
     Raises ``ValueError`` naming the labels that are not among the classes (a
@@ -153,7 +153,7 @@ def _label_columns(est, n_classes, y):
     values = np.asarray(y).tolist()
     unknown = sorted({v for v in values if v not in position}, key=str)
     if unknown:
-        raise ValueError(f"y_labeled holds labels {unknown[:5]} that are not among the "
+        raise ValueError(f"{name} holds labels {unknown[:5]} that are not among the "
                          f"classifier's classes {classes.tolist()}")
     return classes, np.array([position[v] for v in values], dtype=np.intp)
 
@@ -302,9 +302,34 @@ def _desraj_weights(q):
     return 1.0 / q + (m - np.arange(1, m + 1))
 
 
-def _temperature_confidence(est, X, X_l, y_l, weights):
+def _check_held_out(held_out):
+    """The ``(probabilities, labels)`` pairs of ``held_out``, checked (before any
+    prediction): a list of ``(ndarray (n, K), ndarray (n,))``, one K for all."""
+    if isinstance(held_out, (str, bytes, np.ndarray)) or not hasattr(held_out, "__iter__"):
+        raise TypeError("held_out must be a sequence of (probabilities, labels) pairs, got "
+                        f"{type(held_out).__name__}")
+    pairs, n_classes = [], None
+    for k, pair in enumerate(held_out):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"held_out[{k}] must be a (probabilities, labels) pair, got "
+                             f"{type(pair).__name__}")
+        try:
+            proba = _check_proba(pair[0])
+        except ValueError as exc:
+            raise ValueError(f"held_out[{k}]'s probabilities: {exc}") from None
+        if n_classes is not None and proba.shape[1] != n_classes:
+            raise ValueError(f"held_out[{k}] has {proba.shape[1]} probability columns, "
+                             f"held_out[0] {n_classes}")
+        n_classes = proba.shape[1]
+        y = _check_y(pair[1], len(proba), name=f"held_out[{k}]'s labels")
+        pairs.append((proba, y))
+    return pairs
+
+
+def _temperature_confidence(est, X, X_l, y_l, weights, held_out=()):
     """Mean maximum probability on ``X`` after scikit-learn's temperature scaling
-    of ``est``'s probabilities, fitted on ``(X_l, y_l)`` with ``weights``."""
+    of ``est``'s probabilities, fitted on ``(X_l, y_l)`` with ``weights`` and on the
+    checked ``held_out`` pairs (weight 1); ``X_l`` may be None if there are pairs."""
     from sklearn.calibration import CalibratedClassifierCV
     try:
         from sklearn.frozen import FrozenEstimator
@@ -312,9 +337,20 @@ def _temperature_confidence(est, X, X_l, y_l, weights):
         raise ValueError("method='temperature' needs scikit-learn 1.8 or later (its "
                          "CalibratedClassifierCV(method='temperature'))") from None
 
-    proba_l = _proba(est, X_l, "X_labeled")
-    classes, columns = _label_columns(est, proba_l.shape[1], y_l)
-    weights = np.ones(len(columns)) if weights is None else np.asarray(weights, np.float64)
+    proba = _proba(est, X, "X")
+    fit_rows = [] if X_l is None else [(_proba(est, X_l, "X_labeled"), y_l, weights, "y_labeled")]
+    for k, (p, y) in enumerate(held_out):
+        if p.shape[1] != proba.shape[1]:
+            raise ValueError(f"held_out[{k}] has {p.shape[1]} probability columns, the "
+                             f"classifier {proba.shape[1]}")
+        fit_rows.append((p, y, None, f"held_out[{k}]'s labels"))
+    classes, proba_l, columns, w = None, [], [], []
+    for p, y, weight, name in fit_rows:
+        classes, cols = _label_columns(est, proba.shape[1], y, name)
+        proba_l.append(p)
+        columns.append(cols)
+        w.append(np.ones(len(cols)) if weight is None else np.asarray(weight, np.float64))
+    proba_l, columns, weights = np.vstack(proba_l), np.concatenate(columns), np.concatenate(w)
     # scikit-learn takes the classes from y: a class the batch lacks gets a row of
     # weight 0 (no term in the likelihood), so that the columns stay the classes
     missing = np.setdiff1d(np.arange(len(classes)), columns)
@@ -336,7 +372,6 @@ def _temperature_confidence(est, X, X_l, y_l, weights):
             raise ValueError("method='temperature' needs scikit-learn 1.8 or later (its "
                              "CalibratedClassifierCV(method='temperature'))") from exc
         raise
-    proba = _proba(est, X, "X")
     return float(calibrated.predict_proba(proba).max(axis=1).mean())
 
 
@@ -409,8 +444,18 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
     coefficient in Des Raj's estimator (below), so that the fitted likelihood
     is the pool's; without ``q`` the rows weigh the same, which suits a
     random sample of the pool and not a batch an uncertainty query chose
-    (its hard images make :math:`\hat\beta` too small). Needs
-    scikit-learn 1.8 or later.
+    (its hard images make :math:`\hat\beta` too small). With
+    ``held_out``, the batches of earlier rounds join the fit, each row
+    :math:`(p_s(x'), y')` with the probabilities of the model *of its
+    round*, which had not been trained on it (the model changes from round
+    to round, its temperature less: this trades a little drift for many
+    more labels in the fit),
+
+    .. math:: \hat\beta = \arg\min_\beta -\sum_{s \le t} \sum_{j \in B_s}
+              \log \operatorname{softmax}(\beta \log p_s(x'_j))_{y'_j},
+
+    and the estimate scales the current model's probabilities on ``X`` with
+    it. Needs scikit-learn 1.8 or later.
 
     ``"atc"`` (Average Thresholded Confidence, Garg et al., ICLR 2022, Eq. 1):
     on the :math:`n` labeled rows :math:`(x'_j, y'_j)`, the threshold
@@ -520,6 +565,14 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
         indices : array-like of int, optional
             ``"importance"``, ``"temperature"``: positions of the labeled rows in ``X``, in draw
             order.
+        held_out : sequence of (array-like, array-like), optional
+            ``"temperature"``: earlier rounds' batches as ``(probabilities,
+            labels)`` pairs, the probabilities (shape ``(n_s, K)``) those of
+            the model of that round, queried before it trained on them
+            (``predict_proba`` of the batch before ``teach``). They join the
+            fit with weight 1; with them ``X_labeled`` and ``y_labeled`` may
+            be left out (the last round, which has no next batch). Not with
+            ``q``.
         estimator : {"desraj", "lure"}, default="desraj"
             ``"importance"``: :data:`IMPORTANCE_ESTIMATORS`.
         confidence_level : float, default=0.95
@@ -542,11 +595,13 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
         For an unknown method or option, an option the method does not use,
         missing labeled data, inconsistent shapes, labels ``y_labeled`` that
         are not among the classifier's classes (``classes_``, else ``0 .. K-1``),
-        invalid probabilities, a Wasserstein critic or critic scores outside
-        ``[0, 1]``.
+        invalid probabilities (of the classifier or in ``held_out``),
+        ``held_out`` pairs that are not pairs or disagree in their number of
+        classes, ``held_out`` with ``q``, a Wasserstein critic or critic
+        scores outside ``[0, 1]``.
     TypeError
         If the classifier has no ``predict_proba`` (or the critic no
-        ``predict_correctness``).
+        ``predict_correctness``), or ``held_out`` is not a sequence.
 
     Examples
     --------
@@ -591,7 +646,13 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
     est = _unwrap(classifier, "classifier")
     _require(est, "predict_proba", "a fitted classifier")
     X_l, y_l = opts["X_labeled"], opts["y_labeled"]
-    if method in _NEEDS_LABELS:
+    held_out = [] if opts["held_out"] is None else _check_held_out(opts["held_out"])
+    if held_out and opts["q"] is not None:
+        raise ValueError("method='temperature' takes q= or held_out=, not both: q weights "
+                         "one drawn batch, held_out pools earlier batches unweighted")
+    n_l = 0
+    if method in _NEEDS_LABELS and not (held_out and X_l is None and y_l is None
+                                        and opts["indices"] is None):
         if method in ("importance", "temperature") and X_l is None and opts["indices"] is not None:
             X_l = X[np.asarray(opts["indices"])]
         if X_l is None or y_l is None:
@@ -611,7 +672,7 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
         elif opts["indices"] is not None:
             raise ValueError("method='temperature' got indices= without q=: the indices "
                              "only locate a drawn batch whose proposal q weights it")
-        return AccuracyEstimate(_temperature_confidence(est, X, X_l, y_l, weights),
+        return AccuracyEstimate(_temperature_confidence(est, X, X_l, y_l, weights, held_out),
                                 math.nan, math.nan, method)
     if method == "importance":
         if opts["estimator"] not in IMPORTANCE_ESTIMATORS:
