@@ -5,7 +5,9 @@ A standalone active-learning loop per data set (digits, Fashion-MNIST): a
 a batch per cycle with entropy sampling and a stochastic selection (the
 strategies' default, ``"rank"``, unless ``--selection`` says otherwise), and
 the same query returns the per-draw probabilities of its batch
-(``return_proposal=True``). Each cycle, before the model learns its new
+(``return_proposal=True``); ``--selection topk`` takes the highest entropies
+(the papers' selection, no importance estimate) and ``uniform`` a random
+batch. Each cycle, before the model learns its new
 batch, every estimator of
 :func:`~sklearn_crtcl.estimation.estimate_accuracy` estimates the model's
 accuracy on the pool (ATC and DoC fit on the new batch, the importance
@@ -32,7 +34,8 @@ Usage::
 
     python benchmarks/bench_estimation.py --out bench_estimation [--resume]
         [--datasets digits fashion_mnist] [--trials 3 | --trial-ids 0 1 2] [--cycles 8]
-        [--selection rank] [--beta 1.0] [--ensemble 5] [--crossfit-cv 5]
+        [--selection rank|power|softmax|topk|uniform] [--beta 1.0] [--ensemble 5]
+        [--crossfit-cv 5]
 """
 
 import argparse
@@ -66,7 +69,10 @@ METHODS = ("confidence", "temperature", "atc", "doc", "importance")
 #: labeled set: ``ensemble`` (``--ensemble`` copies on all of it) and ``crossfit``
 #: (``--crossfit-cv`` copies cross-fitted on its folds, temperature-scaled on the fold
 #: each did not see); NaN when their option is 0.
-EXTRA = ("atc_entropy", "importance_lure", "ensemble", "crossfit")
+#: ``temperature_pooled`` is ``"temperature"`` fitted on this cycle's batch and every
+#: earlier cycle's, each with the probabilities of the model that queried it
+#: (``held_out=``).
+EXTRA = ("atc_entropy", "importance_lure", "ensemble", "crossfit", "temperature_pooled")
 ESTIMATORS = METHODS + EXTRA
 PRICES = (0.1, 1.0, 10.0)
 
@@ -99,21 +105,22 @@ def run_trial(dataset, data, trial, args, emit):
 
     learner = ActiveLearner(estimator=net, query_strategy=entropy_sampling,
                             X_training=X_train[labeled], y_training=y_train[labeled])
+    held = []  # (probabilities of the cycle's model, labels) of each queried batch
     for cycle in range(args.cycles):
         X_pool = X_train[pool]
         n_query = min(args.query, len(pool))
-        # the whole pool is scored (no subset_size): the proposal is over X_pool
-        idx, _, proposal = learner.query(X_pool, n_instances=n_query, selection=args.selection,
-                                         beta=args.beta, random_state=1000 * trial + cycle,
-                                         return_proposal=True)
+        idx, q = _query(learner, X_pool, n_query, args, seed=1000 * trial + cycle)
         batch = dict(X_labeled=X_pool[idx], y_labeled=y_train[pool[idx]])
-        record = estimation_record(learner, X_pool, X_test, y_test, methods=METHODS,
-                                   criteria=criteria, q=proposal.q, y_pool=y_train[pool],
-                                   **batch)
+        methods = METHODS if q is not None else tuple(m for m in METHODS if m != "importance")
+        record = estimation_record(learner, X_pool, X_test, y_test, methods=methods,
+                                   criteria=criteria, q=q, y_pool=y_train[pool], **batch)
         extra = {"atc_entropy": estimate_accuracy(learner, X_pool, "atc",
                                                   score="negative_entropy", **batch),
-                 "importance_lure": estimate_accuracy(learner, X_pool, "importance",
-                                                      q=proposal.q, estimator="lure", **batch)}
+                 "temperature_pooled": estimate_accuracy(learner, X_pool, "temperature",
+                                                         held_out=held, **batch)}
+        if q is not None:
+            extra["importance_lure"] = estimate_accuracy(learner, X_pool, "importance", q=q,
+                                                         estimator="lure", **batch)
         labels = dict(X_labeled=X_train[labeled], y_labeled=y_train[labeled],
                       seed=1000 * trial + cycle)
         extra["ensemble"] = _ensemble_estimate(learner.estimator, X_pool, args.ensemble,
@@ -124,10 +131,27 @@ def run_trial(dataset, data, trial, args, emit):
             record.update({f"est_{name}": e.estimate, f"est_{name}_low": e.low,
                            f"est_{name}_high": e.high})
         record.update(dataset=dataset, trial=trial, cycle=cycle, n_labeled=len(labeled))
-        emit(record)
+        emit({**{c: math.nan for c in COLUMNS}, **record})
+        held.append((learner.predict_proba(batch["X_labeled"]), batch["y_labeled"]))
         chosen = pool[idx]
         learner.teach(X_train[chosen], y_train[chosen])
         labeled, pool = np.r_[labeled, chosen], np.setdiff1d(pool, chosen)
+
+
+def _query(learner, X_pool, n_query, args, seed):
+    """The cycle's batch (positions in ``X_pool``, in draw order) and its per-draw
+    probabilities (None for top-k, which has none): entropy sampling with
+    ``args.selection``, or a uniform draw for ``"uniform"``."""
+    if args.selection == "uniform":
+        idx = np.random.RandomState(seed).choice(len(X_pool), n_query, replace=False)
+        return idx, 1.0 / (len(X_pool) - np.arange(n_query, dtype=np.float64))
+    if args.selection == "topk":
+        idx, _ = learner.query(X_pool, n_instances=n_query, selection="topk")
+        return np.asarray(idx), None
+    # the whole pool is scored (no subset_size): the proposal is over X_pool
+    idx, _, proposal = learner.query(X_pool, n_instances=n_query, selection=args.selection,
+                                     beta=args.beta, random_state=seed, return_proposal=True)
+    return np.asarray(idx), proposal.q
 
 
 def _ensemble_estimate(net, X_pool, n_copies, X_labeled, y_labeled, seed, cv=False):
@@ -243,9 +267,12 @@ def main(argv=None):
     parser.add_argument("--stop-set", type=int, default=300)
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--selection", default=DEFAULT_SELECTION, choices=STOCHASTIC_SELECTIONS,
-                        help="stochastic batch selection of entropy sampling (its per-draw "
-                             "probabilities weight the importance estimates)")
+    parser.add_argument("--selection", default=DEFAULT_SELECTION,
+                        choices=STOCHASTIC_SELECTIONS + ("topk", "uniform"),
+                        help="batch selection of entropy sampling: a stochastic one (its "
+                             "per-draw probabilities weight the importance estimates), "
+                             "'topk' (no importance estimate) or 'uniform' (random "
+                             "sampling)")
     parser.add_argument("--beta", type=float, default=1.0,
                         help="coldness of the selection")
     parser.add_argument("--ensemble", type=int, default=0,

@@ -227,3 +227,30 @@ def test_bench_estimation_ensemble_estimates_are_the_critics_mean_or_nan():
                                                                                   y[:100])
     assert whole.estimate == pytest.approx(critic.predict_correctness(X[100:]).mean())
     assert 0 < whole.estimate < 1 and whole.estimate != est.estimate
+
+
+@pytest.mark.parametrize("selection", ["topk", "uniform"])
+def test_bench_estimation_selections_and_the_pooled_temperature(selection):
+    """bench_estimation with the papers' top-k selection (no draw probabilities: no
+    importance estimate) and with random sampling; ``temperature_pooled`` is the
+    one-batch temperature in the first cycle, and pools the earlier batches after."""
+    import argparse
+
+    from sklearn_crtcl.datasets import load_digits_images
+
+    bench = _load("bench_estimation")
+    args = argparse.Namespace(initial=40, query=20, cycles=3, stop_set=50, width=2, epochs=1,
+                              selection=selection, beta=1.0, ensemble=0, crossfit_cv=0)
+    data = load_digits_images(random_state=0)
+    records = []
+    bench.run_trial("digits", data, 0, args, records.append)
+    assert [r["cycle"] for r in records] == [0, 1, 2]
+    assert [r["n_labeled"] for r in records] == [40, 60, 80]
+    for r in records:
+        assert set(bench.COLUMNS) <= set(r)
+        assert np.isnan(r["est_importance"]) == (selection == "topk")
+        assert np.isnan(r["est_importance_lure"]) == (selection == "topk")
+        assert 0 < r["est_temperature_pooled"] < 1
+    first, *later = records
+    assert first["est_temperature_pooled"] == first["est_temperature"]
+    assert all(r["est_temperature_pooled"] != r["est_temperature"] for r in later)
