@@ -54,6 +54,10 @@ def test_records_hold_the_estimates_and_verdicts(run):
         # the label-based estimates need the next batch: none after the last cycle
         for m in ("temperature", "atc", "doc"):
             assert math.isnan(r[f"est_{m}"]) == last
+        # the pooled temperature has the earlier batches even after the last cycle
+        assert 0 < r["est_temperature_pooled"] < 1
+        if r["cycle"] == 0:
+            assert r["est_temperature_pooled"] == r["est_temperature"]
         # a top-k query has no proposal, random sampling and "rank" have one
         has_draw = r["method"] != "entropy" and not last
         assert math.isfinite(r["est_importance"]) == has_draw
@@ -152,6 +156,59 @@ def _check_by_hand(out, state, records):
     assert got == pytest.approx((imp.estimate, imp.low, imp.high), abs=1e-12)
     wider = estimate_accuracy(net, X_train[pool], "importance", q=q, **kw)  # 95 %
     assert wider.high - wider.low > imp.high - imp.low > 0
+    # the store keeps each cycle's batch with its model's probabilities (held out
+    # from it): cycle 1's are this checkpoint's; the pooled temperature of cycle 1
+    # fits them and cycle 0's
+    held = _stored_held_out(out, "random")
+    assert [h["rows"] for h in held] == [list(full[30:50]), list(batch)]
+    np.testing.assert_allclose(held[1]["proba"], net.predict_proba(X_train[batch]),
+                               rtol=0, atol=1e-12)
+    pooled = estimate_accuracy(
+        net, X_est, "temperature", held_out=[(np.asarray(held[0]["proba"]),
+                                              y_train[held[0]["rows"]])], **kw)
+    assert final["est_temperature_pooled"] == pytest.approx(pooled.estimate, abs=1e-12)
+    assert final["est_temperature_pooled"] != final["est_temperature"]
+
+
+def _stored_held_out(out, method):
+    """The held-out batches of ``method``'s stored records, in cycle order."""
+    import json
+    import sqlite3
+
+    from sklearn_crtcl.experiments.estimates import HELD_OUT_KEY
+    db = sqlite3.connect(out / "runs.sqlite3")
+    rows = db.execute("SELECT cycle, data FROM crtcl_records WHERE method = ? ORDER BY cycle",
+                      (method,)).fetchall()
+    db.close()
+    records = [json.loads(data) for _, data in rows]
+    return [r[HELD_OUT_KEY] for r in records if HELD_OUT_KEY in r]
+
+
+def test_damaged_held_out_batches_are_refused(tmp_path, monkeypatch):
+    """Held-out probabilities read back from the store are checked before use: a
+    damaged one makes the store contradict itself (recomputed with recover=True)."""
+    import json
+    import sqlite3
+
+    from sklearn_crtcl.experiments.estimates import HELD_OUT_KEY
+    cfg = dict(CFG, methods=["random"], n_trials=1, n_cycles=3)
+    for damage in ("proba", "rows", "nan"):
+        out = _interrupted(tmp_path / damage, 2, monkeypatch, **cfg)
+        db = sqlite3.connect(out / "runs.sqlite3")
+        data = json.loads(db.execute("SELECT data FROM crtcl_records WHERE cycle = 0")
+                          .fetchone()[0])
+        held = data[HELD_OUT_KEY]
+        if damage == "proba":
+            held["proba"][0] = [2.0] + held["proba"][0][1:]
+        elif damage == "rows":
+            held["rows"][1] = held["rows"][0]
+        else:
+            held["proba"][3][0] = float("nan")
+        db.execute("UPDATE crtcl_records SET data = ? WHERE cycle = 0", (json.dumps(data),))
+        db.commit()
+        db.close()
+        with pytest.raises(Exception, match="holds damaged held-out probabilities"):
+            run_experiment(**cfg, output_dir=str(out), resume=True)
 
 
 def test_a_recomputed_unit_restores_the_criteria(run, tmp_path, monkeypatch):
@@ -355,13 +412,17 @@ def test_a_run_of_the_release_before_the_interval_options_resumes_with_its_inter
     assert _strip(records) == _strip(full)
 
 
-def test_a_run_of_the_release_before_the_temperature_estimate_resumes(tmp_path, monkeypatch):
-    """Records of a release before ``est_temperature`` are read back with NaN there; the
-    resumed cycles have it, every other column is the uninterrupted run's."""
+@pytest.mark.parametrize("newer", [3, 6])
+def test_a_run_of_an_earlier_release_resumes(tmp_path, monkeypatch, newer):
+    """Records of a release before ``est_temperature_pooled`` (``newer=3``: and the
+    held-out batches it fits on) or before ``est_temperature`` too (6) are read back
+    with NaN there; the resumed cycles have them, every other column is the
+    uninterrupted run's."""
     import json
     import sqlite3
 
-    from sklearn_crtcl.experiments.estimates import NEWER_COLUMNS
+    from sklearn_crtcl.experiments.estimates import HELD_OUT_KEY, NEWER_COLUMNS
+    lacking = set(NEWER_COLUMNS[:newer]) | {HELD_OUT_KEY}
     cfg = dict(CFG, methods=["random"], n_trials=1, n_cycles=3)
     out = _interrupted(tmp_path / "old", 2, monkeypatch, **cfg)
     db = sqlite3.connect(out / "runs.sqlite3")
@@ -369,21 +430,29 @@ def test_a_run_of_the_release_before_the_temperature_estimate_resumes(tmp_path, 
         record = json.loads(data)
         assert set(NEWER_COLUMNS) <= set(record)
         db.execute("UPDATE crtcl_records SET data = ? WHERE cycle = ?",
-                   (json.dumps({k: v for k, v in record.items() if k not in NEWER_COLUMNS}),
+                   (json.dumps({k: v for k, v in record.items() if k not in lacking}),
                     cycle))
     db.commit()
     db.close()
     records = run_experiment(**cfg, output_dir=str(out), resume=True)
     full = run_experiment(**cfg, output_dir=str(tmp_path / "whole"))
     assert [tuple(r) for r in records] == [tuple(r) for r in full]
-    # the stored cycles lost their temperature estimate, the resumed ones have it (the
-    # last cycle has no next batch: never one)
-    assert math.isnan(records[0]["est_temperature"])
-    assert math.isfinite(full[0]["est_temperature"])
+    # the stored cycles lost their newer estimates, the resumed ones have them (the
+    # last cycle has no next batch: never a one-batch temperature)
+    gone = [c for c in NEWER_COLUMNS[:newer] if not c.endswith(("_low", "_high"))]
+    for name in gone:
+        assert math.isnan(records[0][name]) and math.isfinite(full[0][name])
     assert math.isfinite(records[2]["est_temperature"])
     assert records[2]["est_temperature"] == full[2]["est_temperature"]
+    assert math.isnan(full[3]["est_temperature"])
+    # the pooled temperature of the resumed cycles fits only the batches of the
+    # records that still hold theirs: cycle 2's own, where the whole run has 0 .. 2
+    assert math.isfinite(records[2]["est_temperature_pooled"])
+    assert records[2]["est_temperature_pooled"] != full[2]["est_temperature_pooled"]
     keep = [k for k in full[0] if k not in NEWER_COLUMNS]
     assert _strip(records, keep) == _strip(full, keep)
+    if newer == 6:
+        assert "est_temperature" not in keep
     assert _strip(load_results(out)) == _strip(records)
 
 

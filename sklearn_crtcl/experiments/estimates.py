@@ -19,15 +19,19 @@ from ..stopping import (AccuracyGain, ClassificationChange, MaxUncertainty, Over
 
 __all__ = ["estimation_record", "estimation_summary", "plot_run_estimates", "run_criteria",
            "RUN_ESTIMATES", "RUN_CRITERIA",
-           "ESTIMATE_COLUMNS", "NEWER_COLUMNS", "STOP_SET_SIZE", "STOP_PRICES"]
+           "ESTIMATE_COLUMNS", "NEWER_COLUMNS", "HELD_OUT_KEY", "STOP_SET_SIZE", "STOP_PRICES"]
 
 #: The estimators the runner records every cycle (``est_<method>``, with
 #: ``_low`` and ``_high``): NaN where a method cannot run (``"importance"``
 #: needs a stochastic selection's proposal or random sampling, ``"critic"`` a
 #: probabilistic critic, the label-based ones a next batch). ``"temperature"``
-#: is fitted on the next batch unweighted, as ATC and DoC are; records of a
-#: release before it hold NaN there.
-RUN_ESTIMATES = ("confidence", "temperature", "atc", "doc", "importance", "critic")
+#: is fitted on the next batch unweighted, as ATC and DoC are;
+#: ``"temperature_pooled"`` is ``"temperature"`` with ``held_out=`` every
+#: earlier cycle's batch with the probabilities of the model that queried it
+#: (the last cycle, which has no next batch, gets it from those alone).
+#: Records of a release before an estimate hold NaN there.
+RUN_ESTIMATES = ("confidence", "temperature", "temperature_pooled", "atc", "doc", "importance",
+                 "critic")
 
 #: Size of the unlabeled stop set of the criteria that compare consecutive
 #: models (drawn once per trial from the initial pool).
@@ -74,8 +78,21 @@ ESTIMATE_COLUMNS = (("n_test", "pool_accuracy")
                     + ("estimation_time",))
 
 #: The columns of :data:`ESTIMATE_COLUMNS` that records of an earlier release
-#: lack (read back as NaN).
-NEWER_COLUMNS = ("est_temperature", "est_temperature_low", "est_temperature_high")
+#: lack (read back as NaN): those of ``"temperature"`` and of
+#: ``"temperature_pooled"``, the newest release's first (a record lacks the
+#: first k of them, k = 0, 3 or 6).
+NEWER_COLUMNS = ("est_temperature_pooled", "est_temperature_pooled_low",
+                 "est_temperature_pooled_high",
+                 "est_temperature", "est_temperature_low", "est_temperature_high")
+
+# the estimate_accuracy method of a recorded estimate that is an option of one
+_METHOD_OF = {"temperature_pooled": "temperature"}
+
+#: The key of a stored record (not a column of ``results.csv``) that holds the
+#: batch the cycle's model queried, held out from it: ``{"rows": its rows of the
+#: training set, "proba": the model's probabilities on them}``; the later
+#: cycles' ``"temperature_pooled"`` fits on them.
+HELD_OUT_KEY = "held_out_proba"
 
 _NEED_LABELS = ("temperature", "atc", "doc", "importance")
 
@@ -237,7 +254,8 @@ def _break_even_rows(run, prices):
     rows = []
     for e in RUN_ESTIMATES:
         for price in prices:
-            crit = AccuracyGain.break_even(price, run[0]["n_test"], per_round, method=e)
+            crit = AccuracyGain.break_even(price, run[0]["n_test"], per_round,
+                                           method=_METHOD_OF.get(e, e))
             flags = [bool(np.isfinite(r[f"est_{e}"])
                           and crit.update(None, None, estimate=float(r[f"est_{e}"])).stop)
                      for r in run]

@@ -489,8 +489,11 @@ def load_state(output_dir, storage=None):
             "cycle", "labeled", "done", "checkpoint", "checkpoint_sha256", "worker",
             "heartbeat")} for u in store.units_list()}
         order = {m: i for i, m in enumerate(config.get("methods", []))}
-        records = [r["record"] for r in sorted(store.records(), key=lambda r: (
-            order.get(r["method"], len(order)), r["trial"], r["cycle"]))]
+        from .estimates import HELD_OUT_KEY
+        # the held-out batches of the pooled temperature are the runner's, not a column
+        records = [{k: v for k, v in r["record"].items() if k != HELD_OUT_KEY}
+                   for r in sorted(store.records(), key=lambda r: (
+                       order.get(r["method"], len(order)), r["trial"], r["cycle"]))]
         return {"config": config, "records": records, "runs": runs}
     finally:
         store.dispose()
@@ -648,6 +651,9 @@ def _unit_problems(config, unit, records, n_pool):
                 or rec.get("n_labeled") != config.initial_size + r["cycle"] * config.query_size
                 or set(rec) not in _record_keys(config)):
             problems.append(f"its record of cycle {r['cycle']} is damaged")
+        elif not _held_out_ok(config, rec, n_pool):
+            problems.append(f"its record of cycle {r['cycle']} holds damaged held-out "
+                            "probabilities")
     name, sha = unit["checkpoint"], unit["checkpoint_sha256"]
     if unit["done"] or cycle < 0:
         if name is not None:
@@ -660,12 +666,44 @@ def _unit_problems(config, unit, records, n_pool):
     return problems
 
 
+def _held_out_ok(config, record, n_pool):
+    """Whether a record's held-out batch (if any) is ``query_size`` distinct rows of
+    the pool with a probability matrix of one row each."""
+    from ..metrics import _check_proba
+    from .estimates import HELD_OUT_KEY
+    if HELD_OUT_KEY not in record:
+        return True
+    value = record[HELD_OUT_KEY]
+    if not isinstance(value, dict) or set(value) != {"rows", "proba"}:
+        return False
+    rows, proba = value["rows"], value["proba"]
+    if (not isinstance(rows, list) or len(rows) != config.query_size
+            or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_pool
+                       for i in rows) or len(set(rows)) != len(rows)):
+        return False
+    if (not isinstance(proba, list) or len(proba) != len(rows)
+            or not all(isinstance(row, list) and row and all(
+                isinstance(v, float) for v in row) for row in proba)):
+        return False
+    try:
+        _check_proba(np.asarray(proba, dtype=np.float64))
+    except ValueError:
+        return False
+    return True
+
+
 def _record_keys(config):
-    """The key sets a stored record of the run may have: today's, or an earlier
-    release's (without :data:`~sklearn_crtcl.experiments.estimates.NEWER_COLUMNS`)."""
-    from .estimates import NEWER_COLUMNS
+    """The key sets a stored record of the run may have: today's, with or without
+    the held-out probabilities of its batch
+    (:data:`~sklearn_crtcl.experiments.estimates.HELD_OUT_KEY`), or an earlier
+    release's (without some of
+    :data:`~sklearn_crtcl.experiments.estimates.NEWER_COLUMNS`)."""
+    from .estimates import HELD_OUT_KEY, NEWER_COLUMNS
     keys = set(record_columns(config.estimation))
-    return [keys, keys - set(NEWER_COLUMNS)] if config.estimation else [keys]
+    if not config.estimation:
+        return [keys]
+    sets = [keys - set(NEWER_COLUMNS[:k]) for k in range(0, len(NEWER_COLUMNS) + 1, 3)]
+    return sets + [keys | {HELD_OUT_KEY}]
 
 
 def _verify_store(config, store, n_pool):
@@ -998,7 +1036,9 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
     # the estimates that need the next batch's labels are added to a committed
     # record once that batch is queried (``awaiting``), in a second transaction
     criteria = _trial_criteria(config, trial, X_train, n_pool) if config.estimation else []
-    state = {"awaiting": None, "pool": None}
+    # held: (probabilities of cycle s's model, labels) of each batch s it queried, for
+    # the pooled temperature (restored from the stored records on a continued unit)
+    state = {"awaiting": None, "pool": None, "held": []}
 
     def stored_records():
         return sorted((r["record"] for r in _store_call(store.records)
@@ -1009,6 +1049,7 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
         """Restore the criteria at a committed ``cycle``; does its record await estimates?"""
         rows = stored_records()
         _restore_criteria(criteria, rows, learner)
+        state["held"] = _restore_held_out(rows, y_train)
         last = rows[-1] if rows else None
         if last is not None and last["cycle"] == cycle and _awaits_batch(last):
             state["awaiting"] = cycle
@@ -1048,10 +1089,13 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
             record = stored_records()[-1]
         state["pool"] = None
         record = {**record, **_batch_estimates(config, trial, cycle, learner, data, labeled,
-                                               batch, draw, criteria, est, X_est)}
+                                               batch, draw, criteria, est, X_est,
+                                               state["held"])}
         # both parts' time (this part's alone for a cycle continued from the store)
         record["estimation_time"] = elapsed + time.perf_counter() - t0
-        record = {k: record[k] for k in record_columns(True)}
+        from .estimates import HELD_OUT_KEY
+        record = {k: record[k] for k in record_columns(True) + (HELD_OUT_KEY,)}
+        state["held"].extend(_restore_held_out([record], y_train))
         if _writes():
             if beat is not None and beat.lost:
                 raise LostClaimError(f"{method}/{trial}: the claim was taken over")
@@ -1087,7 +1131,7 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
         if config.estimation:
             t0 = time.perf_counter()
             part, est, X_est = _pool_estimates(config, trial, cycle, learner, data, labeled,
-                                               criteria)
+                                               criteria, state["held"] if done else None)
             record.update(part)
             elapsed = time.perf_counter() - t0
             # NaN: the record awaits the estimates from the next batch (not after the last)
@@ -1205,12 +1249,14 @@ def _estimation_rows(config, trial, cycle, n_pool, labeled):
     return rows
 
 
-def _pool_estimates(config, trial, cycle, learner, data, labeled, criteria):
+def _pool_estimates(config, trial, cycle, learner, data, labeled, criteria, held=None):
     """The columns of a cycle's record known at its commit (no next batch needed):
     ``confidence`` and ``critic``, the pool accuracy, the criteria but the gains of
-    label-based estimates; the others NaN. Also the net with its pool
-    probabilities and the pool rows, for :func:`_batch_estimates`."""
-    from ..estimation import _check_critic
+    label-based estimates, and with ``held`` (the last cycle's: the earlier batches'
+    held-out probabilities and labels) ``temperature_pooled`` from those alone; the
+    others NaN. Also the net with its pool probabilities and the pool rows, for
+    :func:`_batch_estimates`."""
+    from ..estimation import _check_critic, estimate_accuracy
     from .estimates import ESTIMATE_COLUMNS, _PoolProba, estimation_record
 
     X_train, X_test, y_train, y_test = data
@@ -1226,17 +1272,24 @@ def _pool_estimates(config, trial, cycle, learner, data, labeled, criteria):
                                criteria=[c for c in criteria if not _needs_batch(c)],
                                y_pool=y_train[rows], critic=learner.estimator)
     record["n_test"] = int(len(y_test))
+    if held:
+        e = estimate_accuracy(est, X_est, "temperature", held_out=held)
+        record.update(est_temperature_pooled=e.estimate, est_temperature_pooled_low=e.low,
+                      est_temperature_pooled_high=e.high)
     for key in ESTIMATE_COLUMNS:
         record.setdefault(key, False if key.startswith("stop_") else math.nan)
     return record, est, X_est
 
 
 def _batch_estimates(config, trial, cycle, learner, data, labeled, batch, draw, criteria,
-                     est, X_est):
+                     est, X_est, held):
     """The columns of a committed cycle's record from the batch its model queried:
-    ``temperature``, ``atc``, ``doc`` and ``importance`` (with the query's draw)
-    and the gains of these estimates."""
-    from .estimates import _PoolProba, estimation_record
+    ``temperature``, ``atc``, ``doc``, ``importance`` (with the query's draw) and
+    ``temperature_pooled`` (with the earlier cycles' batches ``held``), the gains of
+    these estimates, and the batch's probabilities (held out from this model) under
+    :data:`~sklearn_crtcl.experiments.estimates.HELD_OUT_KEY`."""
+    from ..estimation import estimate_accuracy
+    from .estimates import HELD_OUT_KEY, _PoolProba, estimation_record
 
     X_train, _, y_train, _ = data
     if est is None:
@@ -1255,8 +1308,24 @@ def _batch_estimates(config, trial, cycle, learner, data, labeled, batch, draw, 
                                          interval=config.importance_interval,
                                          confidence_level=config.confidence_level),
                                      **labels))
+    pooled = estimate_accuracy(est, X_est, "temperature", held_out=held, **labels)
+    out.update(est_temperature_pooled=pooled.estimate, est_temperature_pooled_low=pooled.low,
+               est_temperature_pooled_high=pooled.high)
+    # the same array as the fits': its probabilities are computed once (_PoolProba)
+    out[HELD_OUT_KEY] = {"rows": [int(i) for i in batch],
+                         "proba": np.asarray(est.predict_proba(labels["X_labeled"]),
+                                             dtype=np.float64).tolist()}
     out.pop("pool_accuracy")
     return out
+
+
+def _restore_held_out(records, y_train):
+    """The ``(probabilities, labels)`` of the held-out batches of ``records`` (the
+    records that hold one, in their order)."""
+    from .estimates import HELD_OUT_KEY
+    return [(np.asarray(r[HELD_OUT_KEY]["proba"], dtype=np.float64),
+             y_train[np.asarray(r[HELD_OUT_KEY]["rows"], dtype=np.int64)])
+            for r in records if HELD_OUT_KEY in r]
 
 
 def _store_records(config, store):
@@ -1266,11 +1335,10 @@ def _store_records(config, store):
                   key=lambda r: (method_order.get(r["method"], len(method_order)),
                                  r["trial"], r["cycle"]))
     records = [r["record"] for r in rows]
-    if config.estimation:  # a record of an older release lacks the newer estimates
-        from .estimates import ESTIMATE_COLUMNS
+    if config.estimation:  # a record of an older release lacks the newer estimates;
+        # the held-out probabilities are the runner's, not a column
         columns = record_columns(True)
-        records = [r if all(k in r for k in ESTIMATE_COLUMNS)
-                   else {k: r.get(k, math.nan) for k in columns} for r in records]
+        records = [{k: r.get(k, math.nan) for k in columns} for r in records]
     return records
 
 
