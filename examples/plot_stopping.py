@@ -10,8 +10,9 @@ selection), and after each round
 
 * estimates the model's accuracy on the unlabeled pool with
   :func:`~sklearn_crtcl.estimation.estimate_accuracy`: average confidence,
-  the temperature-scaled confidence, ATC and DoC (fitted on the new batch)
-  and the importance-weighted
+  the temperature-scaled confidence, ATC and DoC (fitted on the new batch),
+  the temperature fitted on every batch so far, each with the probabilities
+  of the model that queried it (``held_out=``), and the importance-weighted
   estimate from the new batch's labels, weighted by the probabilities the
   query drew them with (``return_proposal=True``), with its 95 % interval
   (Korn-Graubard's, the default);
@@ -39,6 +40,7 @@ from modAL.models import ActiveLearner
 
 from sklearn_crtcl import ResNetClassifier
 from sklearn_crtcl.datasets import load_digits_images, load_fashion_mnist
+from sklearn_crtcl.estimation import estimate_accuracy
 from sklearn_crtcl.experiments.estimates import estimation_record
 from sklearn_crtcl.query import entropy_sampling
 from sklearn_crtcl.stopping import (AccuracyGain, ClassificationChange, MaxUncertainty,
@@ -87,6 +89,7 @@ criteria = [StabilizingPredictions(stop_set), ClassificationChange(stop_set, thr
             AccuracyGain.break_even(price, population=len(X_test), labels_per_round=n_query,
                                     method="importance")]
 records = []
+held = []  # each round's batch: (probabilities of that round's model, labels)
 for cycle in range(max_rounds):
     X_pool = X_train[pool]
     idx, _, proposal = learner.query(X_pool, n_instances=n_query, random_state=cycle,
@@ -98,7 +101,10 @@ for cycle in range(max_rounds):
                                criteria=criteria, X_labeled=X_pool[idx],
                                y_labeled=y_train[pool[idx]], q=proposal.q,
                                y_pool=y_train[pool])
-    record.update(cycle=cycle, n_labeled=len(labeled))
+    batch = dict(X_labeled=X_pool[idx], y_labeled=y_train[pool[idx]])
+    pooled = estimate_accuracy(learner, X_pool, "temperature", held_out=held, **batch)
+    held.append((learner.predict_proba(batch["X_labeled"]), batch["y_labeled"]))
+    record.update(cycle=cycle, n_labeled=len(labeled), est_temperature_pooled=pooled.estimate)
     records.append(record)
     verdicts = ", ".join(f"{c.name} {'stop' if record['stop_' + c.name] else 'go'}"
                          for c in criteria)
@@ -106,7 +112,8 @@ for cycle in range(max_rounds):
           f" (test {record['accuracy']:.3f}); estimated: importance "
           f"{record['est_importance']:.3f} [{record['est_importance_low']:.3f}, "
           f"{record['est_importance_high']:.3f}], confidence {record['est_confidence']:.3f}, "
-          f"temperature-scaled {record['est_temperature']:.3f}, ATC {record['est_atc']:.3f}, "
+          f"temperature-scaled {record['est_temperature']:.3f} (pooled "
+          f"{record['est_temperature_pooled']:.3f}), ATC {record['est_atc']:.3f}, "
           f"DoC {record['est_doc']:.3f}")
     print(f"    verdicts: {verdicts}")
     if record["stop_break_even_importance"] or record["stop_stabilizing_predictions"]:
@@ -121,7 +128,9 @@ for cycle in range(max_rounds):
 # %%
 # ATC and DoC fit their threshold on the new batch, which entropy sampling chose
 # among the hardest images: they read the pool as harder than it is. Average
-# confidence needs no labels but trusts the model's calibration. The
+# confidence needs no labels but trusts the model's calibration; temperature
+# scaling measures its over-confidence on the batch, and the pooled fit on every
+# batch so far, with more labels for its one parameter. The
 # importance estimate weights each label by its selection probability and is
 # unbiased for the pool; its interval shrinks with the batch size.
 #
