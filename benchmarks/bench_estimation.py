@@ -36,6 +36,7 @@ Usage::
         [--datasets digits fashion_mnist] [--trials 3 | --trial-ids 0 1 2] [--cycles 8]
         [--selection rank|power|softmax|topk|uniform] [--beta 1.0] [--ensemble 5]
         [--crossfit-cv 5]
+    python benchmarks/bench_estimation.py --table OUT [OUT ...]   # the runs' RST table
 """
 
 import argparse
@@ -242,6 +243,35 @@ def summarize(records, cycles):
     return "\n".join(lines)
 
 
+#: The estimators of :func:`table`, in its column order.
+TABLE_ESTIMATORS = ("confidence", "temperature", "temperature_pooled", "atc", "doc",
+                    "importance")
+
+
+def table(outs):
+    """An RST table of several runs' estimators: per run (``--out`` directory; a row
+    per data set in it), the number of records (cycles times trials) and the mean
+    absolute error / bias against the pool accuracy over them, in accuracy points
+    ("-": not estimated)."""
+    head = ["data", "run", "records"] + list(TABLE_ESTIMATORS)
+    rows = []
+    for out in outs:
+        records = _read(Path(out) / "results.csv")
+        for dataset in sorted({r["dataset"] for r in records}):
+            recs = [r for r in records if r["dataset"] == dataset]
+            cells = [dataset, Path(out).name, str(len(recs))]
+            for m in TABLE_ESTIMATORS:
+                err = np.array([r[f"est_{m}"] - r["pool_accuracy"] for r in recs])
+                err = err[np.isfinite(err)]
+                cells.append(f"{100 * np.mean(np.abs(err)):.1f} / {100 * np.mean(err):+.1f}"
+                             if len(err) else "-")
+            rows.append(cells)
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    rule = " ".join("=" * w for w in widths)
+    line = lambda cells: " ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa
+    return "\n".join([rule, line(head), rule] + [line(r) for r in rows] + [rule])
+
+
 def main(argv=None):
     """Run the benchmark and write its files.
 
@@ -281,7 +311,13 @@ def main(argv=None):
     parser.add_argument("--crossfit-cv", type=int, default=0,
                         help="folds (and copies) of the cross-fitted EnsembleCritic estimate "
                              "(0: not computed)")
+    parser.add_argument("--table", nargs="+", metavar="OUT",
+                        help="print the RST table of these runs' estimators (their --out "
+                             "directories) and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return
     if not (math.isfinite(args.beta) and args.beta > 0):
         parser.error(f"--beta must be a finite number > 0, got {args.beta}")
     if args.crossfit_cv < 0 or args.crossfit_cv == 1:

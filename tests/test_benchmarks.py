@@ -230,7 +230,7 @@ def test_bench_estimation_ensemble_estimates_are_the_critics_mean_or_nan():
 
 
 @pytest.mark.parametrize("selection", ["topk", "uniform"])
-def test_bench_estimation_selections_and_the_pooled_temperature(selection):
+def test_bench_estimation_selections_and_the_pooled_temperature(selection, tmp_path):
     """bench_estimation with the papers' top-k selection (no draw probabilities: no
     importance estimate) and with random sampling; ``temperature_pooled`` is the
     one-batch temperature in the first cycle, and pools the earlier batches after."""
@@ -254,3 +254,17 @@ def test_bench_estimation_selections_and_the_pooled_temperature(selection):
     first, *later = records
     assert first["est_temperature_pooled"] == first["est_temperature"]
     assert all(r["est_temperature_pooled"] != r["est_temperature"] for r in later)
+    # --table: one row per run, each estimate's mean absolute error / bias in points
+    from sklearn_crtcl.experiments.report import write_results_csv
+    out = tmp_path / selection
+    out.mkdir()
+    write_results_csv(records, out / "results.csv", columns=bench.COLUMNS)
+    lines = bench.table([out]).splitlines()
+    assert len(lines) == 5 and lines[0] == lines[2] == lines[4]
+    cells = lines[3].split()
+    assert cells[:3] == ["digits", selection, "3"]
+    err = np.array([r["est_temperature_pooled"] - r["pool_accuracy"] for r in records])
+    column = 3 + 3 * bench.TABLE_ESTIMATORS.index("temperature_pooled")
+    assert cells[column:column + 3] == [f"{100 * np.mean(np.abs(err)):.1f}", "/",
+                                        f"{100 * np.mean(err):+.1f}"]
+    assert (cells[-1] == "-") == (selection == "topk")
