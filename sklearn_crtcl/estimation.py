@@ -338,7 +338,9 @@ def _temperature_confidence(est, X, X_l, y_l, weights, held_out=()):
                          "CalibratedClassifierCV(method='temperature'))") from None
 
     proba = _proba(est, X, "X")
-    fit_rows = [] if X_l is None else [(_proba(est, X_l, "X_labeled"), y_l, weights, "y_labeled")]
+    fit_rows = []  # (probabilities, labels, weights, the labels' name in errors)
+    if X_l is not None:
+        fit_rows.append((_proba(est, X_l, "X_labeled"), y_l, weights, "y_labeled"))
     for k, (p, y) in enumerate(held_out):
         if p.shape[1] != proba.shape[1]:
             raise ValueError(f"held_out[{k}] has {p.shape[1]} probability columns, the "
