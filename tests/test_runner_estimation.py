@@ -469,3 +469,21 @@ def test_long_runs_split_the_per_cycle_tables_to_fit_a_page():
     assert all(h.count("|") <= 10 for h in headers)
     assert "cycle 7 (n=80)" in headers[0] and "cycle 8 (n=90)" in headers[1]
     assert "cycle 12 (n=130)" in headers[1] and "cycle 0 " not in headers[1]
+
+
+def test_a_diverged_training_stops_the_run_with_a_clear_error(tmp_path, monkeypatch):
+    """A cycle whose training loss is not finite (NaN predictions) stops the run with
+    a ValueError naming the unit, the cycle and the epoch, before the cycle is
+    evaluated or committed; the earlier cycles stay committed."""
+    from sklearn_crtcl.experiments import runner
+    real = runner.make_estimator
+
+    def diverging(*args, **kwargs):
+        return real(*args, **kwargs).set_params(lr=1e12)
+
+    cfg = dict(CFG, methods=["random"], n_cycles=2)
+    monkeypatch.setattr(runner, "make_estimator", diverging)
+    with pytest.raises(ValueError, match=r"random/0: the training of cycle 0 diverged \(its "
+                                         r"training loss is not finite since epoch [0-9]+ of the net"):
+        run_experiment(**cfg, output_dir=str(tmp_path / "run"))
+    assert load_state(tmp_path / "run")["records"] == []

@@ -204,7 +204,9 @@ def main(argv=None):
     -------
     int
         Exit status: 0 on success, 2 for invalid options or missing data
-        files (reported before anything is written), 130 when interrupted.
+        files (reported before anything is written) or a cycle whose training
+        diverged (reported before that cycle is committed), 130 when
+        interrupted.
     """
     parser = build_parser()
     args = parser.parse_args(argv)

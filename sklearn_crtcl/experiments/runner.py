@@ -1119,6 +1119,7 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
                     continue_from(cycle, learner)
             progress.cycle_replayed(cycle)
             return
+        _check_converged(learner.estimator, method, trial, cycle)
         record = {"method": method, "trial": trial, "cycle": cycle,
                   "n_labeled": len(labeled)}
         record.update(_evaluate(learner, X_test, y_test))
@@ -1192,6 +1193,25 @@ def _run_one(config, unit, data, classes, out, store, worker, beat):
             finish_cycle(cycle, labeled, learner, t_start, t_query)
     finally:
         progress.close()
+
+
+def _check_converged(net, method, trial, cycle):
+    """Raise a ``ValueError`` naming the unit and the epoch when the cycle's training
+    loss is not finite (the training diverged), before anything of the cycle is
+    evaluated or committed."""
+    losses = [row.get("train_loss") for row in net.history]
+    if losses and losses[-1] is not None and math.isfinite(float(losses[-1])):
+        return
+    since = len(losses)
+    while since > 0 and (losses[since - 1] is None
+                         or not math.isfinite(float(losses[since - 1]))):
+        since -= 1
+    raise ValueError(
+        f"{method}/{trial}: the training of cycle {cycle} diverged (its training loss is "
+        f"not finite since epoch {since + 1} of the net's history; the predictions would be "
+        "NaN). Nothing of the cycle was committed; the same settings diverge the same way "
+        "on this machine, so rerun with other settings (e.g. fewer epochs, another seed) "
+        "in another output directory")
 
 
 def _proposal_kind(spec):
