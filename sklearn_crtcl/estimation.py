@@ -337,18 +337,22 @@ def _temperature_confidence(est, X, X_l, y_l, weights, held_out=()):
         raise ValueError("method='temperature' needs scikit-learn 1.8 or later (its "
                          "CalibratedClassifierCV(method='temperature'))") from None
 
-    proba = _proba(est, X, "X")
     fit_rows = []  # (probabilities, labels, weights, the labels' name in errors)
+    proba = None  # of X: predicted after the checks, unless it gives the class count
     if X_l is not None:
         fit_rows.append((_proba(est, X_l, "X_labeled"), y_l, weights, "y_labeled"))
+        n_classes = fit_rows[0][0].shape[1]
+    else:  # only held-out batches: the classifier's class count is read off X
+        proba = _proba(est, X, "X")
+        n_classes = proba.shape[1]
     for k, (p, y) in enumerate(held_out):
-        if p.shape[1] != proba.shape[1]:
+        if p.shape[1] != n_classes:
             raise ValueError(f"held_out[{k}] has {p.shape[1]} probability columns, the "
-                             f"classifier {proba.shape[1]}")
+                             f"classifier {n_classes}")
         fit_rows.append((p, y, None, f"held_out[{k}]'s labels"))
     classes, proba_l, columns, w = None, [], [], []
     for p, y, weight, name in fit_rows:
-        classes, cols = _label_columns(est, proba.shape[1], y, name)
+        classes, cols = _label_columns(est, n_classes, y, name)
         proba_l.append(p)
         columns.append(cols)
         w.append(np.ones(len(cols)) if weight is None else np.asarray(weight, np.float64))
@@ -374,6 +378,8 @@ def _temperature_confidence(est, X, X_l, y_l, weights, held_out=()):
             raise ValueError("method='temperature' needs scikit-learn 1.8 or later (its "
                              "CalibratedClassifierCV(method='temperature'))") from exc
         raise
+    if proba is None:
+        proba = _proba(est, X, "X")
     return float(calibrated.predict_proba(proba).max(axis=1).mean())
 
 

@@ -562,8 +562,18 @@ def test_temperature_held_out_misuse():
         estimate_accuracy(clf, X, "temperature", held_out=[(np.full((4, 2), 0.5), y[:4] % 2)])
     with pytest.raises(ValueError, match=r"held_out\[0\]'s labels must be 1-D"):
         estimate_accuracy(clf, X, "temperature", held_out=[(clf.proba[:20], y[:19])], **batch)
+    # ...before the pool is predicted: only the batch was
+    seen = []
+
+    class Counting(Fixed):
+        def predict_proba(self, X):
+            seen.append(len(X))
+            return super().predict_proba(X)
+
     with pytest.raises(ValueError, match=r"held_out\[0\]'s labels holds labels \[7\]"):
-        estimate_accuracy(clf, X, "temperature", held_out=[(clf.proba[:3], [0, 1, 7])], **batch)
+        estimate_accuracy(Counting(clf.proba), X, "temperature",
+                          held_out=[(clf.proba[:3], [0, 1, 7])], **batch)
+    assert seen == [20]
     with pytest.raises(ValueError, match="q= or held_out=, not both"):
         estimate_accuracy(clf, X, "temperature", held_out=good, q=1 / (200 - np.arange(20)),
                           **batch)
