@@ -74,14 +74,24 @@ METHODS = ("confidence", "temperature", "atc", "doc", "importance")
 #: earlier cycle's, each with the probabilities of the model that queried it
 #: (``held_out=``).
 EXTRA = ("atc_entropy", "importance_lure", "ensemble", "crossfit", "temperature_pooled")
-ESTIMATORS = METHODS + EXTRA
+#: Not estimates but floors, fitted on labels no loop has: the temperature fitted on the
+#: labeled test split (a random sample of the data, 1,000 Fashion-MNIST or 450 digits
+#: images) and on the pool's own labels, each applied to the pool; what any temperature
+#: fit from the loop's batches can at best reach.
+ORACLES = ("oracle_test_temperature", "oracle_pool_temperature")
+ESTIMATORS = METHODS + EXTRA + ORACLES
 PRICES = (0.1, 1.0, 10.0)
 
 
 #: The runner's criteria (the same defaults).
 _criteria = run_criteria
 CRITERIA = RUN_CRITERIA
-COLUMNS = (("dataset", "trial", "cycle", "n_labeled", "accuracy", "n_test", "pool_accuracy")
+#: ``held_out_coverage``: the share of the pool whose confidence (maximum probability) is
+#: at most the highest confidence of a held-out row of ``temperature_pooled`` (this
+#: cycle's batch and the earlier ones, each under the model that queried it): the part of
+#: the pool whose confidence range the labeled held-out rows span.
+COLUMNS = (("dataset", "trial", "cycle", "n_labeled", "accuracy", "n_test", "pool_accuracy",
+            "held_out_coverage")
            + tuple(f"est_{m}{s}" for m in ESTIMATORS for s in ("", "_low", "_high"))
            + tuple(f"{p}_{c}" for c in CRITERIA for p in ("stat", "stop")))
 
@@ -128,6 +138,13 @@ def run_trial(dataset, data, trial, args, emit):
                                                **labels)
         extra["crossfit"] = _ensemble_estimate(learner.estimator, X_pool, args.crossfit_cv,
                                                cv=True, **labels)
+        extra["oracle_test_temperature"] = estimate_accuracy(
+            learner, X_pool, "temperature", X_labeled=X_test, y_labeled=y_test)
+        extra["oracle_pool_temperature"] = estimate_accuracy(
+            learner, X_pool, "temperature", X_labeled=X_pool, y_labeled=y_train[pool])
+        record["held_out_coverage"] = _coverage(
+            learner.predict_proba(X_pool),
+            held + [(learner.predict_proba(batch["X_labeled"]), batch["y_labeled"])])
         for name, e in extra.items():
             record.update({f"est_{name}": e.estimate, f"est_{name}_low": e.low,
                            f"est_{name}_high": e.high})
@@ -137,6 +154,13 @@ def run_trial(dataset, data, trial, args, emit):
         chosen = pool[idx]
         learner.teach(X_train[chosen], y_train[chosen])
         labeled, pool = np.r_[labeled, chosen], np.setdiff1d(pool, chosen)
+
+
+def _coverage(proba_pool, held_out):
+    """Share of the pool rows whose maximum probability is at most the largest one of
+    the held-out rows (``(proba, y)`` pairs)."""
+    top = max(float(np.max(p)) for p, _ in held_out)
+    return float(np.mean(np.max(proba_pool, axis=1) <= top))
 
 
 def _query(learner, X_pool, n_query, args, seed):
@@ -193,7 +217,9 @@ def _read(path):
                 rec[k] = v == "True"
             else:
                 rec[k] = float(v)
-        out.append(rec)
+        # a run of a release before a column: NaN there
+        out.append({**{c: math.nan for c in COLUMNS if c.startswith("est_")
+                       or c == "held_out_coverage"}, **rec})
     return out
 
 
@@ -223,6 +249,10 @@ def summarize(records, cycles):
                 continue
             lines.append(f"| {m} | {_fmt(np.nanmean(np.abs(err)))} | {_fmt(np.nanmean(err))} "
                          f"| {_fmt(cov, 2)} |")
+        cov = np.array([r["held_out_coverage"] for r in rows])
+        if np.isfinite(cov).all():
+            lines += ["", f"Held-out coverage (share of the pool within the confidence range of "
+                      f"the labeled held-out rows), mean over cycles: {_fmt(np.mean(cov), 2)}"]
         lines += ["", "Stopping criteria (means over trials; cost = labels + price x test "
                   "errors, Pullar-Strecker et al. 2022):", "",
                   "| criterion | price | stop cycle | fired | cost | best cycle | best cost "
@@ -245,15 +275,15 @@ def summarize(records, cycles):
 
 #: The estimators of :func:`table`, in its column order.
 TABLE_ESTIMATORS = ("confidence", "temperature", "temperature_pooled", "atc", "doc",
-                    "importance")
+                    "importance") + ORACLES
 
 
 def table(outs):
     """An RST table of several runs' estimators: per run (``--out`` directory; a row
     per data set in it), the number of records (cycles times trials) and the mean
     absolute error / bias against the pool accuracy over them, in accuracy points
-    ("-": not estimated)."""
-    head = ["data", "run", "records"] + list(TABLE_ESTIMATORS)
+    ("-": not estimated), and the mean ``held_out_coverage`` in percent."""
+    head = ["data", "run", "records"] + list(TABLE_ESTIMATORS) + ["coverage"]
     rows = []
     for out in outs:
         records = _read(Path(out) / "results.csv")
@@ -265,6 +295,8 @@ def table(outs):
                 err = err[np.isfinite(err)]
                 cells.append(f"{100 * np.mean(np.abs(err)):.1f} / {100 * np.mean(err):+.1f}"
                              if len(err) else "-")
+            cov = np.array([r["held_out_coverage"] for r in recs])
+            cells.append(f"{100 * np.mean(cov):.0f}" if np.isfinite(cov).all() else "-")
             rows.append(cells)
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     rule = " ".join("=" * w for w in widths)

@@ -267,4 +267,32 @@ def test_bench_estimation_selections_and_the_pooled_temperature(selection, tmp_p
     column = 3 + 3 * bench.TABLE_ESTIMATORS.index("temperature_pooled")
     assert cells[column:column + 3] == [f"{100 * np.mean(np.abs(err)):.1f}", "/",
                                         f"{100 * np.mean(err):+.1f}"]
-    assert (cells[-1] == "-") == (selection == "topk")
+    column = 3 + 3 * bench.TABLE_ESTIMATORS.index("importance")
+    assert (cells[column] == "-") == (selection == "topk")
+    # the floors are fitted on labels the loop lacks; the coverage column is last
+    for r in records:
+        assert 0 < r["est_oracle_test_temperature"] < 1
+        assert 0 < r["est_oracle_pool_temperature"] < 1
+        assert 0 < r["held_out_coverage"] <= 1
+    assert cells[-1] == f"{100 * np.mean([r['held_out_coverage'] for r in records]):.0f}"
+    # a results.csv of the release before the floors: read back with NaN there
+    old_columns = [c for c in bench.COLUMNS
+                   if "oracle" not in c and c != "held_out_coverage"]
+    write_results_csv(records, out / "results.csv", columns=old_columns)
+    back = bench._read(out / "results.csv")
+    assert all(np.isnan(r["est_oracle_pool_temperature"]) and np.isnan(r["held_out_coverage"])
+               for r in back)
+    cells = bench.table([out]).splitlines()[3].split()
+    assert cells[-3:] == ["-", "-", "-"]
+    assert "oracle_pool_temperature | — |" in bench.summarize(back, 3)
+
+
+def test_bench_estimation_coverage_is_the_pool_share_below_the_held_out_maximum():
+    """``held_out_coverage``: the share of pool rows whose maximum probability is at most
+    the largest one among all held-out rows."""
+    bench = _load("bench_estimation")
+    pool = np.array([[0.9, 0.1], [0.6, 0.4], [0.5, 0.5], [0.2, 0.8], [0.75, 0.25]])
+    held = [(np.array([[0.55, 0.45]]), np.array([0])),
+            (np.array([[0.3, 0.7], [0.5, 0.5]]), np.array([1, 0]))]
+    assert bench._coverage(pool, held) == pytest.approx(2 / 5)  # 0.6 and 0.5, not 0.75
+    assert bench._coverage(pool, held[:1]) == pytest.approx(1 / 5)
