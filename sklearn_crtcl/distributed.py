@@ -36,6 +36,8 @@ import os
 import numpy as np
 import torch
 
+from ._data import merge_short_tail
+
 __all__ = ["init_distributed", "world", "shard_bounds", "gather_batch", "gather_rows",
            "all_reduce_gradients", "broadcast_state", "broadcast_object", "DistributedBatches"]
 
@@ -354,16 +356,7 @@ class DistributedBatches:
         return batch
 
     def __iter__(self):
-        size = world()[1]
-        previous = None
-        for batch in self.iterator:
-            if previous is not None and len(batch[0]) < self.min_rows * size:
-                batch = type(batch)(torch.cat([a, b]) for a, b in zip(previous, batch))
-                previous = None
-            if previous is not None:
-                yield self._emit(previous)
-            previous = batch
-        if previous is not None:
-            yield self._emit(previous)
+        for batch in merge_short_tail(self.iterator, self.min_rows * world()[1]):
+            yield self._emit(batch)
         if self.sync is not None:
             self.sync()

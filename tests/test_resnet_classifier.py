@@ -369,3 +369,70 @@ def test_inference_keeps_no_per_batch_output_past_its_batch(digits):
     both = net._inference_batches(X[:230], lambda m, xb: (fn(m, xb), fn(m, xb)[:, :3]),
                                   batch_size=50)
     assert isinstance(both, tuple) and both[0].shape == (230, 10) and both[1].shape == (230, 3)
+
+
+def test_array_batch_loader_drop_last_and_min_last_batch_on_arrays_and_fallback():
+    """``drop_last`` (DataLoader's meaning) and ``min_last_batch`` hold for arrays and for
+    the DataLoader fallback alike; bad values are refused."""
+    from skorch.dataset import Dataset
+    X = np.arange(138 * 2, dtype=np.float32).reshape(138, 2)
+    y = np.arange(138)
+
+    class Plain(torch.utils.data.Dataset):  # not arrays: the DataLoader fallback
+        def __len__(self):
+            return 138
+
+        def __getitem__(self, i):
+            return torch.as_tensor(X[i]), int(y[i])
+
+    for ds in (Dataset(X, y), Plain()):
+        sizes = lambda **kw: [len(xb) for xb, _ in ArrayBatchLoader(ds, batch_size=64, **kw)]  # noqa
+        assert sizes() == [64, 64, 10]
+        assert sizes(drop_last=True) == [64, 64]
+        assert sizes(min_last_batch=16) == [64, 74]
+        assert sizes(min_last_batch=10) == [64, 64, 10]
+        merged = torch.cat([yb for _, yb in ArrayBatchLoader(ds, batch_size=64, min_last_batch=16)])
+        assert sorted(merged.tolist()) == list(range(138))
+    assert len(ArrayBatchLoader(Dataset(X, y), batch_size=64, min_last_batch=16)) == 2
+    assert len(ArrayBatchLoader(Dataset(X, y), batch_size=64, drop_last=True)) == 2
+    assert len(ArrayBatchLoader(Dataset(X[:10], y[:10]), batch_size=64, drop_last=True)) == 0
+    with pytest.raises(ValueError, match="min_last_batch"):
+        ArrayBatchLoader(Dataset(X, y), min_last_batch=0)
+    with pytest.raises(TypeError, match="drop_last"):
+        ArrayBatchLoader(Dataset(X, y), drop_last="yes")
+
+
+def test_smallest_norm_map_of_the_backbone():
+    """The fewest values per channel a batch norm of the ResNet sees per sample: its
+    last stage's map, 1x1 for 8x8 images and 4x4 for 28x28; None without batch norm."""
+    from sklearn_crtcl._data import smallest_norm_map
+    from sklearn_crtcl.backbones import resnet18
+    net = resnet18(num_classes=3, in_channels=1, width=2)
+    net.train()
+    before = [b.clone() for b in net.buffers()]
+    assert smallest_norm_map(net, torch.zeros(1, 1, 8, 8)) == 1
+    assert smallest_norm_map(net, torch.zeros(1, 1, 28, 28)) == 16
+    assert net.training and all(torch.equal(a, b) for a, b in zip(before, net.buffers()))
+    assert smallest_norm_map(resnet18(num_classes=3, in_channels=1, width=2, norm="layer"),
+                             torch.zeros(1, 1, 8, 8)) is None
+
+
+@pytest.mark.parametrize("side, last", [(8, [32, 34]), (28, [32, 2])])
+def test_fit_merges_a_trailing_batch_too_small_for_batch_norm(side, last):
+    """418 = 13 x 32 + 2: on 8x8 images (a 1x1 last stage) the 2 rows would be all that
+    batch norm normalises over, and are merged into the batch before (a warm-started
+    digits network fell from 0.97 to 0.53-0.62 test accuracy with them); on 28x28 images
+    (4x4) they give it 32 values and stay. iterator_train__min_last_batch and
+    iterator_train__drop_last override it, as in skorch."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(418, 1, side, side)).astype(np.float32)
+    y = np.arange(418) % 3
+
+    def sizes(**kw):
+        net = small(batch_size=32, max_epochs=1, input_shape=None, **kw).fit(X, y)
+        return [b["train_batch_size"] for b in net.history[-1, "batches"]]
+
+    got = sizes()
+    assert got[-2:] == last and sum(got) == 418
+    assert sizes(iterator_train__min_last_batch=1)[-2:] == [32, 2]
+    assert sizes(iterator_train__drop_last=True)[-2:] == [32, 32]
