@@ -19,8 +19,7 @@ from skorch.callbacks import (BatchScoring, EarlyStopping, EpochScoring, EpochTi
                               PassthroughScoring, PrintLog)
 
 from .._checks import check_device, check_number
-from .._data import (MIN_NORM_VALUES, ArrayBatchLoader, as_image_array, iter_batches,
-                     smallest_norm_map, training_array)
+from .._data import ArrayBatchLoader, as_image_array, iter_batches, training_array
 from ..augment import check_augment
 from ..backbones import MIN_IMAGE_SIZE, ResNet, forward_taps, resnet18, resnet34
 from ..callbacks import MilestoneLR, _user_lr_schedulers, epoch_count, milestone_epochs
@@ -226,12 +225,11 @@ class ResNetClassifier(NeuralNetClassifier):
     iterator_train, iterator_valid : type, default=ArrayBatchLoader
         Mini-batch loaders; :class:`~sklearn_crtcl._data.ArrayBatchLoader`
         slices in-memory arrays directly (no per-sample collation). Any
-        ``DataLoader``-like class works. A trailing training batch too small
-        for batch normalisation (fewer rows than give each of its layers 16
-        values per channel: 16 rows for 8x8 images, 2 from 32x32 on) is
-        merged into the one before, unless ``iterator_train__min_last_batch``
-        says otherwise; ``iterator_train__drop_last=True`` drops it, as with
-        a ``DataLoader``.
+        ``DataLoader``-like class works. It merges a trailing batch of a
+        single sample into the one before; ``iterator_train__min_last_batch``
+        merges larger ones (16 for 8x8 images, whose last stage is 1x1: a
+        smaller trailing batch starves batch normalisation), and
+        ``iterator_train__drop_last=True`` drops it, as with a ``DataLoader``.
     iterator_train__shuffle : bool, default=True
         Draw a new order of the training samples at every epoch (seeded by
         ``random_state``), as the reference code of the papers does with its
@@ -1148,17 +1146,6 @@ class ResNetClassifier(NeuralNetClassifier):
     def _all_modules(self):
         return [self.module_] + [m for _, m in self._present_auxiliary_modules()]
 
-    def _min_last_batch(self, loader):
-        """Rows a trailing training batch needs to stay on its own: enough that every
-        batch-normalisation layer of the backbone gets :data:`MIN_NORM_VALUES`
-        values per channel (measured with one sample, :func:`smallest_norm_map`),
-        at least 2; 2 for data the loader does not hold as arrays."""
-        if loader._arrays is None or len(loader._arrays[0]) == 0:
-            return 2
-        sample = self._to_memory_format(to_device(loader._arrays[0][:1], self.device))
-        cells = smallest_norm_map(self.module_, sample)
-        return 2 if cells is None else max(2, -(-MIN_NORM_VALUES // max(cells, 1)))
-
     def get_iterator(self, dataset, training=False):
         """skorch's batch iterator; in a distributed job, wrapped in a
         :class:`~sklearn_crtcl.distributed.DistributedBatches` for training
@@ -1175,9 +1162,6 @@ class ResNetClassifier(NeuralNetClassifier):
         iterable of batches
         """
         iterator = super().get_iterator(dataset, training=training)
-        if (training and isinstance(iterator, ArrayBatchLoader)
-                and "min_last_batch" not in self.get_params_for("iterator_train")):
-            iterator.min_last_batch = self._min_last_batch(iterator)
         if not training or world()[1] == 1:
             return iterator
         modules = self._all_modules()
