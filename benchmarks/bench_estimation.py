@@ -142,15 +142,15 @@ def run_trial(dataset, data, trial, args, emit):
             learner, X_pool, "temperature", X_labeled=X_test, y_labeled=y_test)
         extra["oracle_pool_temperature"] = estimate_accuracy(
             learner, X_pool, "temperature", X_labeled=X_pool, y_labeled=y_train[pool])
-        record["held_out_coverage"] = _coverage(
-            learner.predict_proba(X_pool),
-            held + [(learner.predict_proba(batch["X_labeled"]), batch["y_labeled"])])
+        batch_held = (learner.predict_proba(batch["X_labeled"]), batch["y_labeled"])
+        record["held_out_coverage"] = _coverage(learner.predict_proba(X_pool),
+                                                held + [batch_held])
         for name, e in extra.items():
             record.update({f"est_{name}": e.estimate, f"est_{name}_low": e.low,
                            f"est_{name}_high": e.high})
         record.update(dataset=dataset, trial=trial, cycle=cycle, n_labeled=len(labeled))
         emit({**{c: math.nan for c in COLUMNS}, **record})
-        held.append((learner.predict_proba(batch["X_labeled"]), batch["y_labeled"]))
+        held.append(batch_held)
         chosen = pool[idx]
         learner.teach(X_train[chosen], y_train[chosen])
         labeled, pool = np.r_[labeled, chosen], np.setdiff1d(pool, chosen)
