@@ -8,6 +8,7 @@ never read by validation, and :func:`iter_batches` streams it through a
 ``DataLoader``.
 """
 
+import copy
 import numbers
 
 import numpy as np
@@ -288,40 +289,58 @@ def smallest_norm_map(module, sample):
     """The fewest values per channel and per sample that a batch-normalisation layer
     of ``module`` normalises over: the smallest spatial size (``H * W`` for
     ``BatchNorm2d``; 1 for a ``BatchNorm1d`` on ``(n, C)``) of their inputs in one
-    forward pass of ``sample``; ``None`` when the module has none.
+    forward pass of ``sample``; ``None`` when the module has none, or when its
+    forward cannot run on shapes alone.
 
-    The pass runs in evaluation mode without gradients (no running statistic, no
-    random draw is changed), and the module's mode is restored.
+    The pass runs on a copy of the module on PyTorch's ``"meta"`` device, which
+    propagates shapes without computing anything: ``module`` itself (its
+    parameters, running statistics, mode, device) is not touched, no random draw
+    is taken, and none of its forward hooks fires.
 
     Parameters
     ----------
     module : torch.nn.Module
     sample : torch.Tensor
-        One input batch (one row is enough), on the module's device.
+        One input batch (one row is enough); only its shape (and floating dtype)
+        is used.
 
     Returns
     -------
     int or None
     """
     module = getattr(module, "_orig_mod", module)  # a torch.compile wrapper
+    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+               for m in module.modules()):
+        return None
+    # the copy gets meta tensors for the parameters and buffers, and no hooks
+    memo = {}
+    for m in module.modules():
+        for name, value in vars(m).items():
+            if name.endswith("hooks") and isinstance(value, dict):
+                memo[id(value)] = type(value)()
+        for p in m._parameters.values():
+            if p is not None:
+                memo[id(p)] = torch.nn.Parameter(torch.empty_like(p, device="meta"),
+                                                 requires_grad=p.requires_grad)
+        for b in m._buffers.values():
+            if b is not None:
+                memo[id(b)] = torch.empty_like(b, device="meta")
     sizes = []
 
     def hook(layer, inputs):
         sizes.append(int(np.prod(inputs[0].shape[2:], dtype=np.int64)))
 
-    handles = [m.register_forward_pre_hook(hook) for m in module.modules()
-               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not handles:
-        return None
-    training = module.training
     try:
-        module.eval()
+        shadow = copy.deepcopy(module, memo).eval()
+        for m in shadow.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.register_forward_pre_hook(hook)
         with torch.no_grad():
-            module(sample)
-    finally:
-        module.train(training)
-        for h in handles:
-            h.remove()
+            dtype = (sample.dtype if sample.is_floating_point()
+                     else torch.get_default_dtype())  # images still in uint8
+            shadow(torch.empty(tuple(sample.shape), dtype=dtype, device="meta"))
+    except (RuntimeError, NotImplementedError, TypeError, ValueError, copy.Error):
+        return None  # e.g. a forward that reads values (.item(), numpy)
     return min(sizes) if sizes else None
 
 

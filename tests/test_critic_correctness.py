@@ -256,10 +256,11 @@ def test_correctness_critic_learns_errors_of_a_frozen_net(digits, ce_net):
     assert 0.6 < correct.mean() < 0.97
     p = critic.predict_correctness(X_test)
     assert p.min() >= 0 and p.max() <= 1
-    # it ranks the net's test errors, at least as well as the net's own confidence
-    # (0.880 here; without the confidence skip, 0.815)
-    assert correctness_auroc(correct, p) > max(0.85, correctness_auroc(
-        correct, ce_net.predict_proba(X_test).max(1)))
+    # it ranks the net's test errors better than the net's own confidence: 0.847
+    # against 0.817 here (without the confidence skip, 0.787); over random_state 0-2
+    # of the net the critic leads by 0.005 to 0.03
+    assert correctness_auroc(correct, p) > max(0.83, correctness_auroc(
+        correct, ce_net.predict_proba(X_test).max(1)) + 0.01)
     # a meta-estimator: predict and predict_proba are the net's
     np.testing.assert_array_equal(critic.predict(X_test[:5]), ce_net.predict(X_test[:5]))
     np.testing.assert_array_equal(critic.predict_proba(X_test[:5]),
@@ -335,8 +336,11 @@ MAIN_POSTHOC = [0.1473294198513031, 0.1554868072271347, 0.15036122500896454,
 
 def test_correctness_critic_without_views_is_unchanged_bit_for_bit(digits):
     X, X_test, y, _ = digits
+    # iterator_train__min_last_batch=2: the trailing batches of d00be21 (300 rows:
+    # 9 x 32 + 12; the 12 rows are merged by default since)
     still = ResNetClassifier(module__width=4, max_epochs=1, lr=1e-6, batch_size=32,
-                             device="cpu", random_state=0).fit(X[:300], y[:300])
+                             device="cpu", random_state=0,
+                             iterator_train__min_last_batch=2).fit(X[:300], y[:300])
     params = dict(hidden=8, max_epochs=3, random_state=0)
     critic = CorrectnessCritic(FrozenEstimator(still), **params).fit(X[300:500], y[300:500])
     np.testing.assert_allclose(critic.predict_correctness(X_test[:4]), MAIN_POSTHOC,

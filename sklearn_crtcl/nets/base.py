@@ -19,7 +19,8 @@ from skorch.callbacks import (BatchScoring, EarlyStopping, EpochScoring, EpochTi
                               PassthroughScoring, PrintLog)
 
 from .._checks import check_device, check_number
-from .._data import ArrayBatchLoader, as_image_array, iter_batches, training_array
+from .._data import (MIN_NORM_VALUES, ArrayBatchLoader, as_image_array, iter_batches,
+                     smallest_norm_map, training_array)
 from ..augment import check_augment
 from ..backbones import MIN_IMAGE_SIZE, ResNet, forward_taps, resnet18, resnet34
 from ..callbacks import MilestoneLR, _user_lr_schedulers, epoch_count, milestone_epochs
@@ -673,6 +674,7 @@ class ResNetClassifier(NeuralNetClassifier):
         self._check_params()
         self._warn_early_stopping_load_best()
         self.fit_start_epoch_ = len(self.history)
+        self._norm_cells = {}  # smallest_norm_map per image shape, for this fit
         self._sync_grad_scaler()
         self._apply_memory_format()
 
@@ -1146,6 +1148,24 @@ class ResNetClassifier(NeuralNetClassifier):
     def _all_modules(self):
         return [self.module_] + [m for _, m in self._present_auxiliary_modules()]
 
+    def _min_last_batch(self, loader):
+        """Rows a trailing training batch needs to stay on its own: enough that every
+        batch-normalisation layer of the backbone gets :data:`MIN_NORM_VALUES`
+        values per channel (the shapes of one sample's forward pass, on the meta
+        device: :func:`smallest_norm_map`), at least 2; 2 for data the loader
+        does not hold as arrays."""
+        if loader._arrays is None or len(loader._arrays[0]) == 0:
+            return 2
+        sample = loader._arrays[0][:1]
+        cache = getattr(self, "_norm_cells", None)
+        if cache is None:
+            cache = self._norm_cells = {}
+        shape = tuple(sample.shape[1:])
+        if shape not in cache:  # once per fit and image shape (a meta pass, ~50 ms)
+            cache[shape] = smallest_norm_map(self.module_, sample)
+        cells = cache[shape]
+        return 2 if cells is None else max(2, -(-MIN_NORM_VALUES // max(cells, 1)))
+
     def get_iterator(self, dataset, training=False):
         """skorch's batch iterator; in a distributed job, wrapped in a
         :class:`~sklearn_crtcl.distributed.DistributedBatches` for training
@@ -1162,6 +1182,9 @@ class ResNetClassifier(NeuralNetClassifier):
         iterable of batches
         """
         iterator = super().get_iterator(dataset, training=training)
+        if (training and isinstance(iterator, ArrayBatchLoader)
+                and "min_last_batch" not in self.get_params_for("iterator_train")):
+            iterator.min_last_batch = self._min_last_batch(iterator)
         if not training or world()[1] == 1:
             return iterator
         modules = self._all_modules()
@@ -1238,6 +1261,7 @@ class ResNetClassifier(NeuralNetClassifier):
         state = super().__getstate__()
         state.pop("_compiled_taps", None)  # rebuilt on first use
         state.pop("_fit_datasets", None)  # a fit's data, not the model
+        state.pop("_norm_cells", None)  # measured again at the next fit
         return state
 
     def __setstate__(self, state):
