@@ -21,8 +21,8 @@ __all__ = ["as_image_array", "check_finite_chunked", "iter_batches", "training_a
            "ArrayBatchLoader", "merge_short_tail", "smallest_norm_map", "MIN_NORM_VALUES"]
 
 #: Fewest values per channel that a batch-normalisation layer should get from a
-#: training batch (a trailing batch that gives less is best merged into the one
-#: before, :class:`ArrayBatchLoader`'s ``min_last_batch``). Measured on digits
+#: training batch: the nets merge a trailing batch that would give less into the one
+#: before (:class:`ArrayBatchLoader`'s ``min_last_batch``). Measured on digits
 #: (8x8 images, whose last ResNet stage is 1x1): a trailing batch of 2 rows in every
 #: epoch takes a warm-started network from 0.97 to 0.53-0.62 test accuracy, 3 rows to
 #: 0.92-0.94; from 16 rows on there is no harm.
@@ -357,11 +357,13 @@ class ArrayBatchLoader:
     the batch before it (:func:`merge_short_tail`), so batch normalisation
     never normalises over a handful of values; with ``drop_last=True`` a
     trailing partial batch is dropped instead, as ``DataLoader`` does. The
-    nets pass ``iterator_train__min_last_batch`` and
-    ``iterator_train__drop_last`` on. Enough rows for every
-    batch-normalisation layer to get :data:`MIN_NORM_VALUES` values per
-    channel is ``ceil(MIN_NORM_VALUES / smallest_norm_map(module, x))``: 16
-    rows for 8x8 images, whose last ResNet stage is 1x1; one from 28x28 on.
+    nets set ``min_last_batch`` for their training batches from their own
+    network and images unless it is given (``iterator_train__min_last_batch``):
+    enough rows that every batch-normalisation layer gets
+    :data:`MIN_NORM_VALUES` values per channel,
+    ``ceil(MIN_NORM_VALUES / smallest_norm_map(module, x))`` and at least 2
+    (16 rows for 8x8 images, whose last ResNet stage is 1x1; 2, one sample
+    merged, from 28x28 on).
 
     Parameters
     ----------

@@ -226,10 +226,11 @@ class ResNetClassifier(NeuralNetClassifier):
     iterator_train, iterator_valid : type, default=ArrayBatchLoader
         Mini-batch loaders; :class:`~sklearn_crtcl._data.ArrayBatchLoader`
         slices in-memory arrays directly (no per-sample collation). Any
-        ``DataLoader``-like class works. It merges a trailing batch of a
-        single sample into the one before; ``iterator_train__min_last_batch``
-        merges larger ones (16 for 8x8 images, whose last stage is 1x1: a
-        smaller trailing batch starves batch normalisation), and
+        ``DataLoader``-like class works. A trailing training batch too small
+        for batch normalisation (fewer rows than give each of its layers 16
+        values per channel: 16 rows for 8x8 images, a single row from 28x28
+        on) is merged into the one before, unless
+        ``iterator_train__min_last_batch`` says otherwise;
         ``iterator_train__drop_last=True`` drops it, as with a ``DataLoader``.
     iterator_train__shuffle : bool, default=True
         Draw a new order of the training samples at every epoch (seeded by
