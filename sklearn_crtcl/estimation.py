@@ -59,9 +59,10 @@ IMPORTANCE_ESTIMATORS = ("desraj", "lure")
 
 #: The intervals of ``method="importance"``: ``"korn-graubard"`` (the default,
 #: a Clopper-Pearson interval on the effective sample size; Korn and Graubard
-#: 1998) and ``"normal"`` (the estimate plus or minus a normal quantile times
-#: its standard error).
-IMPORTANCE_INTERVALS = ("korn-graubard", "normal")
+#: 1998), ``"korn-graubard-truncated"`` (the same with the effective sample size
+#: at most the number of draws: a design effect of at least 1) and ``"normal"``
+#: (the estimate plus or minus a normal quantile times its standard error).
+IMPORTANCE_INTERVALS = ("korn-graubard", "korn-graubard-truncated", "normal")
 
 # the keyword arguments each method reads; any other one given is an error
 _USES = {
@@ -253,14 +254,17 @@ def _z(confidence_level):
     return float(norm.ppf(0.5 + confidence_level / 2))
 
 
-def _korn_graubard(error, variance, m, confidence_level):
+def _korn_graubard(error, variance, m, confidence_level, truncate=False):
     """Clopper-Pearson bounds of an error rate estimated with ``variance`` from
     ``m`` draws, on the effective sample size ``error (1 - error) / variance``
-    (``m`` when that is undefined: no error drawn, or an estimate outside (0, 1))."""
+    (``m`` when that is undefined: no error drawn, or an estimate outside (0, 1);
+    at most ``m`` with ``truncate``)."""
     from scipy.stats import beta
 
     e = min(max(error, 0.0), 1.0)
     n = e * (1 - e) / variance if 0 < e < 1 and variance > 0 else float(m)
+    if truncate:
+        n = min(n, float(m))
     x = e * n  # the effective number of errors
     alpha = 1 - confidence_level
     low = beta.ppf(alpha / 2, x, n - x + 1) if x > 0 else 0.0
@@ -291,7 +295,8 @@ def _importance(a, q, n_pool, estimator, confidence_level, interval):
     if interval == "normal":
         half = _z(confidence_level) * np.sqrt(variance)
         return estimate, max(0.0, estimate - half), min(1.0, estimate + half)
-    low, high = _korn_graubard(error, variance, m, confidence_level)
+    low, high = _korn_graubard(error, variance, m, confidence_level,
+                               truncate=interval == "korn-graubard-truncated")
     return estimate, 1.0 - high, 1.0 - low
 
 
@@ -528,6 +533,15 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
       beta quantile. A batch with few errors then gets an interval as wide
       as its evidence: with no error drawn it is :math:`[0,
       1 - ((1-\gamma)/2)^{1/M}]`, where the normal one is a single point;
+    * ``interval="korn-graubard-truncated"``: the same with :math:`n^* =
+      \min(\hat e(1 - \hat e) / \hat V, M)`, a design effect of at least 1
+      (the truncation survey practice applies to this interval). When the
+      batch holds one or two errors, :math:`\hat V` is often far too small
+      (an error drawn early makes every later Des Raj term alike) and
+      :math:`n^*` runs to thousands of draws: the interval shrinks to a
+      point. Truncated, it is never narrower than a uniform batch of
+      :math:`M` with the same error rate would give, so it covers more and
+      forgoes the narrower intervals a good proposal can earn;
     * ``interval="normal"``: :math:`\hat e \pm z_{(1+\gamma)/2} \sqrt{\hat
       V}`, which covers much less than :math:`\gamma` when the batch holds
       few errors.
@@ -586,9 +600,10 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
         confidence_level : float, default=0.95
             ``"importance"``: the level :math:`\gamma` of the interval, in
             (0, 1).
-        interval : {"korn-graubard", "normal"}, default="korn-graubard"
-            ``"importance"``: the interval (:data:`IMPORTANCE_INTERVALS`,
-            Notes).
+        interval : str, default="korn-graubard"
+            ``"importance"``: the interval, ``"korn-graubard"``,
+            ``"korn-graubard-truncated"`` or ``"normal"``
+            (:data:`IMPORTANCE_INTERVALS`, Notes).
 
     Returns
     -------

@@ -135,12 +135,12 @@ def test_bench_importance_interval_table(capsys):
     bench = _load("bench_importance_interval")
     rows = bench.main(["--labeled", "100", "--draws", "30", "--batch", "30"])
     names = ("uniform", "entropy", "rank, beta=1", "rank, beta=0.5")
-    assert [(r[2], r[3]) for r in rows] == [(p, i) for p in names
-                                            for i in ("korn-graubard", "normal")]
-    for kg, normal in zip(rows[::2], rows[1::2]):
-        assert 0 <= normal[4] <= 1 and 0 <= kg[4] <= 1
-        assert kg[5] > normal[5] > 0  # Clopper-Pearson is the wider
-    assert capsys.readouterr().out.count("\n| 100 |") == 8
+    intervals = ("korn-graubard", "korn-graubard-truncated", "normal")
+    assert [(r[2], r[3]) for r in rows] == [(p, i) for p in names for i in intervals]
+    for kg, cut, normal in zip(rows[::3], rows[1::3], rows[2::3]):
+        assert all(0 <= r[4] <= 1 for r in (kg, cut, normal))
+        assert cut[5] >= kg[5] > normal[5] > 0  # Clopper-Pearson is the wider
+    assert capsys.readouterr().out.count("\n| 100 |") == 12
 
 
 def test_bench_temperature_estimate_table(capsys):

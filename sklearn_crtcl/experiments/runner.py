@@ -262,8 +262,9 @@ class ExperimentConfig:
         to cycle ``c``'s committed record once the query is made (the same
         query, with the same seed, as without estimation: the paper's
         columns do not change). ``False`` records the paper's columns only.
-    importance_interval : {"korn-graubard", "normal"}, default="korn-graubard"
-        The interval of the importance-weighted estimate
+    importance_interval : str, default="korn-graubard"
+        The interval of the importance-weighted estimate, ``"korn-graubard"``,
+        ``"korn-graubard-truncated"`` or ``"normal"``
         (:data:`~sklearn_crtcl.estimation.IMPORTANCE_INTERVALS`).
     confidence_level : float, default=0.9
         The level of the importance-weighted estimate's interval, in (0, 1).
