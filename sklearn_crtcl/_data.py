@@ -295,7 +295,7 @@ def smallest_norm_map(module, sample):
     The pass runs on a copy of the module on PyTorch's ``"meta"`` device, which
     propagates shapes without computing anything: ``module`` itself (its
     parameters, running statistics, mode, device) is not touched, no random draw
-    is taken, and none of its forward hooks fires.
+    is taken, and none of the hooks registered on it fires.
 
     Parameters
     ----------
@@ -339,8 +339,11 @@ def smallest_norm_map(module, sample):
             dtype = (sample.dtype if sample.is_floating_point()
                      else torch.get_default_dtype())  # images still in uint8
             shadow(torch.empty(tuple(sample.shape), dtype=dtype, device="meta"))
-    except (RuntimeError, NotImplementedError, TypeError, ValueError, copy.Error):
-        return None  # e.g. a forward that reads values (.item(), numpy)
+    except (RuntimeError, NotImplementedError, TypeError, ValueError, AttributeError,
+            IndexError, KeyError, copy.Error):
+        # e.g. a forward that reads values (.item(), numpy), or a weight that a
+        # pre-hook computes (spectral_norm), absent from the hookless copy
+        return None
     return min(sizes) if sizes else None
 
 

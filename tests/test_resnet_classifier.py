@@ -420,6 +420,21 @@ def test_smallest_norm_map_of_the_backbone():
     assert calls == [] and all(p.device.type == "cpu" for p in net.parameters())
     net(torch.zeros(2, 1, 8, 8))
     assert len(calls) == 1
+    # weights computed by hooks or parametrizations still give their shapes
+    spectral = torch.nn.Sequential(
+        torch.nn.utils.parametrizations.spectral_norm(torch.nn.Conv2d(1, 2, 3)),
+        torch.nn.BatchNorm2d(2))
+    assert smallest_norm_map(spectral, torch.zeros(1, 1, 8, 8)) == 36
+
+    class ReadsValues(torch.nn.Module):  # a forward that needs values, not shapes
+        def __init__(self):
+            super().__init__()
+            self.bn = torch.nn.BatchNorm2d(1)
+
+        def forward(self, x):
+            return self.bn(x) * float(x.sum())
+
+    assert smallest_norm_map(ReadsValues(), torch.zeros(1, 1, 8, 8)) is None
     assert smallest_norm_map(resnet18(num_classes=3, in_channels=1, width=2, norm="layer"),
                              torch.zeros(1, 1, 8, 8)) is None
 
