@@ -48,11 +48,12 @@ def class_shares(run_dir):
     _, _, y_train, _ = _load_data(config)
     state = load_state(run_dir)
     shares = {}
-    for run in state["runs"].values():
+    for key, run in state["runs"].items():  # key: "method/trial"
+        method, trial = key.rsplit("/", 1)
         queried = np.asarray(run["labeled"][config.initial_size:])
         batches = queried.reshape(-1, config.query_size)
         row = [np.bincount(y_train[b]).max() / len(b) for b in batches]
-        shares.setdefault(run["method"], {})[run["trial"]] = row
+        shares.setdefault(method, {})[int(trial)] = row
     return {m: np.array([rows[t] for t in sorted(rows)]) for m, rows in shares.items()}
 
 

@@ -296,3 +296,27 @@ def test_bench_estimation_coverage_is_the_pool_share_below_the_held_out_maximum(
             (np.array([[0.3, 0.7], [0.5, 0.5]]), np.array([1, 0]))]
     assert bench._coverage(pool, held) == pytest.approx(2 / 5)  # 0.6 and 0.5, not 0.75
     assert bench._coverage(pool, held[:1]) == pytest.approx(1 / 5)
+
+
+def test_query_class_share_reads_a_runner_store(tmp_path, capsys):
+    """The table of a finished run: the largest class's share of each query batch, from
+    the store's labeled positions (keyed "method/trial") and the reloaded labels."""
+    from sklearn_crtcl.experiments import ExperimentConfig, run_experiment
+    from sklearn_crtcl.experiments.runner import _load_data, load_state
+
+    config = ExperimentConfig(dataset="digits", initial_size=20, query_size=10, n_cycles=2,
+                              n_trials=2, max_epochs=1, width=2, subset_size=100,
+                              device="cpu", progress=False, num_threads=1,
+                              methods=("random", "entropy"), output_dir=str(tmp_path))
+    run_experiment(config)
+    bench = _load("query_class_share")
+    shares = bench.class_shares(tmp_path)
+    assert sorted(shares) == ["entropy", "random"]
+    y = _load_data(config)[2]
+    labeled = load_state(tmp_path)["runs"]["entropy/1"]["labeled"]
+    batch = np.asarray(labeled[30:40])  # the second query of trial 1
+    assert shares["entropy"].shape == (2, 2)
+    assert shares["entropy"][1, 1] == np.bincount(y[batch]).max() / 10
+    bench.main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| random " in out and "| entropy" in out
