@@ -256,7 +256,10 @@ def iter_batches(X, batch_size, device="cpu", indices=None):
 
 def merge_short_tail(batches, min_rows):
     """Pass batches on, the last one merged into the one before when it has fewer
-    than ``min_rows`` rows (a first and only batch is passed on as it is).
+    than ``min_rows`` rows and fewer than that one (a first and only batch is
+    passed on as it is, and so is a last batch as large as the others: with a
+    batch size below ``min_rows`` every batch is small, and merging the last
+    would only make the epoch one batch shorter).
 
     Parameters
     ----------
@@ -274,7 +277,7 @@ def merge_short_tail(batches, min_rows):
     previous = None
     for batch in batches:
         if (previous is not None and type(batch) in (tuple, list)
-                and len(batch[0]) < min_rows):
+                and len(batch[0]) < min(min_rows, len(previous[0]))):
             batch = type(batch)(None if a is None else torch.cat([a, b])
                                 for a, b in zip(previous, batch))
             previous = None
@@ -383,7 +386,8 @@ class ArrayBatchLoader:
         meaning; every epoch then misses a few samples).
     min_last_batch : int, default=2
         A trailing batch with fewer rows is merged into the one before (the
-        default merges a single sample).
+        default merges a single sample); a trailing batch of ``batch_size``
+        rows, a full one, never is.
     **kwargs
         More ``DataLoader`` arguments, used when falling back to a
         ``DataLoader``.
@@ -435,7 +439,7 @@ class ArrayBatchLoader:
         tail = n - bounds[-2] if len(bounds) > 1 else 0
         if self.drop_last and 0 < tail < self.batch_size:
             del bounds[-1]
-        elif len(bounds) > 2 and tail < self.min_last_batch:
+        elif len(bounds) > 2 and tail < min(self.min_last_batch, self.batch_size):
             del bounds[-2]
         return bounds
 

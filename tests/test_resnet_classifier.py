@@ -402,6 +402,22 @@ def test_array_batch_loader_drop_last_and_min_last_batch_on_arrays_and_fallback(
         ArrayBatchLoader(Dataset(X, y), drop_last="yes")
 
 
+def test_merge_short_tail_merges_only_a_short_last_batch():
+    from sklearn_crtcl._data import merge_short_tail
+
+    def sizes(lengths, min_rows):
+        batches = [(torch.zeros(n), None) for n in lengths]
+        return [len(b[0]) for b in merge_short_tail(batches, min_rows)]
+
+    assert sizes([4, 4, 2], 3) == [4, 6]
+    assert sizes([4, 4, 3], 3) == [4, 4, 3]
+    assert sizes([3, 3, 3], 5) == [3, 3, 3]  # a full last batch stays, however small
+    assert sizes([2], 5) == [2]  # a first and only batch too
+    merged = list(merge_short_tail([(torch.arange(4), None), (torch.arange(4, 5), None)], 2))
+    assert len(merged) == 1 and merged[0][1] is None
+    assert merged[0][0].tolist() == [0, 1, 2, 3, 4]
+
+
 def test_smallest_norm_map_of_the_backbone():
     """The fewest values per channel a batch norm of the ResNet sees per sample: its
     last stage's map, 1x1 for 8x8 images and 4x4 for 28x28; None without batch norm."""
@@ -458,3 +474,40 @@ def test_fit_merges_a_trailing_batch_too_small_for_batch_norm(side, last):
     assert got[-2:] == last and sum(got) == 418
     assert sizes(iterator_train__min_last_batch=2)[-2:] == [32, 2]
     assert sizes(iterator_train__drop_last=True)[-2:] == [32, 32]
+    # a full last batch is never merged, even when every batch is below the need
+    net = small(batch_size=11, max_epochs=1, input_shape=None).fit(X[:44], y[:44])
+    assert [b["train_batch_size"] for b in net.history[-1, "batches"]] == [11] * 4
+
+
+def test_distributed_batches_give_every_process_the_rows_of_one(monkeypatch):
+    """Each process of a distributed job normalises its own share of a batch (no
+    SyncBatchNorm), so the trailing batch must give every share the 16 rows one process
+    needs on 8x8 images: 436 = 13 x 32 + 20 keeps its 20 rows in one process, but in
+    two they would be shares of 10 and are merged; a layer-norm backbone needs 2."""
+    from skorch.dataset import Dataset
+
+    from sklearn_crtcl.distributed import DistributedBatches
+    from sklearn_crtcl.nets import base
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(436, 1, 8, 8)).astype(np.float32)
+    y = np.arange(436) % 3
+
+    def loader(size, **kw):
+        monkeypatch.setattr(base, "world", lambda: (0, size))
+        net = small(batch_size=32, **kw).initialize()
+        return net.get_iterator(Dataset(X, y), training=True)
+
+    one = loader(1)
+    assert isinstance(one, ArrayBatchLoader) and one.min_last_batch == 16
+    assert [len(xb) for xb, _ in one][-2:] == [32, 20]
+    two = loader(2)
+    assert isinstance(two, DistributedBatches) and two.min_rows == 16
+    assert two.iterator.min_last_batch == 32
+    assert [len(xb) for xb, _ in two.iterator][-2:] == [32, 52]
+    assert len(two) == 13
+    layer = loader(2, module__norm="layer")
+    assert layer.min_rows == 2 and layer.iterator.min_last_batch == 4
+    assert [len(xb) for xb, _ in layer.iterator][-1] == 20
+    given = loader(2, iterator_train__min_last_batch=5)  # the user's value, as it is
+    assert given.min_rows == 2 and given.iterator.min_last_batch == 5

@@ -1173,6 +1173,13 @@ class ResNetClassifier(NeuralNetClassifier):
         (the same whole batches in every process; the training steps take
         their share after augmentation).
 
+        A trailing training batch too small for batch normalisation is merged
+        into the one before (``ArrayBatchLoader``'s ``min_last_batch``, unless
+        ``iterator_train__min_last_batch`` is given). Each process of a
+        distributed job normalises its own share of a batch, so there the
+        requirement holds per process: a job of ``P`` processes merges a tail
+        with fewer than ``P`` times the rows one process would need.
+
         Parameters
         ----------
         dataset : torch.utils.data.Dataset
@@ -1183,13 +1190,21 @@ class ResNetClassifier(NeuralNetClassifier):
         iterable of batches
         """
         iterator = super().get_iterator(dataset, training=training)
-        if (training and isinstance(iterator, ArrayBatchLoader)
+        if not training:
+            return iterator
+        # rows each process needs in a batch: every process normalises its own share
+        # (no SyncBatchNorm), so in a job of several processes a trailing batch must
+        # give each share what one process needs of the whole batch
+        rows, size = 2, world()[1]
+        if (isinstance(iterator, ArrayBatchLoader)
                 and "min_last_batch" not in self.get_params_for("iterator_train")):
-            iterator.min_last_batch = self._min_last_batch(iterator)
-        if not training or world()[1] == 1:
+            rows = self._min_last_batch(iterator)
+            iterator.min_last_batch = rows * size
+        if size == 1:
             return iterator
         modules = self._all_modules()
-        return DistributedBatches(iterator, lambda: broadcast_state(modules, parameters=False))
+        return DistributedBatches(iterator, lambda: broadcast_state(modules, parameters=False),
+                                  min_rows=rows)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """skorch's loss; in a distributed training step, on the whole batch
