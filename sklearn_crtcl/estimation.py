@@ -57,11 +57,12 @@ ATC_SCORES = ("max_confidence", "negative_entropy")
 #: an unbiased variance estimate) and ``"lure"`` (Farquhar et al. 2021).
 IMPORTANCE_ESTIMATORS = ("desraj", "lure")
 
-#: The intervals of ``method="importance"``: ``"korn-graubard"`` (the default,
-#: a Clopper-Pearson interval on the effective sample size; Korn and Graubard
-#: 1998), ``"korn-graubard-truncated"`` (the same with the effective sample size
-#: at most the number of draws: a design effect of at least 1) and ``"normal"``
-#: (the estimate plus or minus a normal quantile times its standard error).
+#: The intervals of ``method="importance"``: ``"korn-graubard"`` (a
+#: Clopper-Pearson interval on the effective sample size; Korn and Graubard
+#: 1998), ``"korn-graubard-truncated"`` (the default: the same with the effective
+#: sample size at most the number of draws, a design effect of at least 1) and
+#: ``"normal"`` (the estimate plus or minus a normal quantile times its standard
+#: error).
 IMPORTANCE_INTERVALS = ("korn-graubard", "korn-graubard-truncated", "normal")
 
 # the keyword arguments each method reads; any other one given is an error
@@ -78,7 +79,7 @@ _USES = {
 _NEEDS_LABELS = ("temperature", "atc", "doc", "importance")
 _DEFAULTS = {"X_labeled": None, "y_labeled": None, "score": "max_confidence", "critic": None,
              "q": None, "indices": None, "estimator": "desraj", "confidence_level": 0.95,
-             "interval": "korn-graubard", "held_out": None}
+             "interval": "korn-graubard-truncated", "held_out": None}
 
 
 @dataclass(frozen=True)
@@ -524,7 +525,7 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
     The interval at level :math:`\gamma` is built on the estimated error
     rate :math:`\hat e` and :math:`\hat V`:
 
-    * ``interval="korn-graubard"`` (the default; Korn and Graubard,
+    * ``interval="korn-graubard"`` (Korn and Graubard,
       *Survey Methodology* 24(2), 1998): the Clopper-Pearson interval of
       :math:`x^* = n^* \hat e` errors in :math:`n^* = \hat e(1 - \hat e) /
       \hat V` draws (the effective sample size; :math:`n^* = M` when no
@@ -533,15 +534,19 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
       beta quantile. A batch with few errors then gets an interval as wide
       as its evidence: with no error drawn it is :math:`[0,
       1 - ((1-\gamma)/2)^{1/M}]`, where the normal one is a single point;
-    * ``interval="korn-graubard-truncated"``: the same with :math:`n^* =
-      \min(\hat e(1 - \hat e) / \hat V, M)`, a design effect of at least 1
-      (the truncation survey practice applies to this interval). When the
+    * ``interval="korn-graubard-truncated"`` (the default): the same with
+      :math:`n^* = \min(\hat e(1 - \hat e) / \hat V, M)`, a design effect
+      of at least 1 (the truncation survey practice applies to this
+      interval). When the
       batch holds one or two errors, :math:`\hat V` is often far too small
       (an error drawn early makes every later Des Raj term alike) and
       :math:`n^*` runs to thousands of draws: the interval shrinks to a
       point. Truncated, it is never narrower than a uniform batch of
       :math:`M` with the same error rate would give, so it covers more and
-      forgoes the narrower intervals a good proposal can earn;
+      forgoes the narrower intervals a good proposal can earn (measured in
+      the runner's digits table: 97 % of the cycles covered by a 90 %
+      interval, against 78 % for the plain one; the docs' estimation
+      page);
     * ``interval="normal"``: :math:`\hat e \pm z_{(1+\gamma)/2} \sqrt{\hat
       V}`, which covers much less than :math:`\gamma` when the batch holds
       few errors.
@@ -600,9 +605,9 @@ def estimate_accuracy(classifier, X, method="confidence", **kwargs):
         confidence_level : float, default=0.95
             ``"importance"``: the level :math:`\gamma` of the interval, in
             (0, 1).
-        interval : str, default="korn-graubard"
-            ``"importance"``: the interval, ``"korn-graubard"``,
-            ``"korn-graubard-truncated"`` or ``"normal"``
+        interval : str, default="korn-graubard-truncated"
+            ``"importance"``: the interval, ``"korn-graubard-truncated"``,
+            ``"korn-graubard"`` or ``"normal"``
             (:data:`IMPORTANCE_INTERVALS`, Notes).
 
     Returns

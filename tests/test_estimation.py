@@ -217,7 +217,7 @@ def test_korn_graubard_interval_without_an_error_drawn():
     right = np.flatnonzero(clf.proba.argmax(1) == y)[:20]
     X, q = _rows(50), 1 / (50 - np.arange(20))
     kw = dict(X_labeled=X[right], y_labeled=y[right], q=q, confidence_level=0.9)
-    kg = estimate_accuracy(clf, X, "importance", **kw)
+    kg = estimate_accuracy(clf, X, "importance", interval="korn-graubard", **kw)
     normal = estimate_accuracy(clf, X, "importance", interval="normal", **kw)
     assert kg.estimate == normal.estimate == 1.0
     assert normal.low == normal.high == 1.0  # no error, no variance: a single point
@@ -228,7 +228,8 @@ def test_korn_graubard_interval_without_an_error_drawn():
     wrong = np.flatnonzero(clf.proba.argmax(1) != y)[:3]
     order = np.r_[wrong, right[:17]]
     kw.update(X_labeled=X[order], y_labeled=y[order])
-    kg = estimate_accuracy(clf, X, "importance", estimator="lure", **kw)
+    kg = estimate_accuracy(clf, X, "importance", estimator="lure", interval="korn-graubard",
+                           **kw)
     assert kg.estimate == pytest.approx(1 - 3 / 20)
     assert kg.low < kg.estimate < kg.high
     from scipy.stats import beta
@@ -247,8 +248,10 @@ def test_truncated_korn_graubard_never_counts_more_draws_than_were_made():
     # 1/N, the variance is tiny and the effective sample size about 2,000 draws
     q = np.r_[0.02, 1 / (1000 - np.arange(1, 50))]
     kw = dict(X_labeled=X[order], y_labeled=y[order], q=q, confidence_level=0.9)
-    kg = estimate_accuracy(clf, X, "importance", **kw)
-    cut = estimate_accuracy(clf, X, "importance", interval="korn-graubard-truncated", **kw)
+    kg = estimate_accuracy(clf, X, "importance", interval="korn-graubard", **kw)
+    cut = estimate_accuracy(clf, X, "importance", **kw)  # the default
+    assert cut == estimate_accuracy(clf, X, "importance", interval="korn-graubard-truncated",
+                                    **kw)
     assert kg.estimate == cut.estimate
     assert kg.high - kg.low < 0.005  # close to a point
     from scipy.stats import beta
@@ -264,7 +267,7 @@ def test_truncated_korn_graubard_never_counts_more_draws_than_were_made():
     right = np.flatnonzero(clf.proba.argmax(1) == y)[:17]
     kw = dict(X_labeled=X[np.r_[wrong, right]], y_labeled=y[np.r_[wrong, right]],
               q=1 / (50 - np.arange(20)), confidence_level=0.9, estimator="lure")
-    kg = estimate_accuracy(clf, X, "importance", **kw)
+    kg = estimate_accuracy(clf, X, "importance", interval="korn-graubard", **kw)
     cut = estimate_accuracy(clf, X, "importance", interval="korn-graubard-truncated", **kw)
     assert (kg.low, kg.high) == (cut.low, cut.high)
 

@@ -334,7 +334,7 @@ def test_summary_and_plots_written(all_methods_run):
     text = (out / "summary.md").read_text()
     # the estimator table names the run's importance interval (the runner's default)
     assert text == summary_table(records, title=text.splitlines()[2],
-                                 interval="korn-graubard, 90%")
+                                 interval="korn-graubard-truncated, 90%")
     # one trial: no standard deviation to show, so no "± 0.000"
     assert "±" not in text
     assert "## Test accuracy, one trial (no standard deviation)" in text

@@ -244,8 +244,8 @@ def test_summary_and_plot_report_estimates_and_stops(run):
     rand = [r for r in records if r["method"] == "random"]
     mae = np.mean([abs(r["est_confidence"] - r["pool_accuracy"]) for r in rand])
     section = summary.split("## Accuracy estimates")[1].split("## Stopping")[0]
-    assert section.strip() in estimation_summary(records, interval="korn-graubard, 90%")
-    assert "interval (korn-graubard, 90%) covers" in section
+    assert section.strip() in estimation_summary(records, interval="korn-graubard-truncated, 90%")
+    assert "interval (korn-graubard-truncated, 90%) covers" in section
     table = next(ln for ln in section.splitlines() if ln.startswith("| random "))
     assert table.split("|")[2].strip() == f"{mae:.3f}"
     # entropy (top-k) has no importance estimate, so no verdict on its gain: dashes;
@@ -401,7 +401,7 @@ def test_a_run_of_the_release_before_the_interval_options_resumes_with_its_inter
             "--seed", "1", "--no-progress", "--output-dir", str(out), "--resume"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "--importance-interval: saved 'normal', given 'korn-graubard'" in err, err
+    assert "--importance-interval: saved 'normal', given 'korn-graubard-truncated'" in err, err
     assert "--confidence-level: saved 0.95, given 0.9" in err, err
     assert main(args + ["--importance-interval", "normal", "--confidence-level", "0.95"]) == 0
     records = load_results(out)

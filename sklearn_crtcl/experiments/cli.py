@@ -159,7 +159,7 @@ def build_parser():
                              "default; see the docs' estimation page)")
     parser.add_argument("--importance-interval", choices=IMPORTANCE_INTERVALS,
                         help="the interval of the importance-weighted accuracy estimate "
-                             "(default: korn-graubard)")
+                             "(default: korn-graubard-truncated)")
     parser.add_argument("--confidence-level", type=float, metavar="LEVEL",
                         help="the level of that interval, in (0, 1) (default: 0.9)")
     parser.add_argument("--no-progress", action="store_true",

@@ -262,9 +262,9 @@ class ExperimentConfig:
         to cycle ``c``'s committed record once the query is made (the same
         query, with the same seed, as without estimation: the paper's
         columns do not change). ``False`` records the paper's columns only.
-    importance_interval : str, default="korn-graubard"
-        The interval of the importance-weighted estimate, ``"korn-graubard"``,
-        ``"korn-graubard-truncated"`` or ``"normal"``
+    importance_interval : str, default="korn-graubard-truncated"
+        The interval of the importance-weighted estimate,
+        ``"korn-graubard-truncated"``, ``"korn-graubard"`` or ``"normal"``
         (:data:`~sklearn_crtcl.estimation.IMPORTANCE_INTERVALS`).
     confidence_level : float, default=0.9
         The level of the importance-weighted estimate's interval, in (0, 1).
@@ -322,7 +322,7 @@ class ExperimentConfig:
     heartbeat_timeout: float = 120.0
     recover: bool = False
     estimation: bool = True
-    importance_interval: str = "korn-graubard"
+    importance_interval: str = "korn-graubard-truncated"
     confidence_level: float = 0.9
 
     def __post_init__(self):
